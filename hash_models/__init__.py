@@ -1,0 +1,10 @@
+"""Hashing networks: a torchvision backbone whose last layer is replaced by a K-unit hash layer.
+
+`build_hash_model(backbone, bits, ...)` is the one entry point. Every model takes [0, 1] images
+(SPEC D14: the official code feeds un-normalised images); `input_norm='imagenet'` normalises inside
+the model so callers still pass [0, 1]. The forward returns the raw hash-layer output; losses apply
+tanh and evaluation applies sign.
+"""
+from .backbones import BACKBONES, HashModel, build_hash_model, check_model_meta, model_meta
+
+__all__ = ['BACKBONES', 'HashModel', 'build_hash_model', 'model_meta', 'check_model_meta']
