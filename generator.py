@@ -1,0 +1,115 @@
+"""Trigger generator G(x, r_b) of BadHash (the ProS-GAN generator; SPEC §2.4, decision D7).
+
+G takes an ImageNet-normalised image (decision D8, see `normalize_for_generator`) and the LabCLN
+feature r_b of the confusing label, and returns a full image through tanh (not an additive residual).
+With the defaults (image_size 224, feat_dim 512, ngf 64, 3 residual blocks per side) the layer
+shapes and the parameter count (21,454,121) equal the official network.
+"""
+
+import torch
+import torch.nn as nn
+
+
+# ImageNet statistics applied only to the generator input (SPEC §2.2, D8)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize_for_generator(x):
+    """[0,1] image batch [B,3,H,W] -> ImageNet-normalised batch, the generator's input (D8)."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _up(cin, cout):
+    """Transposed conv k4 s2 p1 (doubles H, W), no bias, InstanceNorm (affine=False), ReLU."""
+    return [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False),
+            nn.InstanceNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class ResidualBlock(nn.Module):
+    """x + [Conv3x3 (no bias), IN, ReLU, Conv3x3 (no bias), IN](x)."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.InstanceNorm2d(ch), nn.ReLU(inplace=True),
+            nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.InstanceNorm2d(ch),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class LabelEncoder(nn.Module):
+    """r_b [B, feat_dim] -> label map [B, 3, S, S].
+
+    Linear(feat_dim, c0 * (S/16)^2) + ReLU, reshape to [c0, S/16, S/16], four upsampling blocks
+    c0 -> c0/2 -> c0/4 -> c0/8 -> c0/16, then Conv3x3(c0/16 -> 3, no bias). c0 = 2 * ngf
+    (128 -> 64 -> 32 -> 16 -> 8 at the default ngf 64, as in the official net)."""
+
+    def __init__(self, image_size, feat_dim, ngf):
+        super().__init__()
+        self.base = image_size // 16
+        self.c0 = 2 * ngf
+        chans = [self.c0, self.c0 // 2, self.c0 // 4, self.c0 // 8, self.c0 // 16]
+        self.fc = nn.Sequential(nn.Linear(feat_dim, self.c0 * self.base * self.base), nn.ReLU(inplace=True))
+        layers = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += _up(cin, cout)
+        layers.append(nn.Conv2d(chans[-1], 3, 3, padding=1, bias=False))
+        self.up = nn.Sequential(*layers)
+
+    def forward(self, r_b):
+        x = self.fc(r_b).view(r_b.shape[0], self.c0, self.base, self.base)
+        return self.up(x)
+
+
+class Generator(nn.Module):
+    """BadHash / ProS-GAN generator (SPEC §2.4).
+
+    forward(x_norm [B,3,S,S] ImageNet-normalised, r_b [B,feat_dim]) -> image [B,3,S,S] in [-1,1].
+    Encoder: concat(label map, x_norm) (6 ch) -> Conv7x7(6->ngf, bias)+IN+ReLU ->
+    2 x [Conv4x4 s2 p1 (bias)+IN+ReLU] (ngf -> 2ngf -> 4ngf) -> num_resblocks ResBlocks(4ngf).
+    Decoder: num_resblocks ResBlocks(4ngf) -> 2 x [ConvT4x4 s2 p1 (no bias)+IN+ReLU] (4ngf -> 2ngf -> ngf).
+    Head: concat(decoder out, x_norm) (ngf+3 ch) -> Conv3x3(-> 3, no bias) -> Tanh.
+    All InstanceNorm layers have affine=False. image_size must be divisible by 16.
+    """
+
+    def __init__(self, image_size=224, feat_dim=512, ngf=64, num_resblocks=3):
+        super().__init__()
+        if image_size % 16 or image_size <= 0:
+            raise ValueError(f"image_size must be a positive multiple of 16, got {image_size}")
+        if ngf % 8 or ngf <= 0:
+            raise ValueError(f"ngf must be a positive multiple of 8 (label-encoder widths 2ngf..ngf/8), got {ngf}")
+        self.image_size, self.feat_dim, self.ngf = image_size, feat_dim, ngf
+        self.label_encoder = LabelEncoder(image_size, feat_dim, ngf)
+
+        enc = [nn.Conv2d(6, ngf, 7, padding=3, bias=True), nn.InstanceNorm2d(ngf), nn.ReLU(inplace=True)]
+        ch = ngf
+        for _ in range(2):
+            enc += [nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1, bias=True),
+                    nn.InstanceNorm2d(2 * ch), nn.ReLU(inplace=True)]
+            ch *= 2
+        enc += [ResidualBlock(ch) for _ in range(num_resblocks)]
+        self.encoder = nn.Sequential(*enc)
+
+        dec = [ResidualBlock(ch) for _ in range(num_resblocks)]
+        for _ in range(2):
+            dec += _up(ch, ch // 2)
+            ch //= 2
+        self.decoder = nn.Sequential(*dec)
+
+        self.head = nn.Sequential(nn.Conv2d(ch + 3, 3, 3, padding=1, bias=False), nn.Tanh())
+
+    def forward(self, x_norm, r_b):
+        s = self.image_size
+        if x_norm.dim() != 4 or tuple(x_norm.shape[1:]) != (3, s, s):
+            raise ValueError(f"Generator built for [B, 3, {s}, {s}] images, got {tuple(x_norm.shape)}")
+        if r_b.dim() != 2 or r_b.shape[0] != x_norm.shape[0] or r_b.shape[1] != self.feat_dim:
+            raise ValueError(f"r_b must be [{x_norm.shape[0]}, {self.feat_dim}], got {tuple(r_b.shape)}")
+        label_map = self.label_encoder(r_b)
+        h = self.encoder(torch.cat([label_map, x_norm], dim=1))
+        h = self.decoder(h)
+        return self.head(torch.cat([h, x_norm], dim=1))
