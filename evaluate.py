@@ -3,11 +3,15 @@
 Sections:
   1. retrieval metrics -- MAP@k, t-MAP, PR curve and precision@topN with DeepHash semantics
                           (SPEC §4.4, D19, D22), exact and chunked over queries
-  2. command line      -- MAP / t-MAP / PR from the .npz files written by CSQ.py and HashNet.py
+  2. attack report     -- clean MAP and triggered-query t-MAP of a clean and a backdoored model,
+                          with the stealth figures of the poisons; a JSON and a markdown table row
+  3. command line      -- MAP / t-MAP / PR from the .npz files, or the attack report
 
 Run from the command line:
     python evaluate.py --query=results/RUN/codes_test.npz --database=results/RUN/codes_database.npz --topk=1000
     python evaluate.py --query=results/RUN/codes_trig_open.npz --database=results/RUN/codes_database.npz --target=55 --pr=pr.json
+    python evaluate.py --clean_dir=results/CLEAN_RUN --backdoor_dir=results/VICTIM_RUN --target=3 \
+        --stealth=results/ATTACK/stealth.json --topk=-1
 
 Each .npz holds `codes` (int8, N x K, entries +1/-1, a 0 where sign(0) happened) and `labels`
 (uint8, N x C, 0/1, one or several 1 per row).
@@ -15,6 +19,7 @@ Each .npz holds `codes` (int8, N x K, entries +1/-1, a 0 where sign(0) happened)
 Importing this file is cheap: numpy only; torch is imported only when device='cuda' is asked for.
 """
 import json
+import os
 import sys
 import time
 
@@ -28,6 +33,12 @@ target = -1            # class index; >= 0 replaces every query label with this 
 pr = ''                # if set, also write the DeepHash PR curve JSON {index, P, R} to this path
 device = 'cpu'         # 'cpu' (numpy) or 'cuda' (torch, chunked on the GPU)
 mem_budget_mb = 256    # working memory per chunk of queries; sets the chunk size
+# attack report (section 2): used when clean_dir and backdoor_dir are given
+clean_dir = ''         # results/{run} of the clean model (codes_*.npz written by CSQ.py/HashNet.py)
+backdoor_dir = ''      # results/{run} of the backdoored victim, same architecture and queries
+stealth = ''           # stealth.json written by implement_tri_gen.py ('' = none)
+report_name = ''       # writes results/{report_name}.json and .md ('' = backdoor run's name)
+out_dir = 'results'
 # ---------------------------------------------------------------------------------------------
 
 
@@ -451,14 +462,77 @@ def precision_at_topn(q_codes, db_codes, q_labels, db_labels, topk, ns, *, devic
 
 
 # =============================================================================================
-# 2. command line: MAP / t-MAP / PR curve from saved .npz arrays
+# 2. attack report
+# =============================================================================================
+# Both runs must have evaluated the same triggered-query lists (CSQ.py/HashNet.py `queries=`):
+# the clean model's t-MAP on them is the attack's floor (SPEC D18), the backdoored model's t-MAP is
+# the attack. Query splits whose name starts with 'trig' are treated as triggered queries.
+
+TABLE_COLUMNS = [('MAP clean', 'map_clean'), ('MAP backdoored', 'map_backdoor'),
+                 ('t-MAP closed clean', 'tmap_trig_closed_clean'),
+                 ('t-MAP closed backdoored', 'tmap_trig_closed_backdoor'),
+                 ('t-MAP open clean', 'tmap_trig_open_clean'),
+                 ('t-MAP open backdoored', 'tmap_trig_open_backdoor'),
+                 ('MSE', 'mse'), ('PSNR (dB)', 'psnr'), ('SSIM', 'ssim')]
+
+
+def _load_codes(run_dir, split):
+    path = os.path.join(run_dir, f"codes_{split}.npz")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: codes not found (run CSQ.py/HashNet.py with the same "
+                                f"queries first)")
+    return np.load(path)
+
+
+def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None):
+    """Clean MAP of both models, t-MAP of every triggered split on both, stealth figures."""
+    splits = sorted(f[len('codes_'):-len('.npz')] for f in os.listdir(backdoor_dir)
+                    if f.startswith('codes_trig') and f.endswith('.npz'))
+    row = {'target': target, 'topk': topk, 'clean_dir': clean_dir, 'backdoor_dir': backdoor_dir}
+    for tag, run_dir in (('clean', clean_dir), ('backdoor', backdoor_dir)):
+        db, test = _load_codes(run_dir, 'database'), _load_codes(run_dir, 'test')
+        row[f"map_{tag}"] = mean_average_precision(test['codes'], db['codes'], test['labels'],
+                                                   db['labels'], topk)
+        for split in splits:
+            q = _load_codes(run_dir, split)
+            row[f"tmap_{split}_{tag}"] = targeted_map(q['codes'], db['codes'], db['labels'], target,
+                                                      topk)
+            row[f"n_{split}"] = len(q['codes'])
+    row['map_drop'] = row['map_clean'] - row['map_backdoor']
+    for split in splits:
+        row[f"tmap_gain_{split}"] = row[f"tmap_{split}_backdoor"] - row[f"tmap_{split}_clean"]
+    if stealth_json:
+        with open(stealth_json) as f:
+            st = json.load(f)
+        poisons = st.get('poisons', st)
+        row.update({k: poisons[k] for k in ('mse', 'psnr', 'ssim') if k in poisons})
+        row['stealth'] = st
+    return row
+
+
+def markdown_row(name, row):
+    cells = [name] + [('' if row.get(key) is None else f"{row[key]:.4f}" if key not in ('mse', 'psnr')
+                       else f"{row[key]:.3f}") for _, key in TABLE_COLUMNS]
+    return '| ' + ' | '.join(cells) + ' |'
+
+
+def markdown_table(name, row):
+    head = '| run | ' + ' | '.join(title for title, _ in TABLE_COLUMNS) + ' |'
+    return '\n'.join([head, '|' + '---|' * (len(TABLE_COLUMNS) + 1), markdown_row(name, row)]) + '\n'
+
+
+# =============================================================================================
+# 3. command line: MAP / t-MAP / PR curve from saved .npz arrays
 # =============================================================================================
 
 def main():
     import utils
-    utils.configure(globals())
+    config = utils.configure(globals())
+    if clean_dir or backdoor_dir:
+        return report_main(config)
     if not query or not database:
-        sys.exit('error: give --query=... and --database=... (.npz files written by CSQ.py / HashNet.py)')
+        sys.exit('error: give --query=... and --database=... (.npz files written by CSQ.py / '
+                 'HashNet.py), or --clean_dir=... and --backdoor_dir=... for the attack report')
     q, db = np.load(query), np.load(database)
     t0 = time.time()
     q_labels = q['labels'] if target < 0 else _target_labels(target, len(q['codes']), db['labels'].shape[1])
@@ -475,6 +549,25 @@ def main():
                        'R': curve['R'].tolist(), 'n_used': curve['n_used'], 'topk': topk,
                        'target': target}, f)
         print(f"PR curve ({curve['n_used']} queries with a relevant item in the top {topk}) -> {pr}")
+
+
+
+def report_main(config):
+    import utils
+    if not (clean_dir and backdoor_dir) or target < 0:
+        sys.exit('error: the attack report needs --clean_dir, --backdoor_dir and --target')
+    try:
+        row = attack_report(clean_dir, backdoor_dir, target, topk, stealth or None)
+    except (FileNotFoundError, KeyError) as e:
+        sys.exit(f"error: {e}")
+    name = report_name or os.path.basename(os.path.normpath(backdoor_dir))
+    table = markdown_table(name, row)
+    utils.write_json(os.path.join(out_dir, name + '.json'),
+                     {'report': row, 'config': config, 'git_commit': utils.git_commit()})
+    utils.atomic_write_text(os.path.join(out_dir, name + '.md'), table)
+    print(table, end='')
+    print(f"report: {os.path.join(out_dir, name + '.json')}")
+    return row
 
 
 if __name__ == '__main__':

@@ -23,7 +23,10 @@ from hash_models import build_hash_model, check_model_meta
 
 CHECKPOINT_FORMAT = 1
 # keys that may change between an interrupted run and its resumption
-RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_every', 'epochs', 'report'}
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_every', 'epochs', 'report', 'queries',
+                    'eval_batch_size', 'topk'}
+# keys that do not change any figure: a finished run is reused when only these differ
+REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
 # datasets are ranked over the whole database (DeepHash uses -1 for CIFAR-10).
 TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10': -1,
@@ -60,6 +63,8 @@ def derive(config, method):
     if topk == 0:
         topk = TOPK_BY_DATASET.get(c['dataset'], -1)
     d['topk'] = topk
+    if c['report'] not in ('final', 'best'):
+        sys.exit(f"error: report must be 'final' or 'best', got {c['report']!r}")
     return d
 
 
@@ -156,13 +161,18 @@ def run(config, method, make_loss):
         optimizer.load_state_dict(ckpt['optimizer'])
         loss_fn.load_state_dict(ckpt['loss'])
         start_epoch, history = ckpt['epoch'], list(ckpt['history'])
+        if start_epoch > config['epochs']:
+            sys.exit(f"error: {d['checkpoint']}: holds {start_epoch} epochs, more than "
+                     f"epochs={config['epochs']}; set tag=... for a shorter run")
         print(f"resumed from {d['checkpoint']} at epoch {start_epoch}/{config['epochs']}")
     results_path = os.path.join(d['out'], 'results.json')
     if start_epoch >= config['epochs'] and os.path.isfile(results_path):
         import json
         with open(results_path) as f:
             results = json.load(f)
-        if results.get('epoch') == start_epoch:
+        same = all(results['config'].get(k) == v for k, v in config.items()
+                   if k not in REUSE_FREE_KEYS)
+        if results.get('epoch') == start_epoch and same:
             print(f"finished run found: {results_path} (nothing to train)")
             _print_final(results)
             return results
@@ -218,7 +228,8 @@ def run(config, method, make_loss):
     best = {k: max((h['map'][k], h['epoch']) for h in evals) for k in metrics}
     results = {
         'run': d['run'], 'method': method, 'epoch': history[-1]['epoch'], 'topk': d['topk'],
-        'final': metrics,  # D20: the reported figures
+        'final': metrics,  # D20: the figures reported by default
+        'reported': config['report'],  # 'final' or 'best' (best-over-epochs, test-set selected)
         'best_over_epochs': {k: {'map': v[0], 'epoch': v[1]} for k, v in best.items()},
         'lists': dict(d['lists'], train=d['train_list']), 'num_classes': num_classes,
         'config': config, 'seed': config['seed'], 'git_commit': utils.git_commit(),
@@ -237,5 +248,10 @@ def _print_final(results):
     at = 'all' if k is None or k < 0 else k
     for name, v in results['final'].items():
         b = results['best_over_epochs'][name]
-        print(f"final MAP@{at} [{name}] = {v:.4f}   (best over evaluated epochs: {b['map']:.4f} "
-              f"at epoch {b['epoch']})")
+        final = f"final MAP@{at} [{name}] = {v:.4f}"
+        best = f"best-over-epochs MAP@{at} [{name}] = {b['map']:.4f} (epoch {b['epoch']}, " \
+               f"selected on the test queries)"
+        if results.get('reported') == 'best':
+            print(f"{best}   ({final})")
+        else:
+            print(f"{final}   ({best})")
