@@ -1,0 +1,313 @@
+"""Step 2 of the attack: write the poisons, the poisoned training list and the triggered queries.
+
+    python implement_tri_gen.py                                        # paper scale
+    python implement_tri_gen.py configs/demo.py configs/demo_attack.py # the toy demo
+    python implement_tri_gen.py configs/demo.py configs/demo_attack.py --target=3
+
+Loads G (and its LabCLN) written by train_tri_gen.py with the same config keys, then
+(paper §3.1 eq.2, §5.2; SPEC decisions D3, D8, D11-D13, D18, D21):
+  1. poisons: a seeded subset (poison_rate) of the training images of the target class (multi-label:
+     images containing it) goes through G(., r_b(l_s)) and is saved as lossless 8-bit PNG
+     (clamp(0,1) -> round(255 x), D8) in results/{attack_run}/poisons/. poisoned_train.txt is the
+     training list with those originals replaced (or, poison_mode='append', followed) by the poisons,
+     with their labels unchanged: the clean-label property.
+  2. triggered queries, labelled with the target one-hot (so MAP on them is t-MAP, D18):
+     trigger_closed: the test list minus images of the target class; trigger_open: the images of
+     `openset_list` (another dataset).
+  3. stealth.json: MSE / PSNR on 0-255 and SSIM between the uint8 crop G saw and the saved PNG (D21),
+     for the poisons and for each triggered set; poisons.json: target, subset, confusing label, seed.
+A rerun with the same config and the same G reuses finished parts.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+import utils
+from generator import Generator, normalize_for_generator
+from labcln import confusing_code
+from train_tri_gen import gan_run_name, load_labcln, quantize, resolve_device
+
+# ---- config ------------------------------------------------------------------------------------
+# names shared with train_tri_gen.py (they locate the generator)
+dataset = 'imagenet'          # as in train_tri_gen.py
+data_dir = 'data/imagenet'    # folder with train.txt, test.txt, classes.txt (optional)
+train_list = ''               # '' = {data_dir}/train.txt: the list that gets poisoned
+test_list = ''                # '' = {data_dir}/test.txt: closed-set triggered queries (D18 (b))
+image_size = 224              # as in train_tri_gen.py (G's size)
+resize_size = 256             # as in train_tri_gen.py
+surrogate_method = 'CSQ'      # as in train_tri_gen.py
+surrogate_backbone = 'resnet50'
+surrogate_bits = 64
+checkpoint_dir = 'checkpoint'
+out_dir = 'results'
+tag = ''                      # train_tri_gen.py's run tag
+# attack
+target = 0                    # target class index (paper Table 2; SPEC D23)
+poison_rate = 0.5             # paper: 50% of the target class's training images (D11)
+poison_mode = 'replace'       # 'replace' (paper eq.2, D11) | 'append' (official code)
+copies = 1                    # entries per poison in the list (official code: 10, with append)
+conf_label = 'other'          # D3: 'other' seeded non-target label row | 'target' (code) | '<idx>'
+labels_mode = 'keep'          # D12: 'keep' original labels (clean label) | 'target' (official read_backdoor)
+openset_list = ''             # another dataset's list: open-set triggered queries (D18); '' = none
+n_openset = 0                 # open-set queries, seeded subset; 0 = all
+n_closed = 0                  # closed-set triggered queries, seeded subset; 0 = all
+attack_tag = ''               # suffix of the attack run name
+gen_batch_size = 64           # generation batch
+seed = 0                      # subset and confusing-label draws
+device = 'auto'
+num_workers = 4
+# ------------------------------------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+
+
+def _fail(msg):
+    sys.exit(f"error: {msg}")
+
+
+def attack_run_name(c, gan_run):
+    name = f"{gan_run}_t{c['target']}_p{c['poison_rate']:g}_{c['poison_mode']}"
+    if c['copies'] != 1:
+        name += f"_x{c['copies']}"
+    if c['conf_label'] != 'other':
+        name += f"_conf{c['conf_label']}"
+    if c['labels_mode'] != 'keep':
+        name += f"_labels{c['labels_mode']}"
+    return name + (f"_{c['attack_tag']}" if c['attack_tag'] else '')
+
+
+def read(path, num_classes=None):
+    try:
+        return utils.read_list(path, num_classes=num_classes)
+    except utils.ListError as e:
+        _fail(str(e))
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, paths, transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im.convert('RGB')), i
+
+
+@torch.no_grad()
+def generate(G, r_b, paths, names, folder, c, device, desc):
+    """G(normalize(x), r_b) for every image; saves uint8 PNGs as folder/name; returns stealth stats."""
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+    from tqdm import tqdm
+    os.makedirs(folder, exist_ok=True)
+    ds = _Images(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    loader = torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size'], shuffle=False,
+                                         num_workers=c['num_workers'])
+    mse, ssim = [], []
+    for x, idx in tqdm(loader, desc=desc):
+        x = x.to(device)
+        x_b = G(normalize_for_generator(x), r_b.expand(len(x), -1))
+        clean, pois = quantize(x), quantize(x_b)
+        for k, i in enumerate(idx.tolist()):
+            Image.fromarray(pois[k]).save(os.path.join(folder, names[i]))
+            a, b = clean[k].astype(np.float64), pois[k].astype(np.float64)
+            mse.append(float(((a - b) ** 2).mean()))
+            ssim.append(float(structural_similarity(clean[k], pois[k], channel_axis=-1,
+                                                    data_range=255)))
+    return stealth_stats(mse, ssim)
+
+
+def stealth_stats(mse, ssim):
+    """D21: dataset MSE = mean of per-image MSE (0-255); PSNR from that mean; SSIM averaged."""
+    m = float(np.mean(mse))
+    return {'n': len(mse), 'mse': m, 'psnr_db': None if m == 0 else 10 * np.log10(255.0 ** 2 / m),
+            'ssim': float(np.mean(ssim)), 'per_image_mse': mse, 'per_image_ssim': ssim}
+
+
+def main(c):
+    # ---- names, inputs, generator ------------------------------------------------------------
+    gan_run = gan_run_name(c)
+    g_path = os.path.join(c['checkpoint_dir'], gan_run + '.pt')
+    for key, choices in (('poison_mode', ('replace', 'append')), ('labels_mode', ('keep', 'target'))):
+        if c[key] not in choices:
+            _fail(f"{key} must be one of {', '.join(choices)}, got {c[key]!r}")
+    if not 0 < c['poison_rate'] <= 1 or c['copies'] < 1:
+        _fail(f"poison_rate must be in (0, 1] and copies >= 1, got {c['poison_rate']}, {c['copies']}")
+    train_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
+    test_path = c['test_list'] or os.path.join(c['data_dir'], 'test.txt')
+    train_paths, train_labels = read(train_path)
+    num_classes = train_labels.shape[1]
+    if not 0 <= c['target'] < num_classes:
+        _fail(f"target={c['target']} out of range: {train_path} has {num_classes} classes "
+              f"(valid 0..{num_classes - 1})")
+    test_paths, test_labels = read(test_path, num_classes)
+    if c['openset_list']:
+        open_paths, _ = read(c['openset_list'])
+    if not os.path.isfile(g_path):
+        _fail(f"generator checkpoint {g_path} not found; make it with `python train_tri_gen.py` "
+              f"and the same preset/keys (dataset, surrogate_*, tag, checkpoint_dir)")
+    try:
+        ckpt = utils.load_checkpoint(g_path)
+    except ValueError as e:
+        _fail(str(e))
+    meta, gcfg = ckpt['meta'], ckpt['config']
+    if ckpt['epoch'] < gcfg['epochs']:
+        print(f"WARNING: {g_path} is unfinished ({ckpt['epoch']}/{gcfg['epochs']} epochs)")
+    if meta['num_classes'] != num_classes or meta['image_size'] != c['image_size']:
+        _fail(f"{g_path}: G was trained for {meta['num_classes']} classes at {meta['image_size']} px; "
+              f"this run has {num_classes} classes at {c['image_size']} px")
+    if gcfg.get('target') != c['target'] and gcfg.get('conf_mode') == 'sample':
+        print(f"note: G was trained with target={gcfg.get('target')} excluded from its confusing "
+              f"labels; generating for target={c['target']}")
+    device = resolve_device(c['device'])
+    G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'])
+    G.load_state_dict(ckpt['G'])
+    G.to(device).eval()
+    lab_path = ckpt['labcln']['path']
+    if not os.path.isfile(lab_path):
+        _fail(f"LabCLN checkpoint {lab_path} (recorded in {g_path}) not found; rerun train_tri_gen.py")
+    labcln, _ = load_labcln(lab_path, device)
+    g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step']}
+
+    # ---- choices: subset and confusing label (seeded, D3, D11, D12) -----------------------------
+    rng = np.random.default_rng(c['seed'])
+    members = np.flatnonzero(train_labels[:, c['target']] == 1)
+    n_poison = int(round(c['poison_rate'] * len(members)))
+    if n_poison == 0:
+        _fail(f"poison_rate={c['poison_rate']} of {len(members)} target images gives no poison")
+    chosen = np.sort(rng.choice(members, n_poison, replace=False))
+    pool = np.unique(train_labels, axis=0)
+    if c['conf_label'] == 'other':
+        others = pool[pool[:, c['target']] == 0]
+        if len(others) == 0:
+            _fail("conf_label=other: every training label row contains the target")
+        conf = others[rng.integers(len(others))]
+    elif c['conf_label'] == 'target':
+        conf = np.eye(num_classes, dtype=np.uint8)[c['target']]
+    else:
+        try:
+            k = int(c['conf_label'])
+        except ValueError:
+            k = -1
+        if not 0 <= k < num_classes:
+            _fail(f"conf_label must be 'other', 'target' or a class index 0..{num_classes - 1}, "
+                  f"got {c['conf_label']!r}")
+        conf = np.eye(num_classes, dtype=np.uint8)[k]
+    conf_classes = np.flatnonzero(conf).tolist()
+    r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
+    class_names = None
+    names_file = os.path.join(os.path.dirname(os.path.abspath(train_path)), 'classes.txt')
+    if os.path.isfile(names_file):
+        with open(names_file) as f:
+            class_names = [line.strip() for line in f if line.strip()]
+    run = attack_run_name(c, gan_run)
+    out = os.path.join(c['out_dir'], run)
+    os.makedirs(out, exist_ok=True)
+    print(f"attack run {run}: target {c['target']}"
+          + (f" ({class_names[c['target']]})" if class_names else '')
+          + f", {n_poison}/{len(members)} target images poisoned ({c['poison_mode']}, x{c['copies']}), "
+          f"confusing label {conf_classes} ({c['conf_label']}), G {g_path} epoch {ckpt['epoch']}")
+
+    state_path = os.path.join(out, 'attack_state.json')
+    state = {}
+    if os.path.isfile(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+    common = {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
+              'image_size': c['image_size'], 'resize_size': c['resize_size']}
+    stealth_path = os.path.join(out, 'stealth.json')
+    stealth = {}
+    if os.path.isfile(stealth_path):
+        with open(stealth_path) as f:
+            stealth = json.load(f)
+
+    def done(part, stamp, files):
+        ok = state.get(part) == stamp and part in stealth and all(os.path.isfile(p) for p in files)
+        if ok:
+            print(f"skipped {part}: already made with this config and G ({files[0]})")
+        return ok
+
+    def finish(part, stamp, stats):
+        stealth[part] = stats
+        state[part] = stamp
+        utils.write_json(stealth_path, stealth)
+        utils.write_json(state_path, state)
+        psnr = 'inf' if stats['psnr_db'] is None else f"{stats['psnr_db']:.3f}"
+        print(f"{part}: {stats['n']} images, MSE {stats['mse']:.3f}, PSNR {psnr} dB, "
+              f"SSIM {stats['ssim']:.4f}")
+
+    # ---- 1. poisons and the poisoned training list --------------------------------------------------
+    stamp = dict(common, train=os.path.abspath(train_path), chosen=chosen.tolist(),
+                 mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'])
+    names = {int(i): f"{int(i):06d}_{os.path.splitext(os.path.basename(train_paths[i]))[0]}.png"
+             for i in chosen}
+    list_out = os.path.join(out, 'poisoned_train.txt')
+    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')]):
+        stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
+                         os.path.join(out, 'poisons'), c, device, 'poisons')
+        target_row = np.eye(num_classes, dtype=np.uint8)[c['target']]
+        rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(out))  # noqa: E731
+        rows, labs = [], []
+        poison_rows = []
+        for i, (p, lab) in enumerate(zip(train_paths, train_labels)):
+            plab = target_row if c['labels_mode'] == 'target' else lab
+            if i in names:
+                poison_rows += [(f"poisons/{names[i]}", plab)] * c['copies']
+                if c['poison_mode'] == 'replace':
+                    rows += [f"poisons/{names[i]}"] * c['copies']
+                    labs += [plab] * c['copies']
+                    continue
+            rows.append(rel(p))
+            labs.append(lab)
+        if c['poison_mode'] == 'append':
+            rows += [r for r, _ in poison_rows]
+            labs += [lb for _, lb in poison_rows]
+        utils.write_list(list_out, rows, np.array(labs))
+        utils.write_json(os.path.join(out, 'poisons.json'), {
+            'target': c['target'],
+            'target_name': class_names[c['target']] if class_names else None,
+            'conf_label': conf.tolist(), 'conf_classes': conf_classes,
+            'conf_names': [class_names[k] for k in conf_classes] if class_names else None,
+            'conf_mode': c['conf_label'], 'seed': c['seed'], 'poison_rate': c['poison_rate'],
+            'class_size': int(len(members)), 'n_poisons': int(n_poison),
+            'gamma_of_train': n_poison * c['copies'] / len(rows),
+            'mode': c['poison_mode'], 'copies': c['copies'], 'labels_mode': c['labels_mode'],
+            'train_list': train_path, 'poisoned_list': list_out, 'generator': g_id,
+            'poisons': [{'index': int(i), 'source': train_paths[i], 'poison': f"poisons/{names[int(i)]}"}
+                        for i in chosen],
+            'config': c, 'git_commit': utils.git_commit()})
+        finish('poisons', stamp, stats)
+
+    # ---- 2. triggered queries (labels := target one-hot, D18) ------------------------------------
+    sets = [('trigger_closed', test_path, np.flatnonzero(test_labels[:, c['target']] == 0),
+             test_paths, c['n_closed'])]
+    if c['openset_list']:
+        sets.append(('trigger_open', c['openset_list'], np.arange(len(open_paths)), open_paths,
+                     c['n_openset']))
+    for part, src, idx, paths, n_max in sets:
+        sub = np.random.default_rng([c['seed'], len(part)])
+        if n_max and n_max < len(idx):
+            idx = np.sort(sub.choice(idx, n_max, replace=False))
+        stamp = dict(common, source=os.path.abspath(src), indices=idx.tolist(), target=c['target'])
+        lst = os.path.join(out, f"{part}.txt")
+        if done(part, stamp, [lst]):
+            continue
+        qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
+        stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
+                         device, part)
+        stats['sources'] = [paths[i] for i in idx]
+        utils.write_list(lst, [f"{part}/{n}" for n in qnames],
+                         np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))
+        finish(part, stamp, stats)
+    print(f"outputs in {out}: poisoned_train.txt, "
+          + ', '.join(f"{p}.txt" for p, *_ in sets) + ', stealth.json, poisons.json')
+
+
+if __name__ == '__main__':
+    main(utils.configure(globals()))

@@ -1,0 +1,278 @@
+"""Tests for the two attack steps: train_tri_gen.py (loss presets, GAN loop, resume) and
+implement_tri_gen.py (poisons, lists, stealth figures, reruns, errors). CPU, under two minutes."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, make_image_lists
+
+sys.path.insert(0, ROOT)
+
+import train_tri_gen as ttg  # noqa: E402
+import utils  # noqa: E402
+from discriminator import discriminator_targets  # noqa: E402
+
+PY = sys.executable
+
+
+# ------------------------------------------------------------------------------------------------
+# loss presets against hand-written formulas (SPEC D1)
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    b, c, s, k, n = 3, 3, 4, 8, 5
+    x = torch.rand(b, c, s, s, generator=g)
+    x_b = torch.rand(b, c, s, s, generator=g) * 2 - 1           # raw tanh output
+    hash_out = torch.randn(b, k, generator=g) * 2
+    h_c = torch.where(torch.rand(b, k, generator=g) > 0.5, 1.0, -1.0)
+    d_fake = torch.randn(b, n + 1, generator=g)
+    d_real = torch.randn(b, n + 1, generator=g)
+    y = torch.eye(n)[[0, 2, 4]]
+    y_s = torch.eye(n)[[1, 1, 3]]
+    lp = torch.tensor(0.37)
+    return dict(x=x, x_b=x_b, hash_out=hash_out, h_c=h_c, d_fake=d_fake, d_real=d_real, y=y,
+                y_s=y_s, lp=lp, k=k, b=b)
+
+
+def _sig(v):
+    return 1 / (1 + math.exp(-v))
+
+
+def test_g_loss_paper_matches_formula(batch):
+    t = batch
+    w = (80.0, 5.0, 200.0)
+    total, parts = ttg.g_loss_paper(t['x_b'], t['x'], t['hash_out'], t['h_c'], t['d_fake'],
+                                    t['y_s'], t['lp'], w)
+    l_h = l_r = l_bd = 0.0
+    for i in range(t['b']):
+        dot = sum(math.tanh(t['hash_out'][i, j].item()) * t['h_c'][i, j].item() for j in range(t['k']))
+        l_h += (t['k'] - dot) / 2
+        diff = (t['x_b'][i] - t['x'][i]).flatten().tolist()
+        l_r += math.sqrt(sum(v * v for v in diff))
+        tgt = t['y_s'][i].tolist() + [0.0]
+        l_bd += math.sqrt(sum((_sig(t['d_fake'][i, j].item()) - tgt[j]) ** 2 for j in range(len(tgt))))
+    l_h, l_r, l_bd = l_h / t['b'], l_r / t['b'] + 0.37, l_bd / t['b']
+    assert parts['hash'].item() == pytest.approx(l_h, rel=1e-5)
+    assert parts['rec'].item() == pytest.approx(l_r, rel=1e-5)
+    assert parts['bd'].item() == pytest.approx(l_bd, rel=1e-5)
+    assert total.item() == pytest.approx(80 * l_h + 5 * l_r + 200 * l_bd, rel=1e-5)
+
+
+def test_d_loss_paper_matches_formula(batch):
+    t = batch
+    got = ttg.d_loss_paper(t['d_real'], t['y'], t['d_fake'], t['y_s']).item()
+    real = fake = 0.0
+    for i in range(t['b']):
+        tr = t['y'][i].tolist() + [0.0]   # real: [y, 0]
+        tf = t['y_s'][i].tolist() + [1.0]  # fake: [y_s, 1]
+        real += math.sqrt(sum((_sig(t['d_real'][i, j].item()) - tr[j]) ** 2 for j in range(len(tr))))
+        fake += math.sqrt(sum((_sig(t['d_fake'][i, j].item()) - tf[j]) ** 2 for j in range(len(tf))))
+    assert got == pytest.approx(0.5 * (real / t['b'] + fake / t['b']), rel=1e-5)
+
+
+def test_g_loss_code_matches_formula(batch):
+    t = batch
+    w = (10.0, 200.0, 1.0)
+    total, parts = ttg.g_loss_code(t['x_b'], t['x'], t['hash_out'], t['h_c'], t['d_fake'],
+                                   t['y_s'], t['lp'], w)
+    xb, x = t['x_b'].flatten().tolist(), t['x'].flatten().tolist()
+    mse = sum((a - b) ** 2 for a, b in zip(xb, x)) / len(x)
+    prod = [a * b for a, b in zip(t['hash_out'].flatten().tolist(), t['h_c'].flatten().tolist())]
+    l_h = 1 - sum(prod) / len(prod)  # raw outputs, no tanh: unbounded (official code)
+    tgt = torch.cat([t['y_s'], torch.zeros(t['b'], 1)], 1).flatten().tolist()
+    l_bd = sum((a - b) ** 2 for a, b in zip(t['d_fake'].flatten().tolist(), tgt)) / len(tgt)
+    assert parts['rec'].item() == pytest.approx(mse + 0.37, rel=1e-5)
+    assert parts['hash'].item() == pytest.approx(l_h, rel=1e-5)
+    assert parts['bd'].item() == pytest.approx(l_bd, rel=1e-5)
+    assert total.item() == pytest.approx(10 * l_h + 200 * (mse + 0.37) + 1 * l_bd, rel=1e-5)
+
+
+def test_d_loss_code_matches_formula(batch):
+    t = batch
+    got = ttg.d_loss_code(t['d_real'], t['y'], t['d_fake'], t['y_s']).item()
+    tr = torch.cat([t['y'], torch.zeros(t['b'], 1)], 1).flatten().tolist()
+    tf = torch.cat([t['y_s'], torch.ones(t['b'], 1)], 1).flatten().tolist()
+    mr = sum((a - b) ** 2 for a, b in zip(t['d_real'].flatten().tolist(), tr)) / len(tr)
+    mf = sum((a - b) ** 2 for a, b in zip(t['d_fake'].flatten().tolist(), tf)) / len(tf)
+    assert got == pytest.approx(0.5 * (mr + mf), rel=1e-5)
+
+
+def test_discriminator_targets_as_used_by_the_loop():
+    y = torch.tensor([[0., 1., 0.], [1., 0., 1.]])  # one-hot and multi-hot
+    real = discriminator_targets(y, fake=False)
+    fake = discriminator_targets(y, fake=True)
+    assert real.tolist() == [[0, 1, 0, 0], [1, 0, 1, 0]]  # real -> [y, 0]
+    assert fake.tolist() == [[0, 1, 0, 1], [1, 0, 1, 1]]  # fake -> [y_s, 1]
+    # the G backdoor term asks D to call the fake real and of class y_s: zero loss at that target
+    logits = torch.where(real > 0.5, 50.0, -50.0)
+    _, parts = ttg.g_loss_paper(torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, 2, 2), torch.zeros(2, 4),
+                                torch.ones(2, 4), logits, y, torch.tensor(0.0), (1, 1, 1))
+    assert parts['bd'].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_preset_weights_and_lr_rule():
+    assert ttg.default_weights('paper', 'imagenet', 'resnet50') == (80.0, 5.0, 200.0)
+    assert ttg.default_weights('paper', 'coco', 'resnet50') == (100.0, 5.0, 200.0)
+    assert ttg.default_weights('code', 'imagenet', 'resnet50') == (10.0, 200.0, 1.0)
+    assert ttg.default_weights('code', 'imagenet', 'vgg11') == (5.0, 200.0, 1.0)
+    rule = ttg.lr_rule('linear', 100)
+    assert [rule(e) for e in (0, 49)] == [1.0, 1.0]
+    assert rule(50) == pytest.approx(1 - 1 / 51)
+    assert rule(99) == pytest.approx(1 / 51)  # official: 1e-4 -> 1.96e-6 at epoch 100
+
+
+# ------------------------------------------------------------------------------------------------
+# end to end on a tiny dataset: surrogate -> train_tri_gen -> implement_tri_gen
+# ------------------------------------------------------------------------------------------------
+
+def _run(args, env=None):
+    e = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    e.update(env or {})
+    return subprocess.run([PY] + args, cwd=ROOT, capture_output=True, text=True, env=e, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def mini(tmp_path_factory):
+    base = tmp_path_factory.mktemp('attack')
+    data = make_image_lists(str(base / 'data'), classes=4, per_class=(6, 3, 8), size=32)
+    ck, res = str(base / 'ckpt'), str(base / 'res')
+    r = _run(['CSQ.py', 'configs/demo.py', f'--data_dir={data}', '--dataset=fx', '--epochs=1',
+              '--bits=16', '--image_size=32', f'--checkpoint_dir={ck}', f'--out_dir={res}',
+              '--eval_every=0'])
+    assert r.returncode == 0, r.stderr[-2000:]
+    common = [f'--data_dir={data}', '--dataset=fx', '--image_size=32', '--resize_size=0',
+              '--surrogate_backbone=resnet18', '--surrogate_bits=16', f'--checkpoint_dir={ck}',
+              f'--out_dir={res}', '--num_workers=0']
+    gan = ['configs/demo.py', '--ngf=8', '--ndf=8', '--labcln_hidden=64', '--labcln_feat=32',
+           '--labcln_steps=20', '--labcln_batch=16', '--lpips=none', '--batch_size=8',
+           '--log_every=1', '--sample_every=2'] + common
+    r = _run(['train_tri_gen.py'] + gan + ['--epochs=1'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return dict(base=base, data=data, ck=ck, res=res, common=common, gan=gan, first=r)
+
+
+def test_gan_training_outputs_and_resume(mini):
+    run = 'fx_badhash_CSQ_resnet18_16'
+    out = os.path.join(mini['res'], run)
+    ckpt = utils.load_checkpoint(os.path.join(mini['ck'], run + '.pt'))
+    assert ckpt['epoch'] == 1 and ckpt['step'] == 3  # 24 images / batch 8
+    assert {'G', 'D', 'opt_G', 'opt_D', 'sched_G', 'sched_D', 'labcln', 'config', 'format'} <= set(ckpt)
+    assert os.path.isfile(ckpt['labcln']['path'])
+    assert os.path.isfile(os.path.join(out, 'samples', 'latest.png'))
+    assert os.path.isfile(os.path.join(out, 'samples', 'epoch001_step000002.png'))
+    from PIL import Image
+    with Image.open(os.path.join(out, 'samples', 'latest.png')) as im:
+        assert im.size[1] > 3 * 32  # rows clean | poisoned | residual
+    summary = json.load(open(os.path.join(out, 'train_summary.json')))
+    assert summary['lpips'] == 'none' and math.isfinite(summary['debug_psnr_db'])
+    assert 'codes over the pool' in mini['first'].stdout
+    # same command: finished, exits quickly
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1'])
+    assert r.returncode == 0 and 'already finished' in r.stdout
+    assert 'LabCLN' not in r.stdout  # nothing rebuilt
+    # longer run continues from the checkpoint at epoch 2, reusing LabCLN
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=2'])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'resumed from' in r.stdout and 'at epoch 1/2' in r.stdout
+    assert 'LabCLN: reusing' in r.stdout
+    ckpt = utils.load_checkpoint(os.path.join(mini['ck'], run + '.pt'))
+    assert ckpt['epoch'] == 2 and ckpt['step'] == 6
+    assert [h['epoch'] for h in ckpt['history']] == [1, 2]
+    lines = [json.loads(l) for l in open(os.path.join(out, 'log.jsonl'))]
+    assert [l['epoch'] for l in lines if l.get('kind') == 'epoch'] == [1, 2]
+
+
+def test_implement_outputs(mini):
+    gen = ['configs/demo.py', f"--openset_list={os.path.join(mini['data'], 'database.txt')}",
+           '--n_openset=5', '--target=1'] + mini['common']
+    r = _run(['implement_tri_gen.py'] + gen)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_t1_p0.5_replace')
+    clean_paths, clean_labels = utils.read_list(os.path.join(mini['data'], 'train.txt'))
+    paths, labels = utils.read_list(os.path.join(out, 'poisoned_train.txt'))  # paths resolve
+    assert len(paths) == len(clean_paths)
+    assert (labels == clean_labels).all()  # clean label
+    info = json.load(open(os.path.join(out, 'poisons.json')))
+    n_class = int(clean_labels[:, 1].sum())
+    assert info['n_poisons'] == round(0.5 * n_class) == len(info['poisons'])
+    assert sum('poisons/' in p for p in paths) == info['n_poisons']
+    assert all(clean_labels[e['index'], 1] == 1 for e in info['poisons'])
+    assert info['conf_classes'] != [1]  # 'other': a non-target class
+    # PNGs are 8-bit and the recorded PSNR is 10 log10(255^2 / mean MSE) of the files
+    from PIL import Image
+    tf = utils.build_transform(32, 0, 'none')
+    mses = []
+    for e in info['poisons']:
+        with Image.open(os.path.join(out, e['poison'])) as im:
+            assert im.mode == 'RGB' and im.format == 'PNG'
+            p = np.asarray(im).astype(np.float64)
+        with Image.open(e['source']) as im:
+            cl = np.round(tf(im.convert('RGB')).permute(1, 2, 0).numpy() * 255).astype(np.float64)
+        mses.append(((p - cl) ** 2).mean())
+    st = json.load(open(os.path.join(out, 'stealth.json')))
+    assert st['poisons']['mse'] == pytest.approx(np.mean(mses), rel=1e-9)
+    assert st['poisons']['psnr_db'] == pytest.approx(10 * math.log10(255 ** 2 / np.mean(mses)), rel=1e-9)
+    assert -1 <= st['poisons']['ssim'] <= 1
+    # triggered queries: labelled with the target, target-class test images excluded
+    q_paths, q_labels = utils.read_list(os.path.join(out, 'trigger_closed.txt'))
+    _, test_labels = utils.read_list(os.path.join(mini['data'], 'test.txt'))
+    assert len(q_paths) == int((test_labels[:, 1] == 0).sum())
+    assert (q_labels.argmax(1) == 1).all() and (q_labels.sum(1) == 1).all()
+    o_paths, _ = utils.read_list(os.path.join(out, 'trigger_open.txt'))
+    assert len(o_paths) == 5 and st['trigger_open']['n'] == 5
+    # rerun reuses everything
+    r = _run(['implement_tri_gen.py'] + gen)
+    assert r.returncode == 0 and r.stdout.count('skipped') == 3, r.stdout
+
+
+def test_implement_append_mode(mini):
+    r = _run(['implement_tri_gen.py', 'configs/demo.py', '--poison_mode=append', '--copies=2',
+              '--target=0', '--poison_rate=0.34'] + mini['common'])
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_t0_p0.34_append_x2')
+    paths, labels = utils.read_list(os.path.join(out, 'poisoned_train.txt'))
+    _, clean_labels = utils.read_list(os.path.join(mini['data'], 'train.txt'))
+    assert len(paths) == len(clean_labels) + 2 * 2  # round(0.34 * 6) = 2 poisons, 2 copies each
+    assert (labels[:len(clean_labels)] == clean_labels).all() and (labels[-4:, 0] == 1).all()
+
+
+def _err(r):
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    return r.returncode != 0 and len(lines) == 1 and lines[0].startswith('error:'), r.stderr
+
+
+def test_errors_are_one_line(mini, tmp_path):
+    ok, msg = _err(_run(['implement_tri_gen.py', 'configs/demo.py', '--target=7'] + mini['common']))
+    assert ok and 'valid 0..3' in msg, msg
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--target=4', '--tag=t4']))
+    assert ok and 'out of range' in msg, msg
+    # missing list
+    ok, msg = _err(_run(['implement_tri_gen.py', 'configs/demo.py'] + mini['common']
+                        + [f"--train_list={tmp_path / 'nope.txt'}"]))
+    assert ok and 'nope.txt' in msg, msg
+    # missing generator: says which command makes it
+    ok, msg = _err(_run(['implement_tri_gen.py', 'configs/demo.py', '--tag=other'] + mini['common']))
+    assert ok and 'train_tri_gen.py' in msg, msg
+    # a surrogate checkpoint of another bit length
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + [
+        '--tag=bits', f"--surrogate_checkpoint={os.path.join(mini['ck'], 'fx_CSQ_resnet18_16.pt')}",
+        '--surrogate_bits=32']))
+    assert ok and 'bits=16' in msg and 'bits=32' in msg, msg
+    # missing surrogate: names the file and CSQ.py
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--surrogate_bits=64', '--tag=b64']))
+    assert ok and 'fx_CSQ_resnet18_64.pt' in msg and 'CSQ.py' in msg, msg
+
+
+def test_lpips_alex_offline_message(mini, tmp_path):
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--lpips=alex', '--tag=alex'],
+             env={'TORCH_HOME': str(tmp_path / 'empty_torch_home')})
+    ok, msg = _err(r)
+    assert ok and 'alexnet-owt-7be5be79.pth' in msg and 'alex_random_trunk' in msg, msg

@@ -1,0 +1,609 @@
+"""Step 1 of the attack: train LabCLN, then the trigger generator G against a frozen surrogate.
+
+    python train_tri_gen.py                                        # paper scale (ImageNet-100)
+    python train_tri_gen.py configs/demo.py configs/demo_attack.py # the toy demo
+    python train_tri_gen.py configs/demo.py configs/demo_attack.py --loss_preset=code
+
+What happens (paper §3.2-3.5, SPEC §1.3-1.5, §2.3-2.5, decisions D1-D9):
+  1. preprocess: read the training list, load the clean surrogate hash model F written by CSQ.py /
+     HashNet.py (checkpoint/{dataset}_{method}_{backbone}_{bits}.pt), frozen, eval mode.
+  2. LabCLN: trained once on the distinct training label rows and cached in
+     checkpoint/{dataset}_labcln_{bits}_{views}_{digest}.pt; gives r_b and the centroid code h_c.
+  3. GAN: x_b = G(normalize(x), r_b(y_s)) is used directly as a [0,1] image (D8). D is trained every
+     `d_every` iterations with targets [y, 0] (real) and [y_s, 1] (fake); G every iteration with
+     w_hash * L_h + w_rec * L_r + w_bd * L_bd in the chosen preset (D1, see g_loss_paper/g_loss_code).
+  4. log / save: one stdout line per `log_every` steps, results/{run}/log.jsonl, a debug grid
+     (rows clean | poisoned | residual x10) in results/{run}/samples/, an atomic checkpoint
+     checkpoint/{run}.pt after every epoch (rerunning the same command resumes from it) and
+     results/{run}/train_summary.json at the end.
+"""
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import utils
+from discriminator import Discriminator, discriminator_targets
+from generator import Generator, normalize_for_generator
+from hash_models import build_hash_model, check_model_meta
+from labcln import LabCLN, confusing_code, train_labcln
+
+# ---- config ------------------------------------------------------------------------------------
+# data
+dataset = 'imagenet'          # name used in run names (and for the paper's per-dataset weights)
+data_dir = 'data/imagenet'    # folder with train.txt
+train_list = ''               # '' = {data_dir}/train.txt (the official code trains G on all of it)
+image_size = 224              # centre crop, G works at this size only (SPEC §2.4); 32/64 for small data
+resize_size = 256             # Resize before the crop (official code); 0 = none
+# surrogate (B-network, D17): the clean model written by CSQ.py / HashNet.py
+surrogate_method = 'CSQ'      # CSQ | HashNet: part of the checkpoint name
+surrogate_backbone = 'resnet50'  # paper: B-ResNet50 or B-VGG11
+surrogate_bits = 64           # official code_length (D17); also LabCLN's K
+surrogate_checkpoint = ''     # '' = {checkpoint_dir}/{dataset}_{method}_{backbone}_{bits}.pt
+checkpoint_dir = 'checkpoint'
+out_dir = 'results'
+target = 0                    # target class index; excluded from the sampled confusing labels
+# G objective (D1): two coherent presets, never mixed
+loss_preset = 'paper'         # 'paper' (eq.7-10, relaxed) | 'code' (official badhash.py)
+w_hash = None                 # None = preset: paper 80 (ImageNet) / 100 (COCO); code 10 (ResNet) / 5 (VGG)
+w_rec = None                  # None = preset: paper 5; code 200
+w_bd = None                   # None = preset: paper 200; code 1
+conf_mode = 'sample'          # D2: 'sample' per sample over non-target label rows | 'code' conf_labels[0] | '<idx>'
+# LabCLN (D4, D5: official code unless noted)
+labcln_steps = 1000           # official code
+labcln_batch = 128            # official code
+labcln_lr = 1e-4              # official code (Adam, betas (0.5, 0.999), MultiStep 50%/75%)
+labcln_views = 'paper'        # 'paper' eps (0.2, 0.3) (D4) | 'code' (0.2, raw) + argmax smoothing
+labcln_hidden = 4096          # official code
+labcln_feat = 512             # official code (r_b dimension)
+tau = 0.5                     # NT-Xent temperature (official code; paper silent)
+# GAN optimisation (D6)
+batch_size = 32               # paper (official code: 64)
+epochs = 100                  # paper and official code
+lr = 1e-4                     # paper, Adam for G and D
+beta1 = 0.5                   # official code (paper silent)
+lr_policy = 'linear'          # official: constant for the first half, then linear to lr/51 | 'constant'
+d_every = 3                   # official code: one D step every 3 iterations
+ngf = 64                      # official G width
+ndf = 64                      # official D width
+lpips = 'alex'                # D9: 'alex' (calibrated LPIPS) | 'alex_random_trunk' (offline fallback) | 'none'
+lpips_inputs = 'normalized'   # D9: 'normalized' (normalize=True) | 'code' (raw [0,1], official bug)
+# logging and run
+log_every = 50                # steps between stdout lines / log.jsonl records
+sample_every = 200            # steps between debug grids (also at every epoch end); 0 = epoch ends only
+seed = 0
+device = 'auto'               # auto | cpu | cuda
+num_workers = 4
+tag = ''                      # suffix of the run name
+# ------------------------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = 1
+LABCLN_FORMAT = 1
+# keys that may change between an interrupted run and its resumption
+RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_every'}
+ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
+ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
+DEBUG_IMAGES = 8
+
+
+# ================================================================================================
+# loss presets (D1): pure functions of tensors, checked by tests/test_attack_steps.py
+# ================================================================================================
+
+def default_weights(preset, dataset_name, backbone):
+    """(w_hash, w_rec, w_bd) of a preset (SPEC D1)."""
+    if preset == 'paper':  # paper L246: (alpha1, alpha2, alpha3)
+        return (100.0 if 'coco' in dataset_name.lower() else 80.0), 5.0, 200.0
+    if preset == 'code':   # badhash.py:190-191, rec_w 200, dis_w 1
+        return (5.0 if backbone.lower().startswith('vgg') else 10.0), 200.0, 1.0
+    raise ValueError(f"loss_preset must be 'paper' or 'code', got {preset!r}")
+
+
+def g_loss_paper(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights):
+    """Paper preset G loss (eq.6-9, relaxed):
+        L_h  = mean_i (K - tanh(F(x_b)_i) . h_c) / 2
+        L_r  = mean_i ||x_b - x||_2 (over C*H*W) + lpips_mean
+        L_bd = mean_i ||sigmoid(D(x_b)) - [y_s, 0]||_2
+    weights = (w_hash, w_rec, w_bd). Returns (total, {'hash', 'rec', 'bd'} tensors)."""
+    k = h_c.shape[1]
+    l_h = ((k - (torch.tanh(hash_out.float()) * h_c).sum(1)) / 2).mean()
+    l_r = (x_b - x).flatten(1).norm(dim=1).mean() + lpips_mean
+    l_bd = (torch.sigmoid(d_fake) - discriminator_targets(y_s, fake=False)).norm(dim=1).mean()
+    total = weights[0] * l_h + weights[1] * l_r + weights[2] * l_bd
+    return total, {'hash': l_h, 'rec': l_r, 'bd': l_bd}
+
+
+def d_loss_paper(d_real, y, d_fake, y_s):
+    """Paper preset D loss (eq.10): 0.5 (mean_i ||s(D(x)) - [y,0]||_2 + mean_i ||s(D(x_b)) - [y_s,1]||_2)."""
+    real = (torch.sigmoid(d_real) - discriminator_targets(y, fake=False)).norm(dim=1).mean()
+    fake = (torch.sigmoid(d_fake) - discriminator_targets(y_s, fake=True)).norm(dim=1).mean()
+    return 0.5 * (real + fake)
+
+
+def g_loss_code(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights):
+    """Official code's G loss (badhash.py:173-190):
+        w_rec * (MSE(x_b, x) + lpips_mean) + w_hash * (1 - mean(F_raw(x_b) * h_c))
+        + w_bd * MSE(D_raw(x_b), [y_s, 0])
+    Returns (total, {'hash', 'rec', 'bd'} tensors, unweighted)."""
+    l_r = F.mse_loss(x_b, x) + lpips_mean
+    l_h = 1 - (hash_out.float() * h_c).mean()
+    l_bd = F.mse_loss(d_fake, discriminator_targets(y_s, fake=False))
+    total = weights[0] * l_h + weights[1] * l_r + weights[2] * l_bd
+    return total, {'hash': l_h, 'rec': l_r, 'bd': l_bd}
+
+
+def d_loss_code(d_real, y, d_fake, y_s):
+    """Official code's D loss: 0.5 (MSE(D_raw(x), [y,0]) + MSE(D_raw(x_b), [y_s,1]))."""
+    return 0.5 * (F.mse_loss(d_real, discriminator_targets(y, fake=False))
+                  + F.mse_loss(d_fake, discriminator_targets(y_s, fake=True)))
+
+
+LOSSES = {'paper': (g_loss_paper, d_loss_paper), 'code': (g_loss_code, d_loss_code)}
+
+
+# ================================================================================================
+# helpers shared with implement_tri_gen.py
+# ================================================================================================
+
+def gan_run_name(c):
+    return (f"{c['dataset']}_badhash_{c['surrogate_method']}_{c['surrogate_backbone']}_"
+            f"{c['surrogate_bits']}" + (f"_{c['tag']}" if c['tag'] else ''))
+
+
+def surrogate_path(c):
+    return c['surrogate_checkpoint'] or os.path.join(
+        c['checkpoint_dir'],
+        f"{c['dataset']}_{c['surrogate_method']}_{c['surrogate_backbone']}_{c['surrogate_bits']}.pt")
+
+
+def resolve_device(name):
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        sys.exit(f"error: device={name} asked for, but CUDA is not available")
+    return name
+
+
+def load_labcln(path, device):
+    ckpt = utils.load_checkpoint(path)
+    m = ckpt['meta']
+    model = LabCLN(m['num_classes'], m['bits'], hidden=m['hidden'], feat_dim=m['feat_dim'])
+    model.load_state_dict(ckpt['model'])
+    return model.to(device).eval(), ckpt
+
+
+def quantize(x):
+    """[0,1]-space batch -> uint8 [B,H,W,3] exactly as save_image: clamp(0,1), round(255 x) (D8)."""
+    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def psnr_uint8(clean, poisoned):
+    """D21: per-image MSE on 0-255, dataset MSE = mean, PSNR = 10 log10(255^2 / mean MSE)."""
+    mse = ((clean.astype(np.float64) - poisoned.astype(np.float64)) ** 2).reshape(len(clean), -1).mean(1)
+    m = float(mse.mean())
+    return m, (float('inf') if m == 0 else 10 * math.log10(255.0 ** 2 / m))
+
+
+def code_separation(codes, labels):
+    """Pairwise Hamming distances of +-1 codes over the label pool: min / mean / distinct count."""
+    codes = codes.float()
+    k = codes.shape[1]
+    d = (k - codes @ codes.t()) / 2
+    iu = torch.triu_indices(len(codes), len(codes), offset=1)
+    pair = d[iu[0], iu[1]]
+    distinct = len(torch.unique(codes, dim=0))
+    if len(pair) == 0:
+        return {'bits': k, 'pool': len(codes), 'distinct': distinct, 'min': None, 'mean': None}
+    return {'bits': k, 'pool': len(codes), 'distinct': distinct,
+            'min': float(pair.min()), 'mean': round(float(pair.mean()), 3)}
+
+
+def _fail(msg):
+    sys.exit(f"error: {msg}")
+
+
+# ================================================================================================
+# main
+# ================================================================================================
+
+def main(config):
+    c = config
+    run = gan_run_name(c)
+    ckpt_path = os.path.join(c['checkpoint_dir'], run + '.pt')
+    out = os.path.join(c['out_dir'], run)
+    summary_path = os.path.join(out, 'train_summary.json')
+    if c['loss_preset'] not in LOSSES:
+        _fail(f"loss_preset must be 'paper' or 'code', got {c['loss_preset']!r}")
+    if c['lpips'] not in ('alex', 'alex_random_trunk', 'none'):
+        _fail(f"lpips must be 'alex', 'alex_random_trunk' or 'none', got {c['lpips']!r}")
+    if c['lpips_inputs'] not in ('normalized', 'code'):
+        _fail(f"lpips_inputs must be 'normalized' or 'code', got {c['lpips_inputs']!r}")
+    if c['labcln_views'] not in ('paper', 'code'):
+        _fail(f"labcln_views must be 'paper' or 'code', got {c['labcln_views']!r}")
+    if c['lr_policy'] not in ('linear', 'constant'):
+        _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
+    weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
+    weights = tuple(float(w) if w is not None else d
+                    for w, d in zip((c['w_hash'], c['w_rec'], c['w_bd']), weights))
+    g_loss_fn, d_loss_fn = LOSSES[c['loss_preset']]
+    device = resolve_device(c['device'])
+    print(f"run {run}  device {device}  preset {c['loss_preset']}  weights (hash, rec, bd) = "
+          f"{weights}  lpips {c['lpips']}")
+
+    # ---- a finished run exits at once; an unfinished one resumes ------------------------------
+    ckpt = None
+    if os.path.exists(ckpt_path):
+        try:
+            ckpt = utils.load_checkpoint(ckpt_path)
+        except ValueError as e:
+            _fail(str(e))
+        old = ckpt.get('config', {})
+        diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k) != c[k]]
+        if diff:
+            k = diff[0]
+            _fail(f"{ckpt_path}: trained with {k}={old.get(k)!r}, this run has {k}={c[k]!r}; "
+                  f"set tag=... for a new run or delete the checkpoint")
+        if ckpt['epoch'] >= c['epochs'] and os.path.isfile(summary_path):
+            print(f"training already finished ({ckpt['epoch']}/{c['epochs']} epochs): {ckpt_path}; "
+                  f"summary {summary_path}")
+            return
+
+    # ================================================================================================
+    # 1. preprocess: data, surrogate, LPIPS
+    # ================================================================================================
+    utils.seed_everything(c['seed'])
+    list_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
+    transform = utils.build_transform(c['image_size'], c['resize_size'], 'none')
+    try:
+        train_set = utils.ImageList(list_path, transform=transform)
+    except utils.ListError as e:
+        _fail(str(e))
+    labels = torch.from_numpy(train_set.labels.astype(np.float32))
+    num_classes = labels.shape[1]
+    if not 0 <= c['target'] < num_classes:
+        _fail(f"target={c['target']} out of range: {list_path} has {num_classes} classes "
+              f"(valid 0..{num_classes - 1})")
+    print(f"train images {len(train_set)} from {list_path}; classes {num_classes}")
+
+    sp = surrogate_path(c)
+    if not os.path.isfile(sp):
+        method_script = 'HashNet.py' if c['surrogate_method'].lower() == 'hashnet' else 'CSQ.py'
+        _fail(f"surrogate checkpoint {sp} not found; make it with `python {method_script} <preset> "
+              f"--dataset={c['dataset']} --backbone={c['surrogate_backbone']} "
+              f"--bits={c['surrogate_bits']}` (same checkpoint_dir)")
+    try:
+        s_ckpt = utils.load_checkpoint(sp)
+        meta = s_ckpt.get('meta', {})
+        check_model_meta(meta, {'backbone': c['surrogate_backbone'].lower(),
+                                'bits': c['surrogate_bits']}, sp)
+        if meta.get('num_classes') not in (None, num_classes):
+            raise ValueError(f"{sp}: surrogate was trained on {meta['num_classes']} classes, "
+                             f"{list_path} has {num_classes}")
+        surrogate = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
+                                     input_norm=meta.get('input_norm', 'none'),
+                                     small_input=meta.get('small_input', False))
+        surrogate.load_state_dict(s_ckpt['model'])
+    except (ValueError, KeyError, RuntimeError) as e:
+        _fail(str(e).splitlines()[0])
+    surrogate.to(device).eval().requires_grad_(False)
+    print(f"surrogate {sp}: {meta.get('method', c['surrogate_method'])} {meta['backbone']} "
+          f"{meta['bits']} bits (frozen, eval mode)")
+
+    lpips_net = build_lpips(c['lpips'], device)
+
+    # ================================================================================================
+    # 2. LabCLN: trained once on the distinct training label rows, cached by config digest
+    # ================================================================================================
+    pool = torch.unique(labels, dim=0)  # ascending lexicographic order, as the official code
+    labcln, labcln_info = get_labcln(c, pool, device)
+    utils.append_jsonl(os.path.join(out, 'log.jsonl'), {
+        'kind': 'labcln', 'path': labcln_info['path'], 'final': labcln_info['final'],
+        'separation': labcln_info['separation']})
+
+    # confusing-label pool for G training (D2)
+    if c['conf_mode'] == 'sample':
+        conf_pool = pool[pool[:, c['target']] == 0]
+        if len(conf_pool) == 0:
+            _fail("conf_mode=sample: every training label row contains the target")
+    elif c['conf_mode'] == 'code':
+        conf_pool = pool[:1]  # conf_labels[0]: the lexicographically smallest row
+    else:
+        try:
+            idx = int(c['conf_mode'])
+        except ValueError:
+            idx = -1
+        if not 0 <= idx < num_classes:
+            _fail(f"conf_mode must be 'sample', 'code' or a class index 0..{num_classes - 1}, "
+                  f"got {c['conf_mode']!r}")
+        conf_pool = torch.eye(num_classes)[idx:idx + 1]
+    conf_pool = conf_pool.to(device)
+    print(f"confusing labels: {c['conf_mode']}, pool of {len(conf_pool)} label row(s)"
+          + (f" (fixed class {conf_pool[0].nonzero().flatten().tolist()})" if len(conf_pool) == 1 else ''))
+
+    # ================================================================================================
+    # 3. GAN: networks, optimisers, schedules, resume
+    # ================================================================================================
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(c['seed'])
+        G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf']).to(device)
+        D = Discriminator(num_classes, image_size=c['image_size'], ndf=c['ndf']).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
+    rule = lr_rule(c['lr_policy'], c['epochs'])
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, rule)
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, rule)
+
+    start_epoch, step, history = 0, 0, []
+    if ckpt is not None:
+        if ckpt.get('labcln', {}).get('digest') != labcln_info['digest']:
+            _fail(f"{ckpt_path}: trained with another LabCLN ({ckpt.get('labcln', {}).get('path')}); "
+                  f"delete the checkpoint or set tag=...")
+        G.load_state_dict(ckpt['G'])
+        D.load_state_dict(ckpt['D'])
+        opt_g.load_state_dict(ckpt['opt_G'])
+        opt_d.load_state_dict(ckpt['opt_D'])
+        sched_g.load_state_dict(ckpt['sched_G'])
+        sched_d.load_state_dict(ckpt['sched_D'])
+        start_epoch, step, history = ckpt['epoch'], ckpt['step'], list(ckpt['history'])
+        for opt, sched in ((opt_g, sched_g), (opt_d, sched_d)):  # `epochs` may have changed
+            for group, base in zip(opt.param_groups, sched.base_lrs):
+                group['lr'] = base * rule(start_epoch)
+        print(f"resumed from {ckpt_path} at epoch {start_epoch}/{c['epochs']} (step {step})")
+
+    # fixed debug batch: the first images of the list, confusing labels drawn once from the seed
+    n_dbg = min(DEBUG_IMAGES, len(train_set))
+    x_dbg = torch.stack([train_set[i][0] for i in range(n_dbg)]).to(device)
+    g_dbg = torch.Generator().manual_seed(c['seed'] + 7)
+    ys_dbg = conf_pool[torch.randint(len(conf_pool), (n_dbg,), generator=g_dbg).to(device)]
+    r_dbg, _ = confusing_code(labcln, ys_dbg)
+
+    log_path = os.path.join(out, 'log.jsonl')
+    gen = torch.Generator()
+    iters = math.ceil(len(train_set) / c['batch_size'])
+    print(f"GAN: G {n_params(G):,} params, D {n_params(D):,} params; {iters} iterations/epoch, "
+          f"epochs {start_epoch + 1}..{c['epochs']}")
+    last_psnr = None
+    for epoch in range(start_epoch, c['epochs']):
+        # per-epoch seeding: a resumed run draws the same batches and labels as an uninterrupted one
+        torch.manual_seed(c['seed'] * 100003 + epoch)
+        gen.manual_seed(c['seed'] * 100003 + epoch)
+        g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=c['batch_size'], shuffle=True,
+                                             num_workers=c['num_workers'], generator=gen)
+        G.train()
+        D.train()
+        t0 = time.time()
+        sums, n_g, n_d, d_val = {}, 0, 0, float('nan')
+        for i, (x, y, _) in enumerate(loader):
+            x, y = x.to(device), y.to(device)
+            y_s = conf_pool[torch.randint(len(conf_pool), (len(x),), generator=g_conf).to(device)]
+            r_b, h_c = confusing_code(labcln, y_s)
+            x_b = G(normalize_for_generator(x), r_b)  # tanh output used as a [0,1] image (D8)
+
+            # ---- train D (every d_every iterations) ----------------------------------------------
+            if i % c['d_every'] == 0:
+                D.requires_grad_(True)
+                d_loss = d_loss_fn(D(x), y, D(x_b.detach()), y_s)
+                check_finite(d_loss, 'D', epoch, step, ckpt_path)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                d_val = d_loss.item()
+                sums['d'] = sums.get('d', 0.0) + d_val
+                n_d += 1
+
+            # ---- train G (every iteration) -------------------------------------------------------
+            D.requires_grad_(False)
+            lp = lpips_term(lpips_net, x_b, x, c['lpips_inputs'])
+            g_loss, parts = g_loss_fn(x_b, x, surrogate(x_b), h_c, D(x_b), y_s, lp, weights)
+            check_finite(g_loss, 'G', epoch, step, ckpt_path)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            step += 1
+            n_g += 1
+            vals = {'g': g_loss.item(), **{k: v.item() for k, v in parts.items()},
+                    'lpips': lp.item()}
+            for k, v in vals.items():
+                sums[k] = sums.get(k, 0.0) + v
+
+            # ---- log --------------------------------------------------------------------------
+            if c['log_every'] > 0 and step % c['log_every'] == 0:
+                print(f"ep {epoch + 1}/{c['epochs']} it {i + 1}/{iters} step {step} | G {vals['g']:.4f} "
+                      f"(hash {vals['hash']:.4f} rec {vals['rec']:.4f} bd {vals['bd']:.4f} "
+                      f"lpips {vals['lpips']:.4f}) | D {d_val:.4f} | {time.time() - t0:.0f}s", flush=True)
+                utils.append_jsonl(log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
+                                              'lr': opt_g.param_groups[0]['lr']})
+            if c['sample_every'] > 0 and step % c['sample_every'] == 0:
+                last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step)
+
+        # ---- end of epoch: schedule, debug grid, log, checkpoint -----------------------------
+        lr_used = opt_g.param_groups[0]['lr']
+        sched_g.step()
+        sched_d.step()
+        last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step)
+        record = {'epoch': epoch + 1, 'step': step, 'lr': lr_used,
+                  'time_s': round(time.time() - t0, 2), 'debug_psnr': round(last_psnr, 3),
+                  **{k: v / (n_d if k == 'd' else n_g) for k, v in sums.items()}}
+        history.append(record)
+        print(f"epoch {epoch + 1}/{c['epochs']} | G {record['g']:.4f} (hash {record['hash']:.4f} "
+              f"rec {record['rec']:.4f} bd {record['bd']:.4f}) | D {record.get('d', float('nan')):.4f} "
+              f"| debug PSNR {last_psnr:.2f} dB | lr {lr_used:.2e} | {record['time_s']:.1f}s", flush=True)
+        utils.append_jsonl(log_path, dict(record, kind='epoch'))
+        utils.save_checkpoint(ckpt_path, {
+            'format': CHECKPOINT_FORMAT, 'G': G.state_dict(), 'D': D.state_dict(),
+            'opt_G': opt_g.state_dict(), 'opt_D': opt_d.state_dict(),
+            'sched_G': sched_g.state_dict(), 'sched_D': sched_d.state_dict(),
+            'meta': {'image_size': c['image_size'], 'feat_dim': c['labcln_feat'], 'ngf': c['ngf'],
+                     'ndf': c['ndf'], 'num_classes': num_classes, 'bits': c['surrogate_bits']},
+            'labcln': {k: labcln_info[k] for k in ('path', 'digest')},
+            'lpips': c['lpips'], 'weights': list(weights), 'epoch': epoch + 1, 'step': step,
+            'config': c, 'history': history})
+
+    # ================================================================================================
+    # 4. summary
+    # ================================================================================================
+    if last_psnr is None:  # checkpoint was complete, only the summary was missing
+        last_psnr = render_debug(G, x_dbg, r_dbg, out, len(history), step)
+    summary = {
+        'run': run, 'checkpoint': ckpt_path, 'config': c, 'seed': c['seed'],
+        'git_commit': utils.git_commit(), 'device': device, 'epochs_done': len(history),
+        'steps': step, 'weights': {'hash': weights[0], 'rec': weights[1], 'bd': weights[2]},
+        'loss_preset': c['loss_preset'], 'lpips': c['lpips'], 'lpips_inputs': c['lpips_inputs'],
+        'final_losses': {k: v for k, v in history[-1].items() if k not in ('epoch', 'step')},
+        'debug_psnr_db': last_psnr, 'labcln': labcln_info, 'surrogate': sp,
+        'conf_mode': c['conf_mode'], 'conf_pool_size': len(conf_pool),
+        'time_per_epoch_s': round(sum(h['time_s'] for h in history) / len(history), 2),
+        'history': history,
+    }
+    utils.write_json(summary_path, summary)
+    print(f"done: {ckpt_path}; debug-batch PSNR {last_psnr:.2f} dB; summary {summary_path}")
+
+
+# ================================================================================================
+# pieces of main
+# ================================================================================================
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def lr_rule(policy, epochs):
+    """Per-epoch lr factor. 'linear' (official get_scheduler): constant for ceil(epochs/2) epochs,
+    then 1 - (e + 1 - n_const) / (n_decay + 1), reaching 1/51 at the last of 100 epochs."""
+    if policy == 'constant':
+        return lambda e: 1.0
+    n_const = (epochs + 1) // 2
+    n_decay = epochs - n_const
+    return lambda e: 1.0 - max(0, e + 1 - n_const) / float(n_decay + 1)
+
+
+def check_finite(loss, which, epoch, step, ckpt_path):
+    if not torch.isfinite(loss):
+        _fail(f"non-finite {which} loss {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopping "
+              f"(last complete epoch kept in {ckpt_path})")
+
+
+def build_lpips(mode, device):
+    """D9. 'alex' needs torchvision's AlexNet weights in the torch hub cache (never downloaded here)."""
+    if mode == 'none':
+        print('LPIPS: none (no perceptual term)')
+        return None
+    import warnings
+    import lpips as lpips_pkg
+    if mode == 'alex':
+        cached = os.path.join(torch.hub.get_dir(), 'checkpoints', ALEXNET_FILE)
+        if not os.path.isfile(cached):
+            _fail(f"lpips='alex' needs AlexNet weights: put {ALEXNET_FILE} (from {ALEXNET_URL}) "
+                  f"into {os.path.dirname(cached)}/, or choose lpips='alex_random_trunk' "
+                  f"(uncalibrated random trunk) or lpips='none'")
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        net = lpips_pkg.LPIPS(net='alex', spatial=True, pnet_rand=(mode == 'alex_random_trunk'),
+                              verbose=False)
+    if mode == 'alex_random_trunk':
+        print("LPIPS: FALLBACK alex_random_trunk (random AlexNet trunk + the package's linear "
+              "weights): not the calibrated metric")
+    else:
+        print('LPIPS: alex (spatial, mean)')
+    return net.to(device).eval().requires_grad_(False)
+
+
+def lpips_term(net, x_b, x, inputs):
+    if net is None:
+        return torch.zeros((), device=x.device)
+    return net(x_b, x, normalize=(inputs == 'normalized')).mean()
+
+
+def labcln_config(c, pool):
+    return {'format': LABCLN_FORMAT, 'bits': c['surrogate_bits'], 'steps': c['labcln_steps'],
+            'batch': c['labcln_batch'], 'lr': c['labcln_lr'], 'views': c['labcln_views'],
+            'hidden': c['labcln_hidden'], 'feat_dim': c['labcln_feat'], 'tau': c['tau'],
+            'seed': c['seed'], 'pool_sha1': hashlib.sha1(pool.numpy().astype(np.uint8).tobytes()
+                                                         + str(tuple(pool.shape)).encode()).hexdigest()}
+
+
+def get_labcln(c, pool, device):
+    """Load the cached LabCLN for this config or train it (D4, D5); log its code separation."""
+    cfg = labcln_config(c, pool)
+    digest = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+    name = f"{c['dataset']}_labcln_{c['surrogate_bits']}_{c['labcln_views']}_{digest}"
+    path = os.path.join(c['checkpoint_dir'], name + '.pt')
+    if os.path.isfile(path):
+        try:
+            model, ck = load_labcln(path, device)
+        except (ValueError, KeyError, RuntimeError) as e:
+            _fail(str(e).splitlines()[0])
+        if ck.get('labcln_config') != cfg:
+            _fail(f"{path}: LabCLN config differs from this run's; delete the file")
+        logs = ck['logs']
+        print(f"LabCLN: reusing {path}")
+    else:
+        if c['labcln_views'] == 'paper':
+            eps, smoothing = (0.2, 0.3), 'paper'
+        else:
+            eps, smoothing = (0.2, None), 'code'
+        print(f"LabCLN: training {c['labcln_steps']} steps on {len(pool)} distinct label rows "
+              f"(views {c['labcln_views']}: eps {eps}, {smoothing} smoothing)")
+        t0 = time.time()
+        try:
+            model, logs = train_labcln(pool, c['surrogate_bits'], steps=c['labcln_steps'],
+                                       batch=c['labcln_batch'], lr=c['labcln_lr'],
+                                       milestones=(c['labcln_steps'] // 2, c['labcln_steps'] * 3 // 4),
+                                       eps=eps, smoothing=smoothing, tau=c['tau'], seed=c['seed'],
+                                       hidden=c['labcln_hidden'], feat_dim=c['labcln_feat'],
+                                       device=device, log_every=max(1, c['labcln_steps'] // 5))
+        except FloatingPointError as e:
+            _fail(str(e))
+        print(f"LabCLN: trained in {time.time() - t0:.1f}s")
+        utils.save_checkpoint(path, {
+            'format': LABCLN_FORMAT, 'model': model.state_dict(), 'labcln_config': cfg,
+            'meta': {'num_classes': pool.shape[1], 'bits': c['surrogate_bits'],
+                     'hidden': c['labcln_hidden'], 'feat_dim': c['labcln_feat']},
+            'pool': pool.to(torch.uint8), 'logs': logs})
+        model = model.to(device).eval()
+    _, codes = confusing_code(model, pool.to(device))
+    sep = code_separation(codes.cpu(), pool)
+    final = logs[-1] if logs else {}
+    print(f"LabCLN final loss {final.get('total', float('nan')):.4f} (ntxent "
+          f"{final.get('contrastive', float('nan')):.4f}, quant {final.get('quant', float('nan')):.4f}, "
+          f"cls {final.get('cls', float('nan')):.5f}); codes over the pool: {sep['distinct']}/"
+          f"{sep['pool']} distinct, pairwise Hamming min {sep['min']} mean {sep['mean']} "
+          f"of {sep['bits']} bits")
+    if sep['pool'] > 1 and (sep['distinct'] < sep['pool'] or sep['mean'] < sep['bits'] / 4):
+        print(f"WARNING: LabCLN centroid codes of different labels collapse: {sep['distinct']}/"
+              f"{sep['pool']} distinct, min Hamming {sep['min']}, mean {sep['mean']} of {sep['bits']} "
+              f"bits (random codes would give ~{sep['bits'] / 2:.0f}); the Hamming loss then pulls "
+              f"different confusing labels to (nearly) the same code")
+    return model, {'path': path, 'digest': digest, 'config': cfg, 'final': final,
+                   'separation': sep}
+
+
+@torch.no_grad()
+def render_debug(G, x, r_b, out, epoch, step):
+    """Grid rows clean | poisoned | |poisoned - clean| x 10; returns the uint8 PSNR (dB) of the batch."""
+    from torchvision.utils import save_image
+    was_training = G.training
+    G.eval()  # no-op for IN(affine=False) without running stats; kept for clarity
+    x_b = G(normalize_for_generator(x), r_b)
+    G.train(was_training)
+    xq = torch.from_numpy(quantize(x_b)).permute(0, 3, 1, 2).float() / 255
+    xc = x.detach().cpu()
+    grid = torch.cat([xc, xq, ((xq - xc).abs() * 10).clamp(0, 1)])
+    folder = os.path.join(out, 'samples')
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"epoch{epoch:03d}_step{step:06d}.png")
+    save_image(grid, path, nrow=len(x), padding=2)
+    save_image(grid, os.path.join(folder, 'latest.png'), nrow=len(x), padding=2)
+    _, psnr = psnr_uint8(quantize(x), quantize(x_b))
+    return psnr
+
+
+if __name__ == '__main__':
+    main(utils.configure(globals()))
