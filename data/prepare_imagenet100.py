@@ -1,0 +1,235 @@
+"""ImageNet-100 lists (DeepHash / HashNet protocol, SPEC §5) rewritten to your ILSVRC-2012 copy.
+
+Inputs (from lists_dir, or downloaded into <out_dir>/source with --download=True):
+    train.txt, test.txt          DeepHash-pytorch data/imagenet (13,000 / 5,000 images, 100 classes)
+    database.txt                 or HashNet's caffe/data/imagenet/test/database0..7.txt, joined in
+                                 order (128,503 images; the DeepHash copy of it is missing)
+Only the file name of each listed path is used; it decides where the image is in your copy:
+    <wnid>_<n>.JPEG              training image -> <imagenet_root>/<train_dir>/<wnid>/<wnid>_<n>.JPEG
+                                 (train_layout='class_folders', the ILSVRC tar layout) or
+                                 <imagenet_root>/<train_dir>/<wnid>_<n>.JPEG (train_layout='flat')
+    ILSVRC2012_val_<8 digits>.JPEG  validation image -> <imagenet_root>/<val_dir>/<name>
+                                 (val_layout='flat', as extracted) or <val_dir>/<wnid>/<name>
+                                 (val_layout='class_folders', e.g. after valprep.sh; the wnid comes
+                                 from the label)
+A copy laid out like DeepHash's (image/ and val_image/) is: --train_dir=image --train_layout=flat
+--val_dir=val_image.
+
+    python data/prepare_imagenet100.py --imagenet_root=/data/ILSVRC2012 --lists_dir=/data/lists
+    python data/prepare_imagenet100.py --imagenet_root=/data/ILSVRC2012 --download=True
+
+Checks: counts 13,000 / 5,000 / 128,503 and C=100 (SPEC §5.2), one-hot labels, database contains
+train (same labels), test disjoint from database, every image exists. A failed check is an error
+naming the file (--warn_only=True prints it and goes on). Writes train.txt, test.txt, database.txt,
+classes.txt (wnids in label order) and prepare.json to out_dir; paths are relative to out_dir.
+"""
+import hashlib
+import json
+import os
+import re
+import sys
+import urllib.request
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
+
+# ------------------------------------------------------------------------------------------------
+# config (override with preset files or --key=value)
+imagenet_root = ''            # your ILSVRC-2012 folder (required)
+out_dir = 'data/imagenet'     # the lists go here (the folder the training scripts read)
+lists_dir = ''                # folder with train.txt, test.txt, database.txt or database0..7.txt;
+                              # '' = <out_dir>/source (where --download=True puts them)
+download = False              # fetch the list files from GitHub first (needs internet)
+train_dir = 'train'           # training images folder inside imagenet_root
+train_layout = 'class_folders'  # 'class_folders' (<wnid>/<file>) or 'flat' (<file>)
+val_dir = 'val'               # validation images folder inside imagenet_root
+val_layout = 'flat'           # 'flat' (<file>) or 'class_folders' (<wnid>/<file>)
+relative_paths = True         # paths in the lists relative to out_dir (False: absolute paths)
+check_counts = True           # require the protocol's counts (SPEC §5.2); False for small copies
+check_files = True            # every image must exist under imagenet_root
+warn_only = False             # report failed checks as warnings instead of stopping
+force = False                 # rebuild even if prepare.json says the lists are up to date
+# ------------------------------------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+EXPECTED = {'train': 13000, 'test': 5000, 'database': 128503, 'classes': 100}  # SPEC §5.2
+URLS = {  # DeepHash-pytorch (train/test) and thuml/HashNet caffe (database0..7) list files
+    'train.txt': 'https://raw.githubusercontent.com/swuxyj/DeepHash-pytorch/master/data/imagenet/train.txt',
+    'test.txt': 'https://raw.githubusercontent.com/swuxyj/DeepHash-pytorch/master/data/imagenet/test.txt',
+    **{f'database{i}.txt': f'https://raw.githubusercontent.com/thuml/HashNet/master/caffe/data/imagenet/'
+                           f'test/database{i}.txt' for i in range(8)},
+}
+TRAIN_NAME = re.compile(r'^(n\d{8})_\d+\.JPEG$', re.IGNORECASE)
+VAL_NAME = re.compile(r'^ILSVRC2012_val_\d{8}\.JPEG$', re.IGNORECASE)
+
+
+def file_sha1(path):
+    h = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def problem(message):
+    if warn_only:
+        print(f"warning: {message}")
+    else:
+        sys.exit(f"error: {message}")
+
+
+def read_raw(path):
+    """A source list as [(file:line, listed path, label row)], labels checked to be 0/1."""
+    rows, width = [], None
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            where = f"{path}:{lineno}"
+            if width is None:
+                width = len(fields) - 1
+            if len(fields) - 1 != width or width == 0:
+                sys.exit(f"error: {where}: label has {len(fields) - 1} values, expected {width}")
+            if any(v not in ('0', '1') for v in fields[1:]):
+                sys.exit(f"error: {where}: label values must be 0 or 1")
+            rows.append((where, fields[0], np.array(fields[1:], dtype=np.uint8)))
+    if not rows:
+        sys.exit(f"error: {path}: list is empty")
+    return rows
+
+
+if __name__ == '__main__':
+    config = utils.configure(globals())
+    if not imagenet_root:
+        sys.exit("error: set --imagenet_root=<your ILSVRC-2012 folder>")
+    if train_layout not in ('class_folders', 'flat') or val_layout not in ('class_folders', 'flat'):
+        sys.exit("error: train_layout and val_layout must be 'class_folders' or 'flat'")
+    src = lists_dir or os.path.join(out_dir, 'source')
+
+    # ---- inputs: download if asked, then find the database list ------------------------------
+    if download:
+        os.makedirs(src, exist_ok=True)
+        for name, url in URLS.items():
+            dest = os.path.join(src, name)
+            if os.path.isfile(dest):
+                continue
+            try:
+                urllib.request.urlretrieve(url, dest + '.part')
+                os.replace(dest + '.part', dest)
+            except Exception as e:  # offline, moved file
+                sys.exit(f"error: download of {url} failed ({type(e).__name__}: {e}); put the list "
+                         f"files in a folder by hand and pass it as --lists_dir")
+    db_files = ([os.path.join(src, 'database.txt')] if os.path.isfile(os.path.join(src, 'database.txt'))
+                else [os.path.join(src, f'database{i}.txt') for i in range(8)])
+    inputs = [os.path.join(src, 'train.txt'), os.path.join(src, 'test.txt')] + db_files
+    for p in inputs:
+        if not os.path.isfile(p):
+            sys.exit(f"error: {p}: list file not found; lists_dir needs train.txt, test.txt and "
+                     f"database.txt (or HashNet's database0..7.txt); --download=True fetches them")
+
+    # ---- skip if the same config already converted the same inputs ---------------------------
+    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'warn_only')}
+    recipe.update(imagenet_root=os.path.abspath(imagenet_root), format_version=FORMAT_VERSION,
+                  inputs={os.path.abspath(p): file_sha1(p) for p in inputs})
+    manifest_path = os.path.join(out_dir, 'prepare.json')
+    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
+    if not force and os.path.isfile(manifest_path):
+        with open(manifest_path) as f:
+            old = json.load(f)
+        if old.get('recipe') == recipe and all(os.path.isfile(os.path.join(out_dir, n)) for n in names):
+            print(f"{out_dir}: up to date (same config and inputs in prepare.json), skipped; "
+                  f"counts {json.dumps(old['counts'])}; use --force=True to rebuild")
+            sys.exit(0)
+
+    # ---- read; class order from the training list (label index -> wnid) -----------------------
+    raw = {'train': read_raw(inputs[0]), 'test': read_raw(inputs[1]),
+           'database': [r for p in db_files for r in read_raw(p)]}
+    C = len(raw['train'][0][2])
+    wnid_of = {}
+    for split, rows in raw.items():
+        for where, path, label in rows:
+            if len(label) != C:
+                sys.exit(f"error: {where}: label has {len(label)} values, train.txt has {C}")
+            if label.sum() != 1:
+                problem(f"{where}: ImageNet labels must be one-hot, found {int(label.sum())} ones")
+            m = TRAIN_NAME.match(os.path.basename(path))
+            if m:
+                c = int(label.argmax())
+                if wnid_of.setdefault(c, m.group(1)) != m.group(1):
+                    problem(f"{where}: label {c} is {wnid_of[c]} elsewhere, but this file is {m.group(1)}")
+    missing = [c for c in range(C) if c not in wnid_of]
+    if missing:
+        sys.exit(f"error: {inputs[0]}: no training image for label index {missing[0]}, cannot name it")
+    classes = [wnid_of[c] for c in range(C)]
+
+    # ---- rewrite paths to the local layout -------------------------------------------------------
+    def local_path(where, listed, label):
+        name = os.path.basename(listed)
+        m = TRAIN_NAME.match(name)
+        if m:
+            sub = [train_dir, m.group(1), name] if train_layout == 'class_folders' else [train_dir, name]
+        elif VAL_NAME.match(name):
+            sub = [val_dir, classes[int(label.argmax())], name] if val_layout == 'class_folders' else [val_dir, name]
+        else:
+            sys.exit(f"error: {where}: {listed!r} is neither an ImageNet training file "
+                     f"(<wnid>_<n>.JPEG) nor a validation file (ILSVRC2012_val_<8 digits>.JPEG)")
+        return os.path.join(os.path.abspath(imagenet_root), *sub)
+
+    lists = {}
+    for split, rows in raw.items():
+        paths = [local_path(w, p, lab) for w, p, lab in rows]
+        lists[split] = (paths, np.stack([lab for _, _, lab in rows]), [w for w, _, _ in rows])
+
+    # ---- checks ------------------------------------------------------------------------------
+    files_of = {'train': inputs[0], 'test': inputs[1], 'database': ', '.join(db_files)}
+    if check_counts:
+        for split in ('train', 'test', 'database'):
+            if len(lists[split][0]) != EXPECTED[split]:
+                problem(f"{files_of[split]}: {len(lists[split][0])} images, expected "
+                        f"{EXPECTED[split]:,} for ImageNet-100 (SPEC §5.2; --check_counts=False to skip)")
+        if C != EXPECTED['classes']:
+            problem(f"{inputs[0]}: {C} classes, expected {EXPECTED['classes']}")
+    index = {}
+    for split, (paths, labels, wheres) in lists.items():
+        seen = {}
+        for p, lab, w in zip(paths, labels, wheres):
+            if p in seen:
+                problem(f"{w}: {os.path.basename(p)} is listed twice (first at {seen[p]})")
+            seen[p] = w
+        index[split] = {p: lab for p, lab in zip(paths, labels)}
+    db = index['database']
+    for p, w in zip(lists['train'][0], lists['train'][2]):
+        if p not in db:
+            problem(f"{w}: training image {os.path.basename(p)} is not in the database ({files_of['database']})")
+            break
+        if not np.array_equal(db[p], index['train'][p]):
+            problem(f"{w}: training image {os.path.basename(p)} has another label in the database")
+            break
+    for p, w in zip(lists['test'][0], lists['test'][2]):
+        if p in db:
+            problem(f"{w}: query {os.path.basename(p)} is also in the database ({files_of['database']})")
+            break
+    if check_files:
+        for split, (paths, _, wheres) in lists.items():
+            absent = [(p, w) for p, w in zip(paths, wheres) if not os.path.isfile(p)]
+            if absent:
+                problem(f"{absent[0][1]}: image not found: {absent[0][0]} ({len(absent)} of "
+                        f"{len(paths)} in {split} missing; see train_dir/train_layout/val_dir/val_layout)")
+
+    # ---- write -------------------------------------------------------------------------------
+    os.makedirs(out_dir, exist_ok=True)
+    out_abs = os.path.abspath(out_dir)
+    for split, (paths, labels, _) in lists.items():
+        shown = [os.path.relpath(p, out_abs).replace(os.sep, '/') if relative_paths else p for p in paths]
+        utils.write_list(os.path.join(out_dir, split + '.txt'), shown, labels)
+    utils.atomic_write_text(os.path.join(out_dir, 'classes.txt'), ''.join(c + '\n' for c in classes))
+    counts = {split: len(lists[split][0]) for split in lists}
+    counts['classes'] = C
+    utils.write_json(manifest_path, {'script': 'data/prepare_imagenet100.py', 'recipe': recipe,
+                                     'counts': counts})
+    print(f"{out_dir}: ImageNet-100 lists for {imagenet_root} ({C} classes)")
+    print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
+          f"test {counts['test']} (queries, disjoint from database)")
