@@ -41,6 +41,7 @@ small_input = False       # 3x3 stride-1 first conv for 32-64 px images (ResNets
 optimizer = 'rmsprop'     # rmsprop (official) | adam | sgd
 lr = 1e-5                 # official code
 weight_decay = 1e-5       # official code
+lr_schedule = 'constant'  # official code; 'cosine' decays to 0 over the epochs (our option)
 batch_size = 128          # official BadHash code (DeepHash: 64)
 epochs = 100              # official BadHash code (DeepHash: 150)
 lambda_q = 1e-4           # quantisation weight (CSQ paper / DeepHash)

@@ -11,6 +11,7 @@ This module does the rest, the same way for every method:
     epoch is reported too, labelled as such);
   - saves codes and labels of every evaluated split as .npz and a results JSON.
 """
+import math
 import os
 import sys
 import time
@@ -96,6 +97,15 @@ def build_optimizer(config, params):
         return torch.optim.SGD(params, lr=config['lr'], momentum=0.9,
                                weight_decay=config['weight_decay'])
     sys.exit(f"error: optimizer must be rmsprop, adam or sgd, got {name!r}")
+
+
+def epoch_lr(config, epoch):
+    """Learning rate of a 0-based epoch: constant (official code) or cosine decay to 0."""
+    if config['lr_schedule'] == 'constant':
+        return config['lr']
+    if config['lr_schedule'] == 'cosine':
+        return config['lr'] * 0.5 * (1 + math.cos(math.pi * epoch / config['epochs']))
+    sys.exit(f"error: lr_schedule must be 'constant' or 'cosine', got {config['lr_schedule']!r}")
 
 
 def _check_resume(ckpt, config, path, meta):
@@ -184,6 +194,8 @@ def run(config, method, make_loss):
         # per-epoch seeding makes a resumed run identical to an uninterrupted one
         torch.manual_seed(config['seed'] * 100003 + epoch)
         gen.manual_seed(config['seed'] * 100003 + epoch)
+        for group in optimizer.param_groups:
+            group['lr'] = epoch_lr(config, epoch)
         model.train()
         loader = make_loader(datasets['train'], config['batch_size'], True,
                              config['num_workers'], gen)
