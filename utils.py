@@ -125,6 +125,7 @@ def pipeline_keys():
             for node in tree.body:
                 if (isinstance(node, ast.Assign) and len(node.targets) == 1
                         and isinstance(node.targets[0], ast.Name)
+                        and node.targets[0].id == node.targets[0].id.lower()
                         and isinstance(node.value, ast.Constant)):
                     keys.add(node.targets[0].id)
         _PIPELINE_KEYS = keys

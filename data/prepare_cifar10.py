@@ -14,8 +14,6 @@ Writes out_dir/images/<cc>_<class>/<nnnnn>.png (lossless; nnnnn = position in th
 0-49999 the training batches in order, 50000-59999 the test batch), train.txt, test.txt,
 database.txt, classes.txt and prepare.json. A rerun with the same config and inputs skips.
 """
-import hashlib
-import json
 import os
 import pickle
 import shutil
@@ -26,6 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
+from data import common  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # config (override with preset files or --key=value)
@@ -42,14 +41,6 @@ force = False                    # rebuild even if prepare.json says the folder 
 FORMAT_VERSION = 1
 BATCHES = ['data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5',
            'test_batch']
-
-
-def file_sha1(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_batch(path):
@@ -87,18 +78,12 @@ if __name__ == '__main__':
         sys.exit("error: train_per_class and test_per_class must be >= 1")
 
     # ---- skip if this config already built the folder from the same files -------------------
-    inputs = {b: file_sha1(os.path.join(folder, b)) for b in BATCHES + ['batches.meta']}
+    inputs = {b: common.file_sha1(os.path.join(folder, b)) for b in BATCHES + ['batches.meta']}
     recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'out_dir')}
     recipe.update(cifar_root=os.path.abspath(cifar_root), input_sha1=inputs, format_version=FORMAT_VERSION)
-    manifest_path = os.path.join(out_dir, 'prepare.json')
     names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if old.get('recipe') == recipe and all(os.path.isfile(os.path.join(out_dir, n)) for n in names):
-            print(f"{out_dir}: up to date (same config and inputs in prepare.json), skipped; "
-                  f"counts {json.dumps(old['counts'])}; use --force=True to rebuild")
-            sys.exit(0)
+    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
+        sys.exit(0)
 
     # ---- read and validate -------------------------------------------------------------------
     with open(os.path.join(folder, 'batches.meta'), 'rb') as f:
@@ -146,7 +131,7 @@ if __name__ == '__main__':
     utils.atomic_write_text(os.path.join(out_dir, 'classes.txt'), ''.join(c + '\n' for c in classes))
     counts = {'train': int(is_train.sum()), 'test': int(is_test.sum()), 'database': int(is_db.sum()),
               'classes': C}
-    utils.write_json(manifest_path, {'script': 'data/prepare_cifar10.py', 'recipe': recipe, 'counts': counts})
+    common.write_manifest(out_dir, 'data/prepare_cifar10.py', recipe, counts)
     print(f"{out_dir}: CIFAR-10 ({C} classes), {len(images)} PNG images")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)")

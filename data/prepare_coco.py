@@ -19,17 +19,16 @@ labels), test disjoint from database, every image exists. A failed check is an e
 file (--warn_only=True prints it and goes on). Writes train.txt, test.txt, database.txt, classes.txt
 and prepare.json to out_dir; paths are relative to out_dir.
 """
-import hashlib
 import json
 import os
 import re
 import sys
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
+from data import common  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # config (override with preset files or --key=value)
@@ -70,42 +69,6 @@ COCO_CLASSES = sorted([
 NAME = re.compile(r'^COCO_(train|val)2014_\d+\.jpg$', re.IGNORECASE)
 
 
-def file_sha1(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
-def problem(message):
-    if warn_only:
-        print(f"warning: {message}")
-    else:
-        sys.exit(f"error: {message}")
-
-
-def read_raw(path):
-    """A source list as [(file:line, listed path, label row)], labels checked to be 0/1."""
-    rows, width = [], None
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{lineno}"
-            if width is None:
-                width = len(fields) - 1
-            if len(fields) - 1 != width or width == 0:
-                sys.exit(f"error: {where}: label has {len(fields) - 1} values, expected {width}")
-            if any(v not in ('0', '1') for v in fields[1:]):
-                sys.exit(f"error: {where}: label values must be 0 or 1")
-            rows.append((where, fields[0], np.array(fields[1:], dtype=np.uint8)))
-    if not rows:
-        sys.exit(f"error: {path}: list is empty")
-    return rows
-
-
 def database_from_annotations(folder):
     """[(where, file name, multi-hot label)] for every annotated train2014/val2014 image; class names."""
     rows, names = [], None
@@ -138,17 +101,7 @@ if __name__ == '__main__':
 
     # ---- inputs ------------------------------------------------------------------------------
     if download:
-        os.makedirs(src, exist_ok=True)
-        for name, url in URLS.items():
-            dest = os.path.join(src, name)
-            if os.path.isfile(dest):
-                continue
-            try:
-                urllib.request.urlretrieve(url, dest + '.part')
-                os.replace(dest + '.part', dest)
-            except Exception as e:  # offline, moved file
-                sys.exit(f"error: download of {url} failed ({type(e).__name__}: {e}); put the list "
-                         f"files in a folder by hand and pass it as --lists_dir")
+        common.download_lists(URLS, src)
     inputs = [os.path.join(src, 'train.txt'), os.path.join(src, 'test.txt')]
     if annotations_dir:
         inputs += [os.path.join(annotations_dir, f'instances_{s}.json') for s in ('train2014', 'val2014')]
@@ -163,19 +116,13 @@ if __name__ == '__main__':
     # ---- skip if the same config already converted the same inputs ---------------------------
     recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'warn_only')}
     recipe.update(coco_root=os.path.abspath(coco_root), format_version=FORMAT_VERSION,
-                  inputs={os.path.abspath(p): file_sha1(p) for p in inputs})
-    manifest_path = os.path.join(out_dir, 'prepare.json')
+                  inputs={os.path.abspath(p): common.file_sha1(p) for p in inputs})
     names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if old.get('recipe') == recipe and all(os.path.isfile(os.path.join(out_dir, n)) for n in names):
-            print(f"{out_dir}: up to date (same config and inputs in prepare.json), skipped; "
-                  f"counts {json.dumps(old['counts'])}; use --force=True to rebuild")
-            sys.exit(0)
+    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
+        sys.exit(0)
 
     # ---- read ----------------------------------------------------------------------------------
-    raw = {'train': read_raw(inputs[0]), 'test': read_raw(inputs[1])}
+    raw = {'train': common.read_source_list(inputs[0]), 'test': common.read_source_list(inputs[1])}
     C = len(raw['train'][0][2])
     classes = COCO_CLASSES if C == len(COCO_CLASSES) else [f'class{c:02d}' for c in range(C)]
     if annotations_dir:
@@ -187,7 +134,7 @@ if __name__ == '__main__':
         raw['database'] = [r for r in rows if r[1] not in test_names]
         db_source = ', '.join(inputs[2:])
     else:
-        raw['database'] = read_raw(inputs[2])
+        raw['database'] = common.read_source_list(inputs[2])
         db_source = inputs[2]
     files_of = {'train': inputs[0], 'test': inputs[1], 'database': db_source}
 
@@ -199,7 +146,8 @@ if __name__ == '__main__':
             if len(label) != C:
                 sys.exit(f"error: {where}: label has {len(label)} values, train.txt has {C}")
             if label.sum() == 0:
-                problem(f"{where}: all-zero label (every COCO image in the protocol has an object)")
+                common.problem(f"{where}: all-zero label (every COCO image in the protocol has an object)",
+                               warn_only)
             name = os.path.basename(listed)
             m = NAME.match(name)
             if not m:
@@ -211,50 +159,14 @@ if __name__ == '__main__':
 
     # ---- checks ------------------------------------------------------------------------------
     if check_counts:
-        for split in ('train', 'test', 'database'):
-            if len(lists[split][0]) != EXPECTED[split]:
-                problem(f"{files_of[split]}: {len(lists[split][0])} images, expected "
-                        f"{EXPECTED[split]:,} for MS-COCO (SPEC §5.2; --check_counts=False to skip)")
-        if C != EXPECTED['classes']:
-            problem(f"{inputs[0]}: {C} classes, expected {EXPECTED['classes']}")
-    index = {}
-    for split, (paths, labels, wheres) in lists.items():
-        seen = {}
-        for p, w in zip(paths, wheres):
-            if p in seen:
-                problem(f"{w}: {os.path.basename(p)} is listed twice (first at {seen[p]})")
-            seen[p] = w
-        index[split] = dict(zip(paths, labels))
-    db = index['database']
-    for p, w in zip(lists['train'][0], lists['train'][2]):
-        if p not in db:
-            problem(f"{w}: training image {os.path.basename(p)} is not in the database ({files_of['database']})")
-            break
-        if not np.array_equal(db[p], index['train'][p]):
-            problem(f"{w}: training image {os.path.basename(p)} has another label in the database "
-                    f"(class order not alphabetical?)")
-            break
-    for p, w in zip(lists['test'][0], lists['test'][2]):
-        if p in db:
-            problem(f"{w}: query {os.path.basename(p)} is also in the database ({files_of['database']})")
-            break
+        common.check_counts(lists, C, EXPECTED, files_of, 'MS-COCO', warn_only)
+    common.check_splits(lists, files_of, warn_only, label_hint=' (class order not alphabetical?)')
     if check_files:
-        for split, (paths, _, wheres) in lists.items():
-            absent = [(p, w) for p, w in zip(paths, wheres) if not os.path.isfile(p)]
-            if absent:
-                problem(f"{absent[0][1]}: image not found: {absent[0][0]} ({len(absent)} of "
-                        f"{len(paths)} in {split} missing; see train_dir/val_dir)")
+        common.check_files_exist(lists, warn_only, options='train_dir/val_dir')
 
     # ---- write -------------------------------------------------------------------------------
-    os.makedirs(out_dir, exist_ok=True)
-    out_abs = os.path.abspath(out_dir)
-    for split, (paths, labels, _) in lists.items():
-        shown = [os.path.relpath(p, out_abs).replace(os.sep, '/') if relative_paths else p for p in paths]
-        utils.write_list(os.path.join(out_dir, split + '.txt'), shown, labels)
-    utils.atomic_write_text(os.path.join(out_dir, 'classes.txt'), ''.join(c + '\n' for c in classes))
-    counts = {split: len(lists[split][0]) for split in lists}
-    counts['classes'] = C
-    utils.write_json(manifest_path, {'script': 'data/prepare_coco.py', 'recipe': recipe, 'counts': counts})
+    counts = common.write_converted(out_dir, lists, classes, relative_paths)
+    common.write_manifest(out_dir, 'data/prepare_coco.py', recipe, counts)
     print(f"{out_dir}: MS-COCO lists for {coco_root} ({C} classes; database "
           f"{'rebuilt from annotations' if annotations_dir else 'from ' + inputs[2]})")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "

@@ -14,7 +14,6 @@ src_root itself); image paths in the lists are relative to out_dir. A rerun with
 and the same files skips.
 """
 import hashlib
-import json
 import os
 import sys
 
@@ -22,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
+from data import common  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # config (override with preset files or --key=value)
@@ -94,15 +94,9 @@ if __name__ == '__main__':
     digest = hashlib.sha1('\n'.join(f for c in classes for f in files[c]).encode()).hexdigest()
     recipe = {k: v for k, v in config.items() if k != 'force'}
     recipe.update(out_dir=out, files_sha1=digest, format_version=FORMAT_VERSION)
-    manifest_path = os.path.join(out, 'prepare.json')
     names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if old.get('recipe') == recipe and all(os.path.isfile(os.path.join(out, n)) for n in names):
-            print(f"{out}: up to date (same config and files in prepare.json), skipped; "
-                  f"counts {json.dumps(old['counts'])}; use --force=True to rebuild")
-            sys.exit(0)
+    if not force and common.manifest_up_to_date(out, recipe, names, same='config and files'):
+        sys.exit(0)
 
     # ---- split -----------------------------------------------------------------------------
     rng = np.random.default_rng(seed)
@@ -127,8 +121,7 @@ if __name__ == '__main__':
     utils.atomic_write_text(os.path.join(out, 'classes.txt'), ''.join(c + '\n' for c in classes))
     counts = {name: len(paths) for name, (paths, _) in splits.items()}
     counts['classes'] = len(classes)
-    utils.write_json(manifest_path, {'script': 'data/prepare_folder.py', 'recipe': recipe,
-                                     'counts': counts})
+    common.write_manifest(out, 'data/prepare_folder.py', recipe, counts)
     print(f"{out}: {len(classes)} classes from {src_root} ({skipped} non-image files skipped)")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)")

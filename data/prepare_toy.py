@@ -20,7 +20,6 @@ Writes to out_dir (paths in the lists are relative to it):
     python data/prepare_toy.py                       # data/toy, 32x32, seed 0
     python data/prepare_toy.py --image_size=64 --out_dir=data/toy64
 """
-import json
 import os
 import shutil
 import sys
@@ -31,6 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
+from data import common  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # config (override with preset files or --key=value)
@@ -249,19 +249,13 @@ if __name__ == '__main__':
         sys.exit('error: ' + '; '.join(errors))
 
     # ---- skip if this exact config already built the folder ------------------------------------
-    manifest_path = os.path.join(out_dir, 'prepare.json')
     recipe = {k: v for k, v in config.items() if k not in ('out_dir', 'force')}
     recipe['format_version'] = FORMAT_VERSION
     list_names = ['train.txt', 'database.txt', 'test.txt', 'classes.txt']
     if num_openset_classes and openset_per_class:
         list_names += ['openset.txt', 'openset_classes.txt']
-    if not force and os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if old.get('recipe') == recipe and all(os.path.isfile(os.path.join(out_dir, n)) for n in list_names):
-            print(f"{out_dir}: up to date (same config in prepare.json), skipped; "
-                  f"counts {json.dumps(old['counts'])}; use --force=True to rebuild")
-            sys.exit(0)
+    if not force and common.manifest_up_to_date(out_dir, recipe, list_names, same='config'):
+        sys.exit(0)
 
     # ---- draw ------------------------------------------------------------------------------
     t0 = time.time()
@@ -302,7 +296,7 @@ if __name__ == '__main__':
         paths, labels = utils.read_list(os.path.join(out_dir, n + '.txt'), num_classes=num_classes)
         sets[n] = set(paths)
     assert sets['train'] <= sets['database'] and not sets['test'] & sets['database']
-    utils.write_json(manifest_path, {'script': 'data/prepare_toy.py', 'recipe': recipe, 'counts': counts})
+    common.write_manifest(out_dir, 'data/prepare_toy.py', recipe, counts)
     print(f"{out_dir}: {num_classes} classes ({', '.join(classes)}), {image_size}x{image_size} PNG")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)"
