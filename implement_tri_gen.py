@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 import utils
-from generator import Generator, normalize_for_generator
+from generator import Generator
 from labcln import confusing_code
-from train_tri_gen import gan_run_name, load_labcln, quantize, resolve_device
+from train_tri_gen import apply_generator, gan_run_name, load_labcln, quantize, resolve_device
 
 # ---- config ------------------------------------------------------------------------------------
 # names shared with train_tri_gen.py (they locate the generator)
@@ -100,7 +100,7 @@ class _Images(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def generate(G, r_b, paths, names, folder, c, device, desc):
+def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_eps=0.0):
     """G(normalize(x), r_b) for every image; saves uint8 PNGs as folder/name; returns stealth stats."""
     from PIL import Image
     from skimage.metrics import structural_similarity
@@ -112,7 +112,7 @@ def generate(G, r_b, paths, names, folder, c, device, desc):
     mse, ssim = [], []
     for x, idx in tqdm(loader, desc=desc):
         x = x.to(device)
-        x_b = G(normalize_for_generator(x), r_b.expand(len(x), -1))
+        x_b = apply_generator(G, x, r_b.expand(len(x), -1), g_output, g_eps)
         clean, pois = quantize(x), quantize(x_b)
         for k, i in enumerate(idx.tolist()):
             Image.fromarray(pois[k]).save(os.path.join(folder, names[i]))
@@ -250,7 +250,8 @@ def main(c):
     list_out = os.path.join(out, 'poisoned_train.txt')
     if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')]):
         stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
-                         os.path.join(out, 'poisons'), c, device, 'poisons')
+                         os.path.join(out, 'poisons'), c, device, 'poisons',
+                         meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
         target_row = np.eye(num_classes, dtype=np.uint8)[c['target']]
         rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(out))  # noqa: E731
         rows, labs = [], []
@@ -300,7 +301,7 @@ def main(c):
             continue
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
         stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
-                         device, part)
+                         device, part, meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
         stats['sources'] = [paths[i] for i in idx]
         utils.write_list(lst, [f"{part}/{n}" for n in qnames],
                          np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))

@@ -55,6 +55,8 @@ w_hash = None                 # None = preset: paper 80 (ImageNet) / 100 (COCO);
 w_rec = None                  # None = preset: paper 5; code 200
 w_bd = None                   # None = preset: paper 200; code 1
 conf_mode = 'sample'          # D2: 'sample' per sample over non-target label rows | 'code' conf_labels[0] | '<idx>'
+hash_norm = False             # our choice, off = paper: L_h / K (in [0,1]) in the paper preset, so the hash
+                              # weight does not scale with K (SPEC §8's prototype did this)
 # LabCLN (D4, D5: official code unless noted)
 labcln_steps = 1000           # official code
 labcln_batch = 128            # official code
@@ -72,6 +74,14 @@ lr_policy = 'linear'          # official: constant for the first half, then line
 d_every = 3                   # official code: one D step every 3 iterations
 ngf = 64                      # official G width
 ndf = 64                      # official D width
+g_output = 'image'            # 'image' = official: G's tanh output is the poisoned image (D8) | 'residual':
+                              # our option, x_b = clamp(x + tanh output, 0, 1) with the head conv zero-
+                              # initialised, so G starts as the identity (a CPU-budget demo cannot wait for
+                              # the full-image output to learn it, SPEC §8); layers unchanged
+g_eps = 0.0                   # our option, g_output='residual' only: x_b = clamp(x + g_eps * tanh output)
+                              # (an L-inf budget; 8/255 keeps PSNR >= 30 dB); 0 = unbounded residual
+rec_warmup_epochs = 0         # our choice, off = paper: first epochs train G on w_rec * L_r alone (no D
+                              # step), so the full-image tanh output learns the identity first (SPEC §8)
 lpips = 'alex'                # D9: 'alex' (calibrated LPIPS) | 'alex_random_trunk' (offline fallback) | 'none'
 lpips_inputs = 'normalized'   # D9: 'normalized' (normalize=True) | 'code' (raw [0,1], official bug)
 # logging and run
@@ -105,14 +115,16 @@ def default_weights(preset, dataset_name, backbone):
     raise ValueError(f"loss_preset must be 'paper' or 'code', got {preset!r}")
 
 
-def g_loss_paper(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights):
+def g_loss_paper(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights, hash_norm=False):
     """Paper preset G loss (eq.6-9, relaxed):
-        L_h  = mean_i (K - tanh(F(x_b)_i) . h_c) / 2
+        L_h  = mean_i (K - tanh(F(x_b)_i) . h_c) / 2   (divided by K when hash_norm, our option)
         L_r  = mean_i ||x_b - x||_2 (over C*H*W) + lpips_mean
         L_bd = mean_i ||sigmoid(D(x_b)) - [y_s, 0]||_2
     weights = (w_hash, w_rec, w_bd). Returns (total, {'hash', 'rec', 'bd'} tensors)."""
     k = h_c.shape[1]
     l_h = ((k - (torch.tanh(hash_out.float()) * h_c).sum(1)) / 2).mean()
+    if hash_norm:
+        l_h = l_h / k
     l_r = (x_b - x).flatten(1).norm(dim=1).mean() + lpips_mean
     l_bd = (torch.sigmoid(d_fake) - discriminator_targets(y_s, fake=False)).norm(dim=1).mean()
     total = weights[0] * l_h + weights[1] * l_r + weights[2] * l_bd
@@ -126,11 +138,14 @@ def d_loss_paper(d_real, y, d_fake, y_s):
     return 0.5 * (real + fake)
 
 
-def g_loss_code(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights):
+def g_loss_code(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights, hash_norm=False):
     """Official code's G loss (badhash.py:173-190):
         w_rec * (MSE(x_b, x) + lpips_mean) + w_hash * (1 - mean(F_raw(x_b) * h_c))
         + w_bd * MSE(D_raw(x_b), [y_s, 0])
-    Returns (total, {'hash', 'rec', 'bd'} tensors, unweighted)."""
+    Returns (total, {'hash', 'rec', 'bd'} tensors, unweighted). hash_norm must be False (the
+    code's term is already a mean)."""
+    if hash_norm:
+        raise ValueError("hash_norm applies to the paper preset only")
     l_r = F.mse_loss(x_b, x) + lpips_mean
     l_h = 1 - (hash_out.float() * h_c).mean()
     l_bd = F.mse_loss(d_fake, discriminator_targets(y_s, fake=False))
@@ -190,6 +205,21 @@ def psnr_uint8(clean, poisoned):
     return m, (float('inf') if m == 0 else 10 * math.log10(255.0 ** 2 / m))
 
 
+def apply_generator(G, x, r_b, g_output='image', g_eps=0.0):
+    """Poisoned batch x_b from a [0,1] batch x. 'image' (official, D8): G's tanh output used directly as
+    a [0,1] image; 'residual' (our option): clamp(x + s * tanh output, 0, 1), s = g_eps or 1 if 0."""
+    out = G(normalize_for_generator(x), r_b)
+    if g_output == 'residual':
+        return (x + (g_eps if g_eps > 0 else 1.0) * out).clamp(0, 1)
+    return out
+
+
+def init_generator_output(G, g_output):
+    """'residual': zero the head conv, so tanh(0) = 0 and x_b = x at step 0 (our option)."""
+    if g_output == 'residual':
+        torch.nn.init.zeros_(G.head[0].weight)
+
+
 def code_separation(codes, labels):
     """Pairwise Hamming distances of +-1 codes over the label pool: min / mean / distinct count."""
     codes = codes.float()
@@ -226,6 +256,14 @@ def main(config):
         _fail(f"lpips_inputs must be 'normalized' or 'code', got {c['lpips_inputs']!r}")
     if c['labcln_views'] not in ('paper', 'code'):
         _fail(f"labcln_views must be 'paper' or 'code', got {c['labcln_views']!r}")
+    if c['hash_norm'] and c['loss_preset'] != 'paper':
+        _fail("hash_norm=True applies to loss_preset='paper' only (the code preset's term is a mean)")
+    if c['g_output'] not in ('image', 'residual'):
+        _fail(f"g_output must be 'image' or 'residual', got {c['g_output']!r}")
+    if c['g_eps'] < 0 or (c['g_eps'] > 0 and c['g_output'] != 'residual'):
+        _fail(f"g_eps must be >= 0 and needs g_output='residual', got {c['g_eps']} with {c['g_output']!r}")
+    if not 0 <= c['rec_warmup_epochs'] <= c['epochs']:
+        _fail(f"rec_warmup_epochs must be in 0..epochs={c['epochs']}, got {c['rec_warmup_epochs']}")
     if c['lr_policy'] not in ('linear', 'constant'):
         _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
     weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
@@ -332,6 +370,7 @@ def main(config):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(c['seed'])
         G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf']).to(device)
+        init_generator_output(G, c['g_output'])
         D = Discriminator(num_classes, image_size=c['image_size'], ndf=c['ndf']).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
@@ -384,10 +423,11 @@ def main(config):
             x, y = x.to(device), y.to(device)
             y_s = conf_pool[torch.randint(len(conf_pool), (len(x),), generator=g_conf).to(device)]
             r_b, h_c = confusing_code(labcln, y_s)
-            x_b = G(normalize_for_generator(x), r_b)  # tanh output used as a [0,1] image (D8)
+            x_b = apply_generator(G, x, r_b, c['g_output'], c['g_eps'])  # tanh output as a [0,1] image (D8)
+            warmup = epoch < c['rec_warmup_epochs']  # our option: reconstruction only, no D step
 
             # ---- train D (every d_every iterations) ----------------------------------------------
-            if i % c['d_every'] == 0:
+            if i % c['d_every'] == 0 and not warmup:
                 D.requires_grad_(True)
                 d_loss = d_loss_fn(D(x), y, D(x_b.detach()), y_s)
                 check_finite(d_loss, 'D', epoch, step, ckpt_path)
@@ -401,7 +441,10 @@ def main(config):
             # ---- train G (every iteration) -------------------------------------------------------
             D.requires_grad_(False)
             lp = lpips_term(lpips_net, x_b, x, c['lpips_inputs'])
-            g_loss, parts = g_loss_fn(x_b, x, surrogate(x_b), h_c, D(x_b), y_s, lp, weights)
+            g_loss, parts = g_loss_fn(x_b, x, surrogate(x_b), h_c, D(x_b), y_s, lp, weights,
+                                      hash_norm=c['hash_norm'])
+            if warmup:  # the other terms are still computed, for the log
+                g_loss = weights[1] * parts['rec']
             check_finite(g_loss, 'G', epoch, step, ckpt_path)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -421,13 +464,13 @@ def main(config):
                 utils.append_jsonl(log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
                                               'lr': opt_g.param_groups[0]['lr']})
             if c['sample_every'] > 0 and step % c['sample_every'] == 0:
-                last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step)
+                last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
 
         # ---- end of epoch: schedule, debug grid, log, checkpoint -----------------------------
         lr_used = opt_g.param_groups[0]['lr']
         sched_g.step()
         sched_d.step()
-        last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step)
+        last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
         record = {'epoch': epoch + 1, 'step': step, 'lr': lr_used,
                   'time_s': round(time.time() - t0, 2), 'debug_psnr': round(last_psnr, 3),
                   **{k: v / (n_d if k == 'd' else n_g) for k, v in sums.items()}}
@@ -441,6 +484,7 @@ def main(config):
             'opt_G': opt_g.state_dict(), 'opt_D': opt_d.state_dict(),
             'sched_G': sched_g.state_dict(), 'sched_D': sched_d.state_dict(),
             'meta': {'image_size': c['image_size'], 'feat_dim': c['labcln_feat'], 'ngf': c['ngf'],
+                     'g_output': c['g_output'], 'g_eps': c['g_eps'],
                      'ndf': c['ndf'], 'num_classes': num_classes, 'bits': c['surrogate_bits']},
             'labcln': {k: labcln_info[k] for k in ('path', 'digest')},
             'lpips': c['lpips'], 'weights': list(weights), 'epoch': epoch + 1, 'step': step,
@@ -450,7 +494,7 @@ def main(config):
     # 4. summary
     # ================================================================================================
     if last_psnr is None:  # checkpoint was complete, only the summary was missing
-        last_psnr = render_debug(G, x_dbg, r_dbg, out, len(history), step)
+        last_psnr = render_debug(G, x_dbg, r_dbg, out, len(history), step, c['g_output'], c['g_eps'])
     summary = {
         'run': run, 'checkpoint': ckpt_path, 'config': c, 'seed': c['seed'],
         'git_commit': utils.git_commit(), 'device': device, 'epochs_done': len(history),
@@ -586,12 +630,12 @@ def get_labcln(c, pool, device):
 
 
 @torch.no_grad()
-def render_debug(G, x, r_b, out, epoch, step):
+def render_debug(G, x, r_b, out, epoch, step, g_output='image', g_eps=0.0):
     """Grid rows clean | poisoned | |poisoned - clean| x 10; returns the uint8 PSNR (dB) of the batch."""
     from torchvision.utils import save_image
     was_training = G.training
     G.eval()  # no-op for IN(affine=False) without running stats; kept for clarity
-    x_b = G(normalize_for_generator(x), r_b)
+    x_b = apply_generator(G, x, r_b, g_output, g_eps)
     G.train(was_training)
     xq = torch.from_numpy(quantize(x_b)).permute(0, 3, 1, 2).float() / 255
     xc = x.detach().cpu()

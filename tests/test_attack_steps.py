@@ -276,3 +276,63 @@ def test_lpips_alex_offline_message(mini, tmp_path):
              env={'TORCH_HOME': str(tmp_path / 'empty_torch_home')})
     ok, msg = _err(r)
     assert ok and 'alexnet-owt-7be5be79.pth' in msg and 'alex_random_trunk' in msg, msg
+
+
+# ------------------------------------------------------------------------------------------------
+# demo options (our choices, off by default): hash_norm, g_output='residual' + g_eps, warm-up
+# ------------------------------------------------------------------------------------------------
+
+def test_hash_norm_divides_the_paper_hamming_term_by_k(batch):
+    t = batch
+    w = (80.0, 5.0, 200.0)
+    args = (t['x_b'], t['x'], t['hash_out'], t['h_c'], t['d_fake'], t['y_s'], t['lp'], w)
+    _, raw = ttg.g_loss_paper(*args)
+    total, normed = ttg.g_loss_paper(*args, hash_norm=True)
+    assert normed['hash'].item() == pytest.approx(raw['hash'].item() / t['k'], rel=1e-6)
+    assert 0 <= normed['hash'].item() <= 1
+    assert total.item() == pytest.approx(80 * normed['hash'].item() + 5 * normed['rec'].item()
+                                         + 200 * normed['bd'].item(), rel=1e-5)
+    with pytest.raises(ValueError):
+        ttg.g_loss_code(*args, hash_norm=True)
+
+
+def test_residual_output_starts_as_identity_and_respects_eps():
+    from generator import Generator
+    torch.manual_seed(0)
+    G = Generator(image_size=16, feat_dim=8, ngf=8)
+    x = torch.rand(2, 3, 16, 16)
+    r_b = torch.randn(2, 8)
+    official = ttg.apply_generator(G, x, r_b)  # default: tanh output is the image
+    assert not torch.allclose(official, x, atol=0.1)
+    ttg.init_generator_output(G, 'image')  # no-op for the official output
+    assert torch.equal(ttg.apply_generator(G, x, r_b), official)
+    ttg.init_generator_output(G, 'residual')
+    assert torch.equal(ttg.apply_generator(G, x, r_b, 'residual'), x)  # zero head: identity
+    torch.nn.init.normal_(G.head[0].weight, std=1.0)
+    eps = 8 / 255
+    x_b = ttg.apply_generator(G, x, r_b, 'residual', eps)
+    assert (x_b - x).abs().max().item() <= eps + 1e-6 and (x_b - x).abs().max().item() > eps / 2
+    assert x_b.min().item() >= 0 and x_b.max().item() <= 1
+    mse, psnr = ttg.psnr_uint8(ttg.quantize(x), ttg.quantize(x_b))
+    assert psnr >= 30.0
+
+
+def test_demo_options_end_to_end(mini):
+    """rec warm-up (no D step) then residual G with an eps budget; poisons keep PSNR >= 30 dB."""
+    opts = ['--tag=opts', '--epochs=2', '--rec_warmup_epochs=1', '--g_output=residual',
+            '--g_eps=0.0313', '--hash_norm=True']
+    r = _run(['train_tri_gen.py'] + mini['gan'] + opts)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    ckpt = utils.load_checkpoint(os.path.join(mini['ck'], 'fx_badhash_CSQ_resnet18_16_opts.pt'))
+    assert ckpt['meta']['g_output'] == 'residual' and ckpt['meta']['g_eps'] == pytest.approx(0.0313)
+    hist = ckpt['history']
+    assert 'd' not in hist[0] and 'd' in hist[1]  # no D step during the warm-up epoch
+    r = _run(['implement_tri_gen.py', 'configs/demo.py', '--tag=opts', '--target=1'] + mini['common'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    st = json.load(open(os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_opts_t1_p0.5_replace',
+                                     'stealth.json')))
+    assert st['poisons']['psnr_db'] is None or st['poisons']['psnr_db'] >= 30.0
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=bad', '--g_eps=0.03'])
+    assert r.returncode != 0 and 'g_eps' in (r.stdout + r.stderr)
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=bad', '--loss_preset=code', '--hash_norm=True'])
+    assert r.returncode != 0 and 'hash_norm' in (r.stdout + r.stderr)
