@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -12,15 +12,47 @@ $(VENV_STAMP): requirements.txt
 
 venv: $(VENV_STAMP)
 
-# The embedded toy data, then a CSQ and a HashNet model trained and evaluated on it.
+# The whole attack on the embedded toy data: clean CSQ surrogate (ResNet18) -> LabCLN + GAN ->
+# poisons and triggered queries -> backdoored and clean ResNet34 victims -> attack table.
+ATTACK := results/toy_badhash_CSQ_resnet18_32_t0_p0.5_replace_conf2
+TRIG := trig_closed=$(ATTACK)/trigger_closed.txt,trig_open=$(ATTACK)/trigger_open.txt
 demo: $(VENV_STAMP)
 	$(PY) data/prepare_toy.py
 	$(PY) CSQ.py configs/demo.py
+	$(PY) train_tri_gen.py configs/demo.py configs/demo_attack.py
+	$(PY) implement_tri_gen.py configs/demo.py configs/demo_attack.py
+	$(PY) CSQ.py configs/demo.py configs/demo_victim.py --train_list=$(ATTACK)/poisoned_train.txt \
+		--tag=poisoned_t0 --queries=$(TRIG)
+	$(PY) CSQ.py configs/demo.py configs/demo_victim.py --tag=clean --queries=$(TRIG)
+	$(PY) evaluate.py --clean_dir=results/toy_CSQ_resnet34_32_clean \
+		--backdoor_dir=results/toy_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 \
+		--stealth=$(ATTACK)/stealth.json --report_name=toy_demo
+	@echo "residual grid (clean | poisoned | residual x10): results/toy_badhash_CSQ_resnet18_32/samples/latest.png"
+
+# HashNet on the toy data (the second hashing method of the foundation demo)
+demo-hashnet: $(VENV_STAMP)
+	$(PY) data/prepare_toy.py
 	$(PY) HashNet.py configs/demo.py
 
 # CSQ from scratch on ../shared/data/tiny-imagenet-10 (developer machines only)
 tiny: $(VENV_STAMP)
 	$(PY) CSQ.py configs/tiny_imagenet10.py
+
+# The same attack on ../shared/data/tiny-imagenet-10 (developer machines only)
+TATTACK := results/tiny-imagenet-10_badhash_CSQ_resnet18_32_t0_p0.5_replace_conf2
+TTRIG := trig_closed=$(TATTACK)/trigger_closed.txt,trig_open=$(TATTACK)/trigger_open.txt
+tiny-attack: $(VENV_STAMP)
+	$(PY) data/prepare_toy.py --image_size=64 --out_dir=data/toy64
+	$(PY) CSQ.py configs/tiny_imagenet10.py
+	$(PY) train_tri_gen.py configs/tiny_imagenet10.py configs/tiny_attack.py
+	$(PY) implement_tri_gen.py configs/tiny_imagenet10.py configs/tiny_attack.py
+	$(PY) CSQ.py configs/tiny_imagenet10.py configs/demo_victim.py --epochs=12 \
+		--train_list=$(TATTACK)/poisoned_train.txt --tag=poisoned_t0 --queries=$(TTRIG)
+	$(PY) CSQ.py configs/tiny_imagenet10.py configs/demo_victim.py --epochs=12 --tag=clean \
+		--queries=$(TTRIG)
+	$(PY) evaluate.py --clean_dir=results/tiny-imagenet-10_CSQ_resnet34_32_clean \
+		--backdoor_dir=results/tiny-imagenet-10_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 \
+		--stealth=$(TATTACK)/stealth.json --report_name=tiny_imagenet10_attack
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q tests

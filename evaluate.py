@@ -505,7 +505,8 @@ def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None):
         with open(stealth_json) as f:
             st = json.load(f)
         poisons = st.get('poisons', st)
-        row.update({k: poisons[k] for k in ('mse', 'psnr', 'ssim') if k in poisons})
+        row.update({k: poisons[k] for k in ('mse', 'ssim') if k in poisons})
+        row['psnr'] = poisons.get('psnr_db', poisons.get('psnr'))  # implement_tri_gen: psnr_db
         row['stealth'] = st
     return row
 

@@ -33,7 +33,7 @@ def test_report_matches_metric_functions(tmp_path):
     _write_run(clean, rng)
     _write_run(bd, rng, backdoored=True)
     stealth = tmp_path / 'stealth.json'
-    stealth.write_text(json.dumps({'poisons': {'mse': 3.5, 'psnr': 42.69, 'ssim': 0.98}}))
+    stealth.write_text(json.dumps({'poisons': {'mse': 3.5, 'psnr_db': 42.69, 'ssim': 0.98}}))
     row = evaluate.attack_report(clean, bd, 2, -1, str(stealth))
     for tag, d in (('clean', clean), ('backdoor', bd)):
         db, q = np.load(f"{d}/codes_database.npz"), np.load(f"{d}/codes_test.npz")
