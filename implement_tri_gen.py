@@ -28,7 +28,7 @@ import torch
 import utils
 from generator import Generator
 from labcln import confusing_code
-from train_tri_gen import apply_generator, gan_run_name, load_labcln, quantize, resolve_device
+from train_tri_gen import apply_generator, gan_run_name, load_labcln, quantize
 
 # ---- config ------------------------------------------------------------------------------------
 # names shared with train_tri_gen.py (they locate the generator)
@@ -165,7 +165,7 @@ def main(c):
     if gcfg.get('target') != c['target'] and gcfg.get('conf_mode') == 'sample':
         print(f"note: G was trained with target={gcfg.get('target')} excluded from its confusing "
               f"labels; generating for target={c['target']}")
-    device = resolve_device(c['device'])
+    device = utils.resolve_device(c['device'])
     G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'])
     G.load_state_dict(ckpt['G'])
     G.to(device).eval()

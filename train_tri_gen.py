@@ -177,14 +177,6 @@ def surrogate_path(c):
         f"{c['dataset']}_{c['surrogate_method']}_{c['surrogate_backbone']}_{c['surrogate_bits']}.pt")
 
 
-def resolve_device(name):
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda') and not torch.cuda.is_available():
-        sys.exit(f"error: device={name} asked for, but CUDA is not available")
-    return name
-
-
 def load_labcln(path, device):
     ckpt = utils.load_checkpoint(path)
     m = ckpt['meta']
@@ -270,7 +262,7 @@ def main(config):
     weights = tuple(float(w) if w is not None else d
                     for w, d in zip((c['w_hash'], c['w_rec'], c['w_bd']), weights))
     g_loss_fn, d_loss_fn = LOSSES[c['loss_preset']]
-    device = resolve_device(c['device'])
+    device = utils.resolve_device(c['device'])
     print(f"run {run}  device {device}  preset {c['loss_preset']}  weights (hash, rec, bd) = "
           f"{weights}  lpips {c['lpips']}")
 

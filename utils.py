@@ -177,6 +177,18 @@ def configure(g, argv=None, show=True):
 # DeepHash format: one image per line, `relative/path v1 v2 ... vC` with 0/1 integers; the path is
 # joined to a root folder with os.path.join (an absolute path stays as it is).
 
+def _check_label(values, num_classes, where):
+    """Validate one label row (strings); returns the class count it fixes."""
+    if num_classes is None:
+        num_classes = len(values)
+    if len(values) != num_classes:
+        raise ListError(f"{where}: label has {len(values)} values, expected {num_classes}")
+    bad = [v for v in values if v not in ('0', '1')]
+    if bad:
+        raise ListError(f"{where}: label values must be 0 or 1, found {bad[0]!r}")
+    return num_classes
+
+
 def read_list(path, root=None, num_classes=None, check_files=True):
     """Read and validate a list. Returns (paths joined to root, labels uint8 [N, C])."""
     if not os.path.isfile(path):
@@ -192,13 +204,7 @@ def read_list(path, root=None, num_classes=None, check_files=True):
             where = f"{path}:{lineno}"
             if not values:
                 raise ListError(f"{where}: expected 'path v1 ... vC', found a path with no label")
-            if num_classes is None:
-                num_classes = len(values)
-            if len(values) != num_classes:
-                raise ListError(f"{where}: label has {len(values)} values, expected {num_classes}")
-            if any(v not in ('0', '1') for v in values):
-                bad = next(v for v in values if v not in ('0', '1'))
-                raise ListError(f"{where}: label values must be 0 or 1, found {bad!r}")
+            num_classes = _check_label(values, num_classes, where)
             full = os.path.join(root, rel)
             if check_files and not os.path.isfile(full):
                 raise ListError(f"{where}: image not found: {full}")
@@ -223,19 +229,10 @@ def read_two_file_list(img_txt, label_txt, root=None, num_classes=None, check_fi
     if len(rels) != len(rows):
         raise ListError(f"{label_txt}: {len(rows)} label rows, expected {len(rels)} "
                         f"(one per line of {img_txt})")
-    lines = [f"{rel} {' '.join(values)}" for (_, rel), (_, values) in zip(rels, rows)]
-    # validate through the single-file reader, mapping errors back to the label file's lines
     root = os.path.dirname(os.path.abspath(img_txt)) if root is None else root
     paths, labels = [], []
-    for ((ln_img, rel), (ln_lab, values)), line in zip(zip(rels, rows), lines):
-        if num_classes is None:
-            num_classes = len(values)
-        if len(values) != num_classes:
-            raise ListError(f"{label_txt}:{ln_lab}: label has {len(values)} values, "
-                            f"expected {num_classes}")
-        bad = [v for v in values if v not in ('0', '1')]
-        if bad:
-            raise ListError(f"{label_txt}:{ln_lab}: label values must be 0 or 1, found {bad[0]!r}")
+    for (ln_img, rel), (ln_lab, values) in zip(rels, rows):
+        num_classes = _check_label(values, num_classes, f"{label_txt}:{ln_lab}")
         full = os.path.join(root, rel)
         if check_files and not os.path.isfile(full):
             raise ListError(f"{img_txt}:{ln_img}: image not found: {full}")
@@ -356,6 +353,16 @@ def git_commit():
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def resolve_device(name):
+    """'auto' -> cuda when available, else cpu; a CUDA device asked for without CUDA is an error."""
+    import torch
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        sys.exit(f"error: device={name} asked for, but CUDA is not available")
+    return name
 
 
 def seed_everything(seed):

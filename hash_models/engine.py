@@ -34,14 +34,6 @@ TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10
                    'toy': -1, 'tiny-imagenet-10': -1}
 
 
-def resolve_device(name):
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda') and not torch.cuda.is_available():
-        sys.exit(f"error: device={name} asked for, but CUDA is not available")
-    return name
-
-
 def derive(config, method):
     """Everything that follows from the config: paths, run name, topK."""
     c = config
@@ -136,7 +128,7 @@ def evaluate_all(model, datasets, config, derived, device):
 def run(config, method, make_loss):
     """Train (or resume, or reuse) a hashing model and evaluate it. Returns the results dict."""
     d = derive(config, method)
-    device = resolve_device(config['device'])
+    device = utils.resolve_device(config['device'])
     utils.seed_everything(config['seed'])
     print(f"run {d['run']}  device {device}  checkpoint {d['checkpoint']}  topK {d['topk']}")
 
