@@ -95,7 +95,7 @@ if __name__ == '__main__':
            'database': [r for p in db_files for r in common.read_source_list(p)]}
     C = len(raw['train'][0][2])
     wnid_of = {}
-    for split, rows in raw.items():
+    for rows in raw.values():
         for where, path, label in rows:
             if len(label) != C:
                 sys.exit(f"error: {where}: label has {len(label)} values, train.txt has {C}")

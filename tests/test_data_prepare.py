@@ -205,7 +205,7 @@ def test_prepare_imagenet100_fake(tmp_path):
     assert 'train 9  database 18' in r.stdout
     assert lines(out / 'classes.txt') == wnids
     first = lines(out / 'train.txt')[0].split()
-    assert first[0] == f'../ILSVRC/train/n00000003/n00000003_100.JPEG' and first[1:] == ['1', '0', '0']
+    assert first[0] == '../ILSVRC/train/n00000003/n00000003_100.JPEG' and first[1:] == ['1', '0', '0']
     assert lines(out / 'test.txt')[0].startswith('../ILSVRC/val/ILSVRC2012_val_00000001.JPEG ')
     paths = {n: set(utils.read_list(str(out / f'{n}.txt'), num_classes=3)[0])
              for n in ('train', 'test', 'database')}
