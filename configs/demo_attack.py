@@ -6,8 +6,8 @@
 configs/demo.py gives dataset/data_dir/image size; this file sets the surrogate it trained
 (checkpoint/toy_CSQ_resnet18_32.pt) and the GAN keys that demo.py would otherwise set for the
 hashing model (epochs, lr, batch_size). Not a paper setting: CPU-sized (our choice); the loss
-weights stay the paper preset's (80, 5, 200). Measured on 1 CPU thread: GAN 143 s, poisons 6 s,
-poison PSNR 36.8 dB / SSIM 0.988 (see README "Reproduction notes" for the attack figures).
+weights stay the paper preset's (80, 5, 200). `make demo` measured
+(docs/RESULTS.md): GAN 8 x 12 s on 2 threads, poisons PSNR 34.4 dB / SSIM 0.985.
 """
 surrogate_backbone = 'resnet18'   # the demo's CSQ model (configs/demo.py backbone)
 surrogate_bits = 32               # the demo's bits
