@@ -191,13 +191,7 @@ def main(c):
     elif c['conf_label'] == 'target':
         conf = np.eye(num_classes, dtype=np.uint8)[c['target']]
     else:
-        try:
-            k = int(c['conf_label'])
-        except ValueError:
-            k = -1
-        if not 0 <= k < num_classes:
-            _fail(f"conf_label must be 'other', 'target' or a class index 0..{num_classes - 1}, "
-                  f"got {c['conf_label']!r}")
+        k = utils.class_index(c['conf_label'], num_classes, 'conf_label', "'other', 'target'")
         conf = np.eye(num_classes, dtype=np.uint8)[k]
     conf_classes = np.flatnonzero(conf).tolist()
     r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))

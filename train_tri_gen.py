@@ -344,13 +344,7 @@ def main(config):
     elif c['conf_mode'] == 'code':
         conf_pool = pool[:1]  # conf_labels[0]: the lexicographically smallest row
     else:
-        try:
-            idx = int(c['conf_mode'])
-        except ValueError:
-            idx = -1
-        if not 0 <= idx < num_classes:
-            _fail(f"conf_mode must be 'sample', 'code' or a class index 0..{num_classes - 1}, "
-                  f"got {c['conf_mode']!r}")
+        idx = utils.class_index(c['conf_mode'], num_classes, 'conf_mode', "'sample', 'code'")
         conf_pool = torch.eye(num_classes)[idx:idx + 1]
     conf_pool = conf_pool.to(device)
     print(f"confusing labels: {c['conf_mode']}, pool of {len(conf_pool)} label row(s)"

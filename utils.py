@@ -355,6 +355,17 @@ def git_commit():
         return None
 
 
+def class_index(value, num_classes, key, words):
+    """A config value naming a class by index ('3'); exits with a one-line error otherwise."""
+    try:
+        k = int(value)
+    except ValueError:
+        k = -1
+    if not 0 <= k < num_classes:
+        sys.exit(f"error: {key} must be {words} or a class index 0..{num_classes - 1}, got {value!r}")
+    return k
+
+
 def resolve_device(name):
     """'auto' -> cuda when available, else cpu; a CUDA device asked for without CUDA is an error."""
     import torch
