@@ -106,7 +106,7 @@ def _read_preset(path):
 
 
 def pipeline_keys():
-    """Config keys of every script of the pipeline (top-level *.py and data/*.py), read with ast.
+    """Config keys of every script of the pipeline (top-level, data/ and baselines/ *.py), via ast.
 
     A preset file (e.g. configs/demo.py) serves several scripts, so a key that belongs to another
     script of the pipeline is skipped; a key that no script has is an error.
@@ -115,9 +115,10 @@ def pipeline_keys():
     if _PIPELINE_KEYS is None:
         here = os.path.dirname(os.path.abspath(__file__))
         files = [os.path.join(here, f) for f in os.listdir(here) if f.endswith('.py')]
-        data = os.path.join(here, 'data')
-        if os.path.isdir(data):
-            files += [os.path.join(data, f) for f in os.listdir(data) if f.endswith('.py')]
+        for sub in ('data', 'baselines'):
+            folder = os.path.join(here, sub)
+            if os.path.isdir(folder):
+                files += [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith('.py')]
         keys = set()
         for path in files:
             with open(path) as f:
