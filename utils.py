@@ -144,7 +144,10 @@ def apply_overrides(g, argv, allow_positional=True):
             if '=' not in arg:
                 raise ConfigError(f"command line: {arg} must be written --key=value")
             key, text = arg[2:].split('=', 1)
-            items = [(key, _parse_value(text), 'command line')]
+            value = _parse_value(text)
+            if isinstance(g.get(key), str) and not isinstance(value, (str, int, float)):
+                value = text  # a string key keeps its text as typed: --eps=4,8, --queries=a=b
+            items = [(key, value, 'command line')]
         elif allow_positional:
             items = _read_preset(arg)
         else:

@@ -26,6 +26,8 @@ def test_overrides_and_types(tmp_path):
     assert (g['bits'], g['lr'], g['dataset'], g['pretrained'], g['tag']) == (32, 1.0, 'coco',
                                                                              False, 'x1')
     assert isinstance(g['lr'], float)
+    utils.apply_overrides(g, ['--tag=4,8', '--dataset=[1]'])  # string keys keep the typed text
+    assert (g['tag'], g['dataset']) == ('4,8', '[1]')
 
 
 @pytest.mark.parametrize('arg, message', [
