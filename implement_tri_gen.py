@@ -44,6 +44,7 @@ surrogate_bits = 64
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 tag = ''                      # train_tri_gen.py's run tag
+goal_code = 'labcln'          # as in train_tri_gen.py (part of G's run name when 'surrogate')
 # attack
 target = 0                    # target class index (paper Table 2; SPEC D23)
 poison_rate = 0.5             # paper: 50% of the target class's training images (D11)

@@ -55,6 +55,10 @@ w_hash = None                 # None = preset: paper 80 (ImageNet) / 100 (COCO);
 w_rec = None                  # None = preset: paper 5; code 200
 w_bd = None                   # None = preset: paper 200; code 1
 conf_mode = 'sample'          # D2: 'sample' per sample over non-target label rows | 'code' conf_labels[0] | '<idx>'
+goal_code = 'labcln'          # what L_h pulls F(x_b) to: 'labcln' = LabCLN's centroid code h_c of the
+                              # confusing label (paper eq.7) | 'surrogate' = our option: sign of the mean
+                              # tanh(F(x)) over training images with that label row, a code F does output
+                              # (LabCLN never sees F, SPEC §2.8; docs/RESULTS.md measures the difference)
 hash_norm = False             # our choice, off = paper: L_h / K (in [0,1]) in the paper preset, so the hash
                               # weight does not scale with K (SPEC §8's prototype did this)
 # LabCLN (D4, D5: official code unless noted)
@@ -168,7 +172,8 @@ LOSSES = {'paper': (g_loss_paper, d_loss_paper), 'code': (g_loss_code, d_loss_co
 
 def gan_run_name(c):
     return (f"{c['dataset']}_badhash_{c['surrogate_method']}_{c['surrogate_backbone']}_"
-            f"{c['surrogate_bits']}" + (f"_{c['tag']}" if c['tag'] else ''))
+            f"{c['surrogate_bits']}" + ('_goalsur' if c.get('goal_code') == 'surrogate' else '')
+            + (f"_{c['tag']}" if c['tag'] else ''))
 
 
 def surrogate_path(c):
@@ -210,6 +215,28 @@ def init_generator_output(G, g_output):
     """'residual': zero the head conv, so tanh(0) = 0 and x_b = x at step 0 (our option)."""
     if g_output == 'residual':
         torch.nn.init.zeros_(G.head[0].weight)
+
+
+@torch.no_grad()
+def surrogate_goal_codes(surrogate, train_set, conf_pool, c, device):
+    """goal_code='surrogate': for each confusing label row, sign of the mean tanh(F(x)) over the training
+    images whose label row equals it (rows with no exact match: images containing all its classes)."""
+    loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=False,
+                                         num_workers=c['num_workers'])
+    outs = torch.cat([torch.tanh(surrogate(x.to(device)).float()).cpu() for x, _, _ in loader])
+    labels = torch.from_numpy(train_set.labels.astype(np.float32))
+    codes, counts = [], []
+    for row in conf_pool.cpu():
+        member = (labels == row).all(1)
+        if not member.any():
+            member = (labels >= row).all(1)
+        if not member.any():
+            _fail(f"goal_code=surrogate: no training image carries confusing label "
+                  f"{row.nonzero().flatten().tolist()}")
+        mean = outs[member].mean(0)
+        codes.append(torch.where(mean >= 0, 1.0, -1.0))
+        counts.append(int(member.sum()))
+    return torch.stack(codes).to(device), {'images': counts}
 
 
 def code_separation(codes, labels):
@@ -256,6 +283,8 @@ def main(config):
         _fail(f"g_eps must be >= 0 and needs g_output='residual', got {c['g_eps']} with {c['g_output']!r}")
     if not 0 <= c['rec_warmup_epochs'] <= c['epochs']:
         _fail(f"rec_warmup_epochs must be in 0..epochs={c['epochs']}, got {c['rec_warmup_epochs']}")
+    if c['goal_code'] not in ('labcln', 'surrogate'):
+        _fail(f"goal_code must be 'labcln' or 'surrogate', got {c['goal_code']!r}")
     if c['lr_policy'] not in ('linear', 'constant'):
         _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
     weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
@@ -349,6 +378,14 @@ def main(config):
     conf_pool = conf_pool.to(device)
     print(f"confusing labels: {c['conf_mode']}, pool of {len(conf_pool)} label row(s)"
           + (f" (fixed class {conf_pool[0].nonzero().flatten().tolist()})" if len(conf_pool) == 1 else ''))
+    goal_codes = None  # goal_code='labcln': h_c comes from LabCLN with r_b, per batch
+    if c['goal_code'] == 'surrogate':
+        goal_codes, goal_info = surrogate_goal_codes(surrogate, train_set, conf_pool, c, device)
+        _, h_lab = confusing_code(labcln, conf_pool)
+        goal_info['hamming_to_labcln'] = ((goal_codes.shape[1] - (goal_codes * h_lab).sum(1)) / 2).tolist()
+        print(f"goal codes: the surrogate's mean code of each confusing label row "
+              f"({goal_info['images']} images); Hamming to LabCLN's h_c: {goal_info['hamming_to_labcln']}")
+        utils.append_jsonl(os.path.join(out, 'log.jsonl'), {'kind': 'goal_codes', **goal_info})
 
     # ================================================================================================
     # 3. GAN: networks, optimisers, schedules, resume
@@ -407,8 +444,11 @@ def main(config):
         sums, n_g, n_d, d_val = {}, 0, 0, float('nan')
         for i, (x, y, _) in enumerate(loader):
             x, y = x.to(device), y.to(device)
-            y_s = conf_pool[torch.randint(len(conf_pool), (len(x),), generator=g_conf).to(device)]
+            pick = torch.randint(len(conf_pool), (len(x),), generator=g_conf).to(device)
+            y_s = conf_pool[pick]
             r_b, h_c = confusing_code(labcln, y_s)
+            if goal_codes is not None:  # goal_code='surrogate' (our option)
+                h_c = goal_codes[pick]
             x_b = apply_generator(G, x, r_b, c['g_output'], c['g_eps'])  # tanh output as a [0,1] image (D8)
             warmup = epoch < c['rec_warmup_epochs']  # our option: reconstruction only, no D step
 

@@ -336,3 +336,39 @@ def test_demo_options_end_to_end(mini):
     assert r.returncode != 0 and 'g_eps' in (r.stdout + r.stderr)
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=bad', '--loss_preset=code', '--hash_norm=True'])
     assert r.returncode != 0 and 'hash_norm' in (r.stdout + r.stderr)
+
+
+def test_goal_code_surrogate(mini):
+    """goal_code='surrogate': L_h pulls to sign(mean tanh F(x)) of the confusing label's images; its own
+    run name; implement_tri_gen.py finds that G by the same key."""
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--goal_code=surrogate', '--conf_mode=2'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'goal codes: the surrogate' in r.stdout
+    run = 'fx_badhash_CSQ_resnet18_16_goalsur'
+    logs = [json.loads(line) for line in open(os.path.join(mini['res'], run, 'log.jsonl'))]
+    goal = [rec for rec in logs if rec.get('kind') == 'goal_codes'][0]
+    assert goal['images'] == [6]  # the 6 training images of class 2
+    # the same codes by hand: the surrogate's tanh outputs of class 2's training images
+    from hash_models import build_hash_model
+    ck = utils.load_checkpoint(os.path.join(mini['ck'], 'fx_CSQ_resnet18_16.pt'))
+    meta = ck['meta']
+    model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
+                             small_input=meta.get('small_input', False))
+    model.load_state_dict(ck['model'])
+    model.eval()
+    ds = utils.ImageList(os.path.join(mini['data'], 'train.txt'),
+                         transform=utils.build_transform(32, 0, 'none'))
+    xs = torch.stack([ds[i][0] for i in range(len(ds)) if ds.labels[i, 2] == 1])
+    with torch.no_grad():
+        want = torch.where(torch.tanh(model(xs)).mean(0) >= 0, 1.0, -1.0)
+    lab_path = utils.load_checkpoint(os.path.join(mini['ck'], run + '.pt'))['labcln']['path']
+    lab = ttg.load_labcln(lab_path, 'cpu')[0]
+    from labcln import confusing_code
+    _, h_lab = confusing_code(lab, torch.eye(4)[2:3])
+    assert goal['hamming_to_labcln'] == [((16 - (want * h_lab[0]).sum()) / 2).item()]
+    r = _run(['implement_tri_gen.py', 'configs/demo.py', '--goal_code=surrogate', '--target=1',
+              '--conf_label=2'] + mini['common'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert os.path.isfile(os.path.join(mini['res'], run + '_t1_p0.5_replace_conf2', 'poisoned_train.txt'))
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--goal_code=centre'])
+    assert r.returncode != 0 and 'goal_code' in (r.stdout + r.stderr)
