@@ -421,6 +421,9 @@ def run_steps(plan, log=print):
             log(f"skip {step['name']}: {outs[0]} exists"
                 + (f" (and {len(outs) - 1} more outputs)" if len(outs) > 1 else ''))
             continue
+        if not step['cmd'] and plan.c['dry_run']:
+            log(f"missing {step['name']}: {missing[0]} (prepare the data first, README: Data)")
+            continue
         if not step['cmd']:
             raise PlanError(f"{plan.source}: {missing[0]} is missing and the preset has no prepare "
                             f"command; prepare the data first (README, Data)")
@@ -569,7 +572,8 @@ def write_table(table_no, folder, out_dir, extra=()):
     for path, c in table_presets(table_no, folder):
         if os.path.abspath(path) not in seen:
             entries.append((path, c, build_plan(c, path)))
-    entries.sort(key=lambda e: e[0])
+    # the paper's blocks in its order (ImageNet, then MS-COCO), demo-scale blocks last
+    entries.sort(key=lambda e: (e[1]['demo_scale'], e[1]['block'] != 'ImageNet', e[0]))
     text = table_markdown(table_no, entries)
     out = os.path.join(out_dir, f"table{table_no}.md")
     utils.atomic_write_text(out, text)
@@ -608,8 +612,10 @@ def main(argv):
         sys.exit(f"error: {e}")
     if c['dry_run']:
         return plan
-    try:
-        out = write_table(c['table'], c['configs_dir'], c['tables_dir'], [(source, c, plan)])
+    try:  # the table shows the presets as written (all their rows), whatever was overridden here
+        c_file = load_preset(source)
+        out = write_table(c['table'], c['configs_dir'], c['tables_dir'],
+                          [(source, c_file, build_plan(c_file, source))])
     except PlanError as e:
         sys.exit(f"error: {e}")
     log(f"table: {out}")
