@@ -440,6 +440,9 @@ def run_steps(plan, log=print):
         rc = subprocess.call(step['cmd'], cwd=ROOT)
         if rc != 0:
             sys.exit(f"error: step {step['name']} failed with exit code {rc}: {line}")
+        missing = [f for f in outs if not os.path.exists(f)]
+        if missing:  # the step ran but did not write what the next steps read
+            sys.exit(f"error: step {step['name']} finished but {missing[0]} is missing: {line}")
         log(f"done {step['name']} in {time.time() - t0:.0f} s")
 
 

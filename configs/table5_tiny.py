@@ -15,7 +15,7 @@ presets = 'configs/tiny_imagenet10.py'
 attack_presets = 'configs/tiny_attack.py'
 victim_presets = 'configs/tiny_victim.py'
 prepare = 'data/prepare_toy.py --image_size=64 --out_dir=data/toy64'
-prepare_check = 'data/toy64/openset.txt'
+prepare_check = 'data/toy64/openset.txt,../shared/data/tiny-imagenet-10/train.txt'
 methods = 'badnets,lcba,issba,badhash'
 pairs = 'CSQ-CSQ'                  # paper §5.4: the target model is trained with CSQ
 surrogate_backbone = 'resnet18'    # configs/tiny_imagenet10.py / tiny_attack.py

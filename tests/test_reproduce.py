@@ -1,6 +1,7 @@
 """reproduce.py: the commands it chains, skipping finished steps, failing steps, the table writer."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -126,11 +127,10 @@ def test_baselines_follow_the_interface(tmp_path):
     assert len([s for s in plan.ordered() if s['cmd'][1] == 'evaluate.py']) == 3
 
 
-def _fake_outputs(plan):
-    for s in plan.ordered():
-        for f in s['outputs']:
-            os.makedirs(os.path.dirname(f), exist_ok=True)
-            open(f, 'a').close()
+def _touch(files):
+    for f in files:
+        os.makedirs(os.path.dirname(f), exist_ok=True)
+        open(f, 'a').close()
 
 
 def test_dry_run_prints_and_runs_nothing(tmp_path, monkeypatch):
@@ -146,23 +146,34 @@ def test_second_run_skips_every_step(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: calls.append(cmd) or 0)
     c, plan = _plan(_setup(tmp_path, TABLE5))
+    with pytest.raises(SystemExit, match='finished but .*results.json is missing'):
+        reproduce.run_steps(plan, lambda m: None)  # a step that writes nothing is caught
+    assert len(calls) == 1
+    calls.clear()
+    real = [s['outputs'] for s in plan.ordered()]
+    monkeypatch.setattr(subprocess, 'call',
+                        lambda cmd, **k: calls.append(cmd) or _touch(real[len(calls) - 1]) or 0)
     reproduce.run_steps(plan, lambda m: None)
     assert len(calls) == 6  # nothing existed: every step ran
-    _fake_outputs(plan)
     calls.clear()
     log = []
     reproduce.run_steps(plan, log.append)
     assert calls == []
     assert len(log) == 6 and all(line.startswith('skip ') and ' exists' in line for line in log)
     # one missing output is enough to run that step again
-    os.remove(plan.ordered()[3]['outputs'][-1])
+    victim = plan.ordered()[3]
+    os.remove(victim['outputs'][-1])
+    monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: calls.append(cmd) or _touch(
+        victim['outputs']) or 0)
     reproduce.run_steps(plan, lambda m: None)
-    assert len(calls) == 1 and calls[0][1] == 'CSQ.py'
+    assert calls == [victim['cmd']]
 
 
 def test_failing_step_stops_with_command_and_exit_code(tmp_path, monkeypatch):
-    monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: 3 if cmd[1] == 'train_tri_gen.py' else 0)
     _, plan = _plan(_setup(tmp_path, TABLE5))
+    outs = {' '.join(s['cmd']): s['outputs'] for s in plan.ordered()}
+    monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: 3 if cmd[1] == 'train_tri_gen.py'
+                        else _touch(outs[' '.join(cmd)]) or 0)
     with pytest.raises(SystemExit, match=r'train_tri_gen.*exit code 3.*train_tri_gen\.py'):
         reproduce.run_steps(plan, lambda m: None)
 
@@ -219,6 +230,10 @@ def test_main_dry_run_on_the_toy_preset(capsys, monkeypatch):
     plan = reproduce.main(['configs/table5_toy.py', '--dry_run=True', '--methods=badhash'])
     out = capsys.readouterr().out
     assert len(plan.steps) == 7  # prepare, surrogate, GAN, poisons, victim, clean victim, report
-    for script in ('CSQ.py', 'train_tri_gen.py', 'implement_tri_gen.py', 'evaluate.py'):
-        assert script in out
+    lines = [line for line in out.splitlines() if line.startswith(('skip ', 'would run '))]
+    assert len(lines) == 7  # each step either exists already (skip) or would run
+    for name in ('prepare', 'surrogate', 'train_tri_gen', 'implement_tri_gen', 'backdoored victim',
+                 'clean victim', 'report'):
+        assert sum(re.match(r'(skip|would run) (.*?): ', line).group(2).startswith(name)
+                   for line in lines) == 1, name
     assert 'toy_badhash_CSQ_resnet18_32_t0_p0.5_replace_conf2' in out  # the demo's attack folder
