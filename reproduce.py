@@ -231,11 +231,10 @@ class Plan:
 
     def __init__(self, config, source):
         self.c, self.source = config, source
-        self.steps = {}       # key -> step dict; insertion order = phase order below
+        self.steps = {}       # command line -> step {name, cmd, outputs}; a repeated step is kept once
         self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean', 'report')}
-        self.cells = []       # dicts: row, col, paper_key, paper, ours (filled by read_ours)
-        self.attacks = []     # dicts describing every (attack, victim) experiment, for the figures
-        self.clean_runs = {}  # victim key -> clean victim info
+        self.cells = []       # {row, col, paper_key, kind, file, ...}: where read_ours finds our figure
+        self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
 
     def add(self, phase, name, cmd, outputs):
         key = ' '.join(cmd)
@@ -623,8 +622,15 @@ def main(argv):
         sys.exit(f"error: {e}")
     log(f"table: {out}")
     if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
+        stem = os.path.splitext(os.path.basename(source))[0]
+        pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
+        reports = [a['report'] for a in plan.attacks if os.path.isfile(a['report'])]
+        newest = max([os.path.getmtime(r) for r in reports] or [0])
+        if all(os.path.isfile(p) and os.path.getmtime(p) >= newest for p in pngs):
+            log(f"skip figures: {pngs[0]} exists (and 2 more, newer than the reports)")
+            return plan
         import figures as figs
-        for path in figs.plan_figures(plan, c['tables_dir'], os.path.splitext(os.path.basename(source))[0]):
+        for path in figs.plan_figures(plan, c['tables_dir'], stem):
             log(f"figure: {path}")
     return plan
 
