@@ -218,11 +218,15 @@ def _pairs(c):
 
 
 def gan_tag(attack_cfg, target_index):
-    """train_tri_gen.py's run name has no target; G depends on it only when the confusing labels are
-    sampled from the non-target rows (conf_mode 'sample'/'code'), so those runs get tag t{target}.
-    A fixed confusing label (conf_mode '<idx>', the demo presets) keeps the preset's tag."""
-    if str(attack_cfg['conf_mode']).isdigit() or attack_cfg['tag']:
+    """The tag of train_tri_gen.py's run. Its run name has no target, but G's checkpoint records the
+    target (the sampled confusing labels exclude it) and is refused for another one, so each target
+    gets its own run, tag t{target}. Kept untagged: a preset's own tag, and a fixed confusing label
+    (conf_mode '<idx>') with the target the presets themselves set (the demo presets, so the
+    runner reuses `make demo`'s G). attack_cfg: train_tri_gen.py's config from the presets alone."""
+    if attack_cfg['tag']:
         return attack_cfg['tag']
+    if str(attack_cfg['conf_mode']).isdigit() and attack_cfg['target'] == target_index:
+        return ''
     return f"t{target_index}"
 
 
@@ -299,10 +303,9 @@ def build_plan(c, source='preset'):
                 hashing_step('surrogate', 'surrogate', bm, base,
                              backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
                 surr = dict(surrogate_method=bm, surrogate_backbone=c['surrogate_backbone'],
-                            surrogate_bits=c['surrogate_bits'], target=t)
-                gcfg = script_config('train_tri_gen.py', attack_p + _opts(**surr))
-                tag = gan_tag(gcfg, t)
-                gargv = attack_p + _opts(**surr, tag=tag)
+                            surrogate_bits=c['surrogate_bits'])
+                tag = gan_tag(script_config('train_tri_gen.py', attack_p + _opts(**surr)), t)
+                gargv = attack_p + _opts(**surr, target=t, tag=tag)
                 gcfg = script_config('train_tri_gen.py', gargv)
                 gan_run = train_tri_gen.gan_run_name(gcfg)
                 plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,

@@ -17,7 +17,7 @@ def _setup(tmp_path, table_lines, conf_mode="'2'"):
     base.write_text(f"dataset = 'toy'\ndata_dir = '{tmp_path}/data'\nimage_size = 32\nresize_size = 0\n"
                     f"out_dir = '{tmp_path}/results'\ncheckpoint_dir = '{tmp_path}/ckpt'\n"
                     f"openset_list = '{tmp_path}/data/openset.txt'\nconf_mode = {conf_mode}\n"
-                    f"conf_label = '2'\n")
+                    f"conf_label = '2'\ntarget = 3\n")
     victim = tmp_path / 'victim.py'
     victim.write_text("backbone = 'resnet34'\n")
     cfgdir = tmp_path / 'configs'
@@ -78,6 +78,12 @@ def test_sampled_confusing_labels_give_g_a_target_tag(tmp_path):
     gan, implement = [s for s in plan.ordered() if s['cmd'][1].endswith('tri_gen.py')]
     assert _arg(gan['cmd'], 'tag') == 't3' and _arg(implement['cmd'], 'tag') == 't3'
     assert any('toy_badhash_CSQ_resnet18_32_t3_t3_p0.5' in o for o in implement['outputs'])
+
+
+def test_another_target_than_the_presets_gets_its_own_gan(tmp_path):
+    _, plan = _plan(_setup(tmp_path, TABLE5), '--target=4')
+    gan = next(s for s in plan.ordered() if s['cmd'][1] == 'train_tri_gen.py')
+    assert _arg(gan['cmd'], 'tag') == 't4' and _arg(gan['cmd'], 'target') == '4'
 
 
 def test_table1_pairs_and_bits(tmp_path):
