@@ -31,6 +31,8 @@ residual_amp = 10.0            # Figure 5: |poison - clean| x this (paper: x3 ba
 pn_max = 1000                  # Figure 6: precision@topN up to this N (the paper's top 1,000)
 tsne_points = 200              # Figure 4: at most this many points per group (seeded subset)
 tsne_perplexity = 30.0         # Figure 4: scikit-learn's default
+tsne_jitter = 0.1              # Figure 4: seeded N(0, this) added to each +-1 bit before t-SNE, so that
+                               # identical codes (CSQ codes sit on their centres) show as a cloud
 source_class = -1              # Figure 4: class of the clean queries; -1 = the first non-target class
 seed = 0                       # subsets and t-SNE
 dpi = 120
@@ -185,13 +187,14 @@ def tsne_groups(database_npz, test_npz, trig_npz, target, source=-1, n_max=200, 
     return np.concatenate(codes), np.concatenate(ids), names
 
 
-def embed(codes, perplexity=30.0, rng_seed=0):
+def embed(codes, perplexity=30.0, rng_seed=0, jitter=0.1):
     from sklearn.manifold import TSNE
     p = max(2.0, min(perplexity, (len(codes) - 1) / 3.0))
-    return TSNE(n_components=2, perplexity=p, init='pca', random_state=rng_seed).fit_transform(codes)
+    x = codes + np.random.default_rng(rng_seed).normal(0.0, jitter, codes.shape).astype(np.float32)
+    return TSNE(n_components=2, perplexity=p, init='pca', random_state=rng_seed).fit_transform(x)
 
 
-def figure4(panels, out_png, perplexity=30.0, rng_seed=0):
+def figure4(panels, out_png, perplexity=30.0, rng_seed=0, jitter=0.1):
     """panels: list of (title, codes, group ids, names). One t-SNE scatter per panel."""
     plt = _pyplot()
     if not panels:
@@ -202,17 +205,19 @@ def figure4(panels, out_png, perplexity=30.0, rng_seed=0):
     colours = ('tab:red', 'tab:blue', 'tab:orange')
     for i, (title, codes, ids, names) in enumerate(panels):
         ax = axes[i // cols][i % cols]
-        xy = embed(codes, perplexity, rng_seed)
+        xy = embed(codes, perplexity, rng_seed, jitter)
         for g, name in enumerate(names):
             m = ids == g
             ax.scatter(xy[m, 0], xy[m, 1], s=6, alpha=0.7, color=colours[g % 3], label=name)
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title + '\n' + ', '.join(n[n.index('('):] for n in names) + ' points', fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(fontsize=6, loc='best')
     for j in range(len(panels), nrows * cols):
         axes[j // cols][j % cols].axis('off')
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, [label.split(' (')[0] for label in labels], loc='lower center', ncol=3,
+               fontsize=8, markerscale=2)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     _save(fig, out_png)
     return out_png
 
@@ -222,8 +227,8 @@ def figure4(panels, out_png, perplexity=30.0, rng_seed=0):
 # =============================================================================================
 
 def _fig_config():
-    return {k: globals()[k] for k in ('tables_dir', 'n_images', 'residual_amp', 'pn_max',
-                                        'tsne_points', 'tsne_perplexity', 'source_class', 'seed')}
+    return {k: globals()[k] for k in ('tables_dir', 'n_images', 'residual_amp', 'pn_max', 'tsne_points',
+                                        'tsne_perplexity', 'tsne_jitter', 'source_class', 'seed')}
 
 
 def plan_figures(plan, out_dir, stem, cfg=None):
@@ -269,7 +274,8 @@ def plan_figures(plan, out_dir, stem, cfg=None):
                     print(f"figure 4: {model} / {label} left out: {e}")
         jobs = (('figure6', curves, lambda p: figure6(curves, p, f"targeted retrieval, {what}")),
                 ('figure5', rows, lambda p: figure5(rows, p, cfg['residual_amp'])),
-                ('figure4', panels, lambda p: figure4(panels, p, cfg['tsne_perplexity'], cfg['seed'])))
+                ('figure4', panels, lambda p: figure4(panels, p, cfg['tsne_perplexity'], cfg['seed'],
+                                                    cfg['tsne_jitter'])))
         for name, data, draw in jobs:
             if not data:
                 continue

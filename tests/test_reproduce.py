@@ -243,3 +243,13 @@ def test_main_dry_run_on_the_toy_preset(capsys, monkeypatch):
         assert sum(re.match(r'(skip|would run) (.*?): ', line).group(2).startswith(name)
                    for line in lines) == 1, name
     assert 'toy_badhash_CSQ_resnet18_32_t0_p0.5_replace_conf2' in out  # the demo's attack folder
+
+
+def test_attack_report_row_reads_per_attack_split_names():
+    import evaluate
+    row = {'map_clean': 0.7, 'tmap_trig_badhash_x_open_backdoor': 0.25,
+           'tmap_trig_badhash_x_closed_backdoor': 0.5}
+    line = evaluate.markdown_row('r', row)
+    assert line == '| r | 0.7000 |  |  | 0.5000 |  | 0.2500 |  |  |  |'
+    row['tmap_trig_lcba_open_backdoor'] = 0.1  # two attacks in one row: ambiguous, left blank
+    assert evaluate.markdown_row('r', row).split(' | ')[6] == ''
