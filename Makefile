@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny tiny-attack venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -53,6 +53,16 @@ tiny-attack: $(VENV_STAMP)
 	$(PY) evaluate.py --clean_dir=results/tiny-imagenet-10_CSQ_resnet34_32_clean \
 		--backdoor_dir=results/tiny-imagenet-10_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 \
 		--stealth=$(TATTACK)/stealth.json --report_name=tiny_imagenet10_attack
+
+# Table 5 at demo scale: the four attacks, results/tables/table5.md and Figures 4-6 (reproduce.py
+# reuses every finished output, e.g. those of `make demo`; BADHASH_METHODS=badhash runs BadHash only)
+BADHASH_METHODS ?= badnets,lcba,issba,badhash
+table5-toy: $(VENV_STAMP)
+	$(PY) reproduce.py configs/table5_toy.py --methods=$(BADHASH_METHODS)
+
+# The same on ../shared/data/tiny-imagenet-10 (developer machines only)
+table5-tiny: $(VENV_STAMP)
+	$(PY) reproduce.py configs/table5_tiny.py --methods=$(BADHASH_METHODS)
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q tests

@@ -511,9 +511,20 @@ def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None):
     return row
 
 
+def _column_value(row, key):
+    """row[key]; for a t-MAP column also a split named trig_<attack>_closed / _open (reproduce.py
+    names each attack's triggered queries so one clean victim holds them all), when only one is."""
+    if key in row or not key.startswith('tmap_trig_'):
+        return row.get(key)
+    kind_tag = key[len('tmap_trig_'):]  # e.g. 'open_backdoor'
+    hits = [k for k in row if k.startswith('tmap_trig_') and k.endswith('_' + kind_tag)]
+    return row[hits[0]] if len(hits) == 1 else None
+
+
 def markdown_row(name, row):
-    cells = [name] + [('' if row.get(key) is None else f"{row[key]:.4f}" if key not in ('mse', 'psnr')
-                       else f"{row[key]:.3f}") for _, key in TABLE_COLUMNS]
+    values = [(key, _column_value(row, key)) for _, key in TABLE_COLUMNS]
+    cells = [name] + [('' if v is None else f"{v:.4f}" if key not in ('mse', 'psnr') else f"{v:.3f}")
+                      for key, v in values]
     return '| ' + ' | '.join(cells) + ' |'
 
 

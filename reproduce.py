@@ -1,0 +1,642 @@
+"""Reproduce one row of a paper table: chain the pipeline scripts, then write the table and figures.
+
+    python reproduce.py configs/table5_toy.py                   # Table 5 on the toy data (CPU)
+    python reproduce.py configs/table5_toy.py --methods=badhash # BadHash's row only
+    python reproduce.py configs/table1_s01.py --dry_run=True    # print the commands, run nothing
+    python reproduce.py configs/table5_toy.py --figures=False
+
+A table preset (configs/table{N}_*.py) names a row of the paper's Table 1, 3, 4 or 5: which
+surrogate (B-network), which victims (T-networks), methods, bit lengths and target, the preset
+files the scripts read, and the paper's figures for that row (`paper_*` keys). This script turns it
+into commands, each run as a subprocess in this order:
+
+  1. data preparation (`prepare`, when `prepare_check` is missing)
+  2. clean surrogates:       CSQ.py / HashNet.py  --backbone=B --bits=surrogate_bits
+  3. BadHash step 1:         train_tri_gen.py      (LabCLN + G + D against the surrogate)
+  4. BadHash step 2:         implement_tri_gen.py  (poisons, poisoned list, triggered queries)
+     baselines:              baselines/{badnets,lcba,issba}.py (same output layout)
+  5. backdoored victims:     CSQ.py / HashNet.py --train_list=ATTACK/poisoned_train.txt --tag=poisoned_...
+  6. clean victims:          the same with --tag=clean and every attack's triggered queries
+  7. attack reports:         evaluate.py --clean_dir --backdoor_dir --target --stealth
+Table 4 presets (clean_only=True) run step 2 at every bit length and stop.
+
+A step whose output files all exist is skipped ("skip <step>: <file> exists"); the scripts also
+reuse their own finished outputs. A failing step stops the runner with its command and exit code.
+Then results/tables/table{N}.md is rewritten from every configs/table*.py preset of that table
+(each cell: ours / paper (ours - paper); '-' where not run yet), and for attack tables
+figures.py draws Figures 4-6 next to it.
+
+Run names come from the scripts' own functions (hash_models.engine.derive,
+train_tri_gen.gan_run_name, implement_tri_gen.attack_run_name) applied to the configuration each
+script will see, so the runner and the scripts cannot disagree on a path.
+"""
+import ast
+import glob
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import utils
+
+# ---- config ------------------------------------------------------------------------------------
+# which paper table and row this preset reproduces
+table = 0                     # 1, 3, 4 or 5 (Table 2 lists the settings of Table 1's rows)
+block = ''                    # the block of the table the row belongs to, e.g. 'ImageNet', 'MS-COCO'
+row = ''                      # row label as the paper prints it, e.g. 'S1'; Table 5: methods are rows
+demo_scale = False            # True: demo data, the paper column is the paper's ImageNet figure
+# what the scripts read
+presets = ''                  # preset files for every script, comma-separated (e.g. 'configs/demo.py')
+attack_presets = ''           # more presets for train_tri_gen.py, implement_tri_gen.py, baselines/
+victim_presets = ''           # more presets for the victims (backdoored and clean)
+prepare = ''                  # data preparation command, run when a prepare_check file is missing
+prepare_check = ''            # files the preparation writes, comma-separated ('' = nothing to check)
+# the experiment
+methods = 'badhash'           # attacks: badhash, badnets, lcba, issba (Table 5: all four)
+pairs = 'CSQ-CSQ'             # 'T-B' hashing methods: victim trained with T, poisons made against a B
+                              # surrogate (paper Table 1: 'CSQ-HashNet' = CSQ victim, HashNet poisons);
+                              # Table 4: the method alone
+surrogate_backbone = 'resnet50'  # B-network (paper Table 2)
+surrogate_bits = 64           # the surrogate's bits (official code_length 64, SPEC D17)
+victim_backbones = 'resnet50' # T-networks, comma-separated (Table 3: three)
+bits_list = '64'              # victim bit lengths, comma-separated (Tables 1 and 4: '16,32,64')
+target = 0                    # target class index (SPEC §5.3, D23)
+target_name = ''              # the paper's name of the target, for the tables
+clean_only = False            # Table 4: clean models only (pairs' method, surrogate_backbone, bits_list)
+# runner
+dry_run = False               # print the commands, run nothing
+figures = True                # draw Figures 4-6 after an attack table
+tables_dir = 'results/tables' # table{N}.md, figures, runner logs
+configs_dir = 'configs'       # where the other rows' presets of the table are found
+# the paper's figures for comparison (None = not a cell of this row), typed from the paper text
+# Table 1: MAP / t-MAP per method pair and bits (pair 'csq_hashnet' = the paper's CSQ-HashNet)
+paper_map_csq_hashnet_16 = None
+paper_tmap_csq_hashnet_16 = None
+paper_map_csq_hashnet_32 = None
+paper_tmap_csq_hashnet_32 = None
+paper_map_csq_hashnet_64 = None
+paper_tmap_csq_hashnet_64 = None
+paper_map_hashnet_csq_16 = None
+paper_tmap_hashnet_csq_16 = None
+paper_map_hashnet_csq_32 = None
+paper_tmap_hashnet_csq_32 = None
+paper_map_hashnet_csq_64 = None
+paper_tmap_hashnet_csq_64 = None
+# Table 3: MAP / t-MAP per T-network and bits (32 = the paper's '*' columns)
+paper_map_resnet34_32 = None
+paper_tmap_resnet34_32 = None
+paper_map_resnet34_64 = None
+paper_tmap_resnet34_64 = None
+paper_map_vgg13_32 = None
+paper_tmap_vgg13_32 = None
+paper_map_vgg13_64 = None
+paper_tmap_vgg13_64 = None
+paper_map_densenet121_32 = None
+paper_tmap_densenet121_32 = None
+paper_map_densenet121_64 = None
+paper_tmap_densenet121_64 = None
+# Table 4: clean MAP per bits
+paper_map_16 = None
+paper_map_32 = None
+paper_map_64 = None
+# Table 5: per method
+paper_map_badnets = None
+paper_tmap_badnets = None
+paper_mse_badnets = None
+paper_psnr_badnets = None
+paper_ssim_badnets = None
+paper_map_lcba = None
+paper_tmap_lcba = None
+paper_mse_lcba = None
+paper_psnr_lcba = None
+paper_ssim_lcba = None
+paper_map_issba = None
+paper_tmap_issba = None
+paper_mse_issba = None
+paper_psnr_issba = None
+paper_ssim_issba = None
+paper_map_badhash = None
+paper_tmap_badhash = None
+paper_mse_badhash = None
+paper_psnr_badhash = None
+paper_ssim_badhash = None
+# ------------------------------------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+METHODS = ('badhash', 'badnets', 'lcba', 'issba')
+BASELINES = ('badnets', 'lcba', 'issba')
+HASH_METHODS = ('CSQ', 'HashNet')
+METHOD_TITLES = {'badhash': 'BadHash', 'badnets': 'BadNets', 'lcba': 'LCBA', 'issba': 'ISSBA'}
+# the baselines' default poison rates (issue 4's interface), used when their script is not here
+BASELINE_POISON_RATES = {'badnets': 0.05, 'lcba': 0.5, 'issba': 0.05}
+# the keys implement_tri_gen.py and the baselines share (issue 4's baseline interface)
+ATTACK_KEYS = ('dataset', 'data_dir', 'train_list', 'test_list', 'image_size', 'resize_size',
+               'target', 'poison_rate', 'openset_list', 'n_openset', 'n_closed', 'attack_tag',
+               'out_dir', 'checkpoint_dir', 'seed')
+
+
+class PlanError(ValueError):
+    """A preset that cannot be turned into commands (the message names the file and the key)."""
+
+
+# =============================================================================================
+# 1. the configuration each script will see (its config block + presets + overrides)
+# =============================================================================================
+
+_DEFAULTS = {}
+
+
+def script_defaults(script):
+    """The plain constants at the top level of a script (its config block), parsed, not imported."""
+    path = os.path.join(ROOT, script)
+    if path not in _DEFAULTS:
+        if not os.path.isfile(path):
+            raise PlanError(f"{script}: script not found")
+        with open(path) as f:
+            tree = ast.parse(f.read(), filename=path)
+        g = {}
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)):
+                try:
+                    g[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+        _DEFAULTS[path] = {k: g[k] for k in utils.config_keys(g)}
+    return dict(_DEFAULTS[path])
+
+
+def script_config(script, argv):
+    """The resolved config of `script` run with `argv` (preset files and --key=value items)."""
+    g = script_defaults(script)
+    try:
+        utils.apply_overrides(g, argv)
+    except utils.ConfigError as e:
+        raise PlanError(f"{script}: {e}") from None
+    return g
+
+
+def _split(text):
+    return [s.strip() for s in str(text).split(',') if s.strip()]
+
+
+def _opts(**kw):
+    return [f"--{k}={v}" for k, v in kw.items()]
+
+
+# =============================================================================================
+# 2. the plan: steps (commands with their output files) and table cells
+# =============================================================================================
+
+def _check_preset(c, source):
+    if c['table'] not in (1, 3, 4, 5):
+        raise PlanError(f"{source}: table must be 1, 3, 4 or 5, got {c['table']!r}")
+    for m in _split(c['methods']):
+        if m not in METHODS:
+            raise PlanError(f"{source}: methods entries must be among {', '.join(METHODS)}, got {m!r}")
+    for p in _split(c['pairs']):
+        parts = p.split('-')
+        if not 1 <= len(parts) <= 2 or any(x not in HASH_METHODS for x in parts):
+            raise PlanError(f"{source}: pairs entries must be T-B or T with T, B in CSQ/HashNet, "
+                            f"got {p!r}")
+    for b in _split(c['bits_list']):
+        if not b.isdigit() or int(b) not in (16, 32, 64):
+            raise PlanError(f"{source}: bits_list entries must be 16, 32 or 64, got {b!r}")
+    for f in _split(c['presets']) + _split(c['attack_presets']) + _split(c['victim_presets']):
+        if not os.path.isfile(f):
+            raise PlanError(f"{source}: preset file {f} not found")
+
+
+def _pairs(c):
+    out = []
+    for p in _split(c['pairs']):
+        parts = p.split('-')
+        out.append((parts[0], parts[-1]))
+    return out
+
+
+def gan_tag(attack_cfg, target_index):
+    """The tag of train_tri_gen.py's run. Its run name has no target, but G's checkpoint records the
+    target (the sampled confusing labels exclude it) and is refused for another one, so each target
+    gets its own run, tag t{target}. Kept untagged: a preset's own tag, and a fixed confusing label
+    (conf_mode '<idx>') with the target the presets themselves set (the demo presets, so the
+    runner reuses `make demo`'s G). attack_cfg: train_tri_gen.py's config from the presets alone."""
+    if attack_cfg['tag']:
+        return attack_cfg['tag']
+    if str(attack_cfg['conf_mode']).isdigit() and attack_cfg['target'] == target_index:
+        return ''
+    return f"t{target_index}"
+
+
+class Plan:
+    """Ordered, de-duplicated steps plus the cells of the table this preset fills."""
+
+    def __init__(self, config, source):
+        self.c, self.source = config, source
+        self.steps = {}       # command line -> step {name, cmd, outputs}; a repeated step is kept once
+        self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean', 'report')}
+        self.cells = []       # {row, col, paper_key, kind, file, ...}: where read_ours finds our figure
+        self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
+
+    def add(self, phase, name, cmd, outputs):
+        key = ' '.join(cmd)
+        if key not in self.steps:
+            step = {'name': name, 'cmd': cmd, 'outputs': outputs}
+            self.steps[key] = step
+            self.phases[phase].append(step)
+        return self.steps[key]
+
+    def ordered(self):
+        return [s for p in self.phases.values() for s in p]
+
+
+def build_plan(c, source='preset'):
+    """Turn a table preset's config into a Plan (no file is read except presets and scripts)."""
+    _check_preset(c, source)
+    plan = Plan(c, source)
+    py = sys.executable
+    base = _split(c['presets'])
+    attack_p = base + _split(c['attack_presets'])
+    victim_p = base + _split(c['victim_presets'])
+    t = c['target']
+
+    if c['prepare'] or c['prepare_check']:
+        checks = _split(c['prepare_check'])
+        if c['prepare']:
+            cmd = shlex.split(c['prepare'])
+            if cmd and cmd[0].endswith('.py'):
+                cmd = [py] + cmd
+            plan.add('prepare', 'prepare', cmd, checks)
+        else:
+            plan.add('prepare', 'prepare', [], checks)  # nothing to run: files must exist
+
+    from hash_models import engine  # noqa: E402  (torch import, only when planning)
+
+    def hashing_step(phase, name, method, presets, **kw):
+        argv = presets + _opts(**kw)
+        cfg = script_config(f"{method}.py", argv)
+        d = engine.derive(cfg, method)
+        outs = [os.path.join(d['out'], 'results.json')] + [
+            os.path.join(d['out'], f"codes_{s}.npz") for s in d['lists']]
+        plan.add(phase, f"{name} {d['run']}", [py, f"{method}.py"] + argv, outs)
+        return cfg, d
+
+    if c['clean_only']:  # Table 4: the clean B-networks at every bit length
+        for tm, _ in _pairs(c):
+            for bits in _split(c['bits_list']):
+                cfg, d = hashing_step('surrogate', 'clean model', tm, base,
+                                      backbone=c['surrogate_backbone'], bits=bits)
+                plan.cells.append({'row': f"{_title(c['surrogate_backbone'])} {tm}",
+                                   'col': f"{bits} bits", 'paper_key': f"paper_map_{bits}",
+                                   'kind': 'clean', 'file': os.path.join(d['out'], 'results.json')})
+        return plan
+
+    import train_tri_gen
+    import implement_tri_gen
+    victims = {}  # (tm, backbone, bits) -> list of (split names, attack info)
+    for tm, bm in _pairs(c):
+        attacks = []
+        for m in _split(c['methods']):
+            if m == 'badhash':
+                hashing_step('surrogate', 'surrogate', bm, base,
+                             backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
+                surr = dict(surrogate_method=bm, surrogate_backbone=c['surrogate_backbone'],
+                            surrogate_bits=c['surrogate_bits'])
+                tag = gan_tag(script_config('train_tri_gen.py', attack_p + _opts(**surr)), t)
+                gargv = attack_p + _opts(**surr, target=t, tag=tag)
+                gcfg = script_config('train_tri_gen.py', gargv)
+                gan_run = train_tri_gen.gan_run_name(gcfg)
+                plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,
+                         [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')])
+                icfg = script_config('implement_tri_gen.py', gargv)
+                folder = os.path.join(icfg['out_dir'], implement_tri_gen.attack_run_name(icfg, gan_run))
+                step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
+                                [py, 'implement_tri_gen.py'] + gargv, None)
+                dataset, geometry = icfg['dataset'], (icfg['image_size'], icfg['resize_size'])
+                has_open = bool(icfg['openset_list'])
+            else:
+                script = os.path.join('baselines', f"{m}.py")
+                extra = {}
+                if m == 'lcba':  # LCBA's PGD noise is made against the same surrogate
+                    hashing_step('surrogate', 'surrogate', bm, base,
+                                 backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
+                    extra = dict(surrogate_method=bm, surrogate_backbone=c['surrogate_backbone'],
+                                 surrogate_bits=c['surrogate_bits'])
+                bargv = attack_p + _opts(target=t, **extra)
+                if os.path.isfile(os.path.join(ROOT, script)):
+                    bcfg = script_config(script, bargv)
+                else:  # not on this branch yet: the interface's keys and defaults
+                    icfg = script_config('implement_tri_gen.py', attack_p + _opts(target=t))
+                    bcfg = {k: icfg[k] for k in ATTACK_KEYS}
+                    bcfg['poison_rate'] = BASELINE_POISON_RATES[m]
+                    bcfg['attack_tag'] = ''
+                name = f"{bcfg['dataset']}_{m}_t{bcfg['target']}_p{bcfg['poison_rate']:g}" + (
+                    f"_{bcfg['attack_tag']}" if bcfg['attack_tag'] else '')
+                folder = os.path.join(bcfg['out_dir'], name)
+                step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None)
+                dataset, geometry = bcfg['dataset'], (bcfg['image_size'], bcfg['resize_size'])
+                has_open = bool(bcfg['openset_list'])
+            parts = ['trigger_closed'] + (['trigger_open'] if has_open else [])
+            step['outputs'] = [os.path.join(folder, f) for f in
+                               ['poisoned_train.txt', 'stealth.json', 'poisons.json']
+                               + [p + '.txt' for p in parts]]
+            aid = os.path.basename(folder)[len(dataset) + 1:]
+            splits = {p: f"trig_{aid}_{p[len('trigger_'):]}" for p in parts}
+            attacks.append({'method': m, 'folder': folder, 'aid': aid, 'splits': splits,
+                            'geometry': geometry,
+                            'surrogate': f"{bm}-{_title(c['surrogate_backbone'])}"})
+        for vb in _split(c['victim_backbones']):
+            for bits in _split(c['bits_list']):
+                for a in attacks:
+                    queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
+                                       for p, s in a['splits'].items())
+                    cfg, d = hashing_step('victim', 'backdoored victim', tm, victim_p,
+                                          backbone=vb, bits=bits, tag=f"poisoned_{a['aid']}",
+                                          train_list=os.path.join(a['folder'], 'poisoned_train.txt'),
+                                          queries=queries)
+                    victims.setdefault((tm, vb, bits), []).append(dict(
+                        a, victim_dir=d['out'], topk=d['topk'], tm=tm, bm=bm, vb=vb, bits=bits))
+    # clean victims: one per (method, backbone, bits) with every attack's triggered queries
+    for (tm, vb, bits), items in victims.items():
+        queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
+                           for a in items for p, s in a['splits'].items())
+        cfg, d = hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb, bits=bits,
+                              tag='clean', queries=queries)
+        for a in items:
+            a['clean_dir'] = d['out']
+            report = os.path.basename(a['victim_dir'])
+            a['report'] = os.path.join(cfg['out_dir'], report + '.json')
+            plan.add('report', f"report {report}",
+                     [py, 'evaluate.py'] + _opts(clean_dir=d['out'], backdoor_dir=a['victim_dir'],
+                                                 target=t, topk=a['topk'],
+                                                 stealth=os.path.join(a['folder'], 'stealth.json'),
+                                                 report_name=report, out_dir=cfg['out_dir']),
+                     [a['report']])
+            plan.attacks.append(a)
+            plan.cells += _attack_cells(c, a)
+    return plan
+
+
+def _title(backbone):
+    names = {'resnet': 'ResNet', 'vgg': 'VGG', 'densenet': 'DenseNet', 'alexnet': 'AlexNet'}
+    for k, v in names.items():
+        if backbone.startswith(k):
+            return v + backbone[len(k):]
+    return backbone
+
+
+def _attack_cells(c, a):
+    """The paper cells an attack experiment fills, by table."""
+    tab, m, bits = c['table'], a['method'], a['bits']
+    cells = []
+    if tab == 1:
+        pair = f"{a['tm'].lower()}_{a['bm'].lower()}"
+        for metric, title in (('map', 'MAP'), ('tmap', 't-MAP')):
+            cells.append({'row': c['row'], 'col': f"{a['tm']}-{a['bm']} {bits} bits {title}",
+                          'paper_key': f"paper_{metric}_{pair}_{bits}", 'metric': metric})
+    elif tab == 3:
+        star = '*' if bits == '32' else ''
+        for metric, title in (('map', 'MAP'), ('tmap', 't-MAP')):
+            cells.append({'row': c['row'], 'col': f"T-{_title(a['vb'])}{star} {title}",
+                          'paper_key': f"paper_{metric}_{a['vb']}_{bits}", 'metric': metric})
+    elif tab == 5:
+        for metric, title in (('map', 'MAP'), ('tmap', 't-MAP'), ('mse', 'MSE'), ('psnr', 'PSNR'),
+                              ('ssim', 'SSIM')):
+            cells.append({'row': METHOD_TITLES[m], 'col': title,
+                          'paper_key': f"paper_{metric}_{m}", 'metric': metric})
+    for cell in cells:
+        cell.update(kind='attack', file=a['report'], splits=a['splits'])
+    return cells
+
+
+# =============================================================================================
+# 3. running the steps
+# =============================================================================================
+
+def run_steps(plan, log=print):
+    for step in plan.ordered():
+        outs = step['outputs'] or []
+        missing = [f for f in outs if not os.path.exists(f)]
+        if outs and not missing:
+            log(f"skip {step['name']}: {outs[0]} exists"
+                + (f" (and {len(outs) - 1} more outputs)" if len(outs) > 1 else ''))
+            continue
+        if not step['cmd'] and plan.c['dry_run']:
+            log(f"missing {step['name']}: {missing[0]} (prepare the data first, README: Data)")
+            continue
+        if not step['cmd']:
+            raise PlanError(f"{plan.source}: {missing[0]} is missing and the preset has no prepare "
+                            f"command; prepare the data first (README, Data)")
+        line = ' '.join(shlex.quote(x) for x in step['cmd'])
+        script = next((x for x in step['cmd'][1:2] if x.endswith('.py')), None)
+        if script and not plan.c['dry_run'] and not os.path.isfile(os.path.join(ROOT, script)):
+            raise PlanError(f"{script} is not in this checkout (step {step['name']}); leave its "
+                            f"method out with --methods=... ({plan.source} lists {plan.c['methods']})")
+        if plan.c['dry_run']:
+            log(f"would run {step['name']}: {line}")
+            continue
+        log(f"run {step['name']}: {line}")
+        t0 = time.time()
+        rc = subprocess.call(step['cmd'], cwd=ROOT)
+        if rc != 0:
+            sys.exit(f"error: step {step['name']} failed with exit code {rc}: {line}")
+        missing = [f for f in outs if not os.path.exists(f)]
+        if missing:  # the step ran but did not write what the next steps read
+            sys.exit(f"error: step {step['name']} finished but {missing[0]} is missing: {line}")
+        log(f"done {step['name']} in {time.time() - t0:.0f} s")
+
+
+# =============================================================================================
+# 4. tables: ours next to the paper's, for every row preset of a table
+# =============================================================================================
+
+TABLE_TITLES = {1: 'Table 1: attack performance (MAP / t-MAP) under the settings of Table 2',
+                3: 'Table 3: cross-family transfer (MAP / t-MAP); * = 32 bits, otherwise 64 bits',
+                4: 'Table 4: MAP of the hash models trained on clean samples',
+                5: 'Table 5: comparison between backdoor attack methods (64 bits, CSQ)'}
+DIGITS = 3  # the paper prints three decimals
+
+
+def read_ours(cell):
+    """Our figure for a cell from the results files, or None when not run yet."""
+    if not os.path.isfile(cell['file']):
+        return None
+    with open(cell['file']) as f:
+        data = json.load(f)
+    if cell['kind'] == 'clean':
+        return data['final'].get('test')
+    rep = data['report']
+    metric = cell['metric']
+    if metric == 'map':
+        return rep.get('map_backdoor')
+    if metric == 'tmap':  # open-set t-MAP, the paper's (D18); closed-set where no open set exists
+        split = cell['splits'].get('trigger_open') or cell['splits']['trigger_closed']
+        return rep.get(f"tmap_{split}_backdoor")
+    return rep.get(metric)
+
+
+def format_cell(ours, paper):
+    o = '-' if ours is None else f"{ours:.{DIGITS}f}"
+    p = '-' if paper is None else f"{paper:.{DIGITS}f}"
+    if ours is None or paper is None:
+        return f"{o} / {p}"
+    return f"{o} / {p} ({ours - paper:+.{DIGITS}f})"
+
+
+def load_preset(path, overrides=()):
+    """A table preset's resolved runner config (defaults of this file + the preset + overrides)."""
+    return script_config('reproduce.py', [path] + list(overrides))
+
+
+def table_presets(table_no, folder):
+    """Every configs/table*.py preset of a table, in file-name order."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, 'table*.py'))):
+        c = load_preset(path)
+        if c['table'] == table_no:
+            out.append((path, c))
+    return out
+
+
+def table_markdown(table_no, entries):
+    """entries: (preset path, config, plan) of one table. Returns the markdown text."""
+    lines = [f"# {TABLE_TITLES[table_no]}", '',
+             "Each cell: **ours / paper (ours - paper)**; '-' = not run yet. Ours: the final epoch "
+             "(SPEC D20); t-MAP on the open-set triggered queries (closed-set where the preset has "
+             "no open set), MAP on the clean queries of the backdoored victim. Written by "
+             "`python reproduce.py <preset>`; the preset of every row is named below.", '']
+    blocks = {}
+    for path, c, plan in entries:
+        key = (c['block'], c['demo_scale'])
+        blocks.setdefault(key, []).append((path, c, plan))
+    for (name, demo), items in blocks.items():
+        lines.append(f"## {name}")
+        lines.append('')
+        if demo:
+            lines += ["Demo scale: the paper column holds **the paper's ImageNet figure**, printed for "
+                      "reference; it is not comparable in value with a run on this data.", '']
+        rows, cols = [], []
+        cells = {}
+        for path, c, plan in items:
+            for cell in plan.cells:
+                paper = c.get(cell['paper_key'])
+                r = cell['row'] + ('' if table_no == 5 or not c['target_name']
+                                   else f" ({c['target_name']})")
+                if r not in rows:
+                    rows.append(r)
+                if cell['col'] not in cols:
+                    cols.append(cell['col'])
+                cells[(r, cell['col'])] = format_cell(read_ours(cell), paper)
+        lines.append('| row | ' + ' | '.join(cols) + ' |')
+        lines.append('|' + '---|' * (len(cols) + 1))
+        for r in rows:
+            lines.append(f"| {r} | " + ' | '.join(cells.get((r, col), '') for col in cols) + ' |')
+        lines.append('')
+        lines.append('Presets: ' + ', '.join(f"`{p}`" for p, _, _ in items))
+        details = _details(items)
+        if details:
+            lines += [''] + details
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def _details(items):
+    """Per attack experiment: the clean victim's t-MAP on the same queries (the floor, D18) and
+    the closed-set t-MAP, which the paper does not print."""
+    out = []
+    for path, c, plan in items:
+        for a in plan.attacks:
+            if not os.path.isfile(a['report']):
+                continue
+            with open(a['report']) as f:
+                rep = json.load(f)['report']
+            parts = []
+            for p, s in a['splits'].items():
+                kind = p[len('trigger_'):]
+                b, cl = rep.get(f"tmap_{s}_backdoor"), rep.get(f"tmap_{s}_clean")
+                if b is not None and cl is not None:
+                    parts.append(f"t-MAP {kind} {b:.{DIGITS}f} (clean victim {cl:.{DIGITS}f})")
+            mc = rep.get('map_clean')
+            if mc is not None:
+                parts.append(f"clean victim MAP {mc:.{DIGITS}f}")
+            out.append(f"- {METHOD_TITLES[a['method']]}, {a['tm']} {_title(a['vb'])} {a['bits']} bits, "
+                       f"poisons against {a['surrogate']}: " + '; '.join(parts)
+                       + f" (`{a['report']}`)")
+    return out
+
+
+def write_table(table_no, folder, out_dir, extra=()):
+    """Rewrite {out_dir}/table{N}.md from every preset of the table (plus `extra` entries)."""
+    entries = []
+    seen = set()
+    for path, c, plan in extra:
+        entries.append((path, c, plan))
+        seen.add(os.path.abspath(path))
+    for path, c in table_presets(table_no, folder):
+        if os.path.abspath(path) not in seen:
+            entries.append((path, c, build_plan(c, path)))
+    # the paper's blocks in its order (ImageNet, then MS-COCO), demo-scale blocks last
+    entries.sort(key=lambda e: (e[1]['demo_scale'], e[1]['block'] != 'ImageNet', e[0]))
+    text = table_markdown(table_no, entries)
+    out = os.path.join(out_dir, f"table{table_no}.md")
+    utils.atomic_write_text(out, text)
+    return out
+
+
+# =============================================================================================
+# 5. main
+# =============================================================================================
+
+def main(argv):
+    files = [a for a in argv if not a.startswith('--')]
+    if len(files) != 1:
+        sys.exit("error: give exactly one table preset, e.g. python reproduce.py configs/table5_toy.py")
+    source = files[0]
+    try:
+        c = script_config('reproduce.py', argv)  # this file's config block + preset + overrides
+        plan = build_plan(c, source)
+    except PlanError as e:
+        sys.exit(f"error: {e}")
+    print('config: ' + json.dumps(c, sort_keys=True))
+    os.makedirs(c['tables_dir'], exist_ok=True)
+    log_path = os.path.join(c['tables_dir'], os.path.splitext(os.path.basename(source))[0] + '.log')
+
+    def log(msg):
+        print(msg, flush=True)
+        if not c['dry_run']:
+            with open(log_path, 'a') as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+
+    log(f"reproduce {source}: table {c['table']}, {c['block']}, row {c['row'] or c['methods']}, "
+        f"{len(plan.steps)} steps")
+    try:
+        run_steps(plan, log)
+    except PlanError as e:
+        sys.exit(f"error: {e}")
+    if c['dry_run']:
+        return plan
+    try:  # the table shows the presets as written (all their rows), whatever was overridden here
+        c_file = load_preset(source)
+        out = write_table(c['table'], c['configs_dir'], c['tables_dir'],
+                          [(source, c_file, build_plan(c_file, source))])
+    except PlanError as e:
+        sys.exit(f"error: {e}")
+    log(f"table: {out}")
+    if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
+        stem = os.path.splitext(os.path.basename(source))[0]
+        pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
+        reports = [a['report'] for a in plan.attacks if os.path.isfile(a['report'])]
+        newest = max([os.path.getmtime(r) for r in reports] or [0])
+        if all(os.path.isfile(p) and os.path.getmtime(p) >= newest for p in pngs):
+            log(f"skip figures: {pngs[0]} exists (and 2 more, newer than the reports)")
+            return plan
+        import figures as figs
+        for path in figs.plan_figures(plan, c['tables_dir'], stem):
+            log(f"figure: {path}")
+    return plan
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
