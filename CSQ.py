@@ -54,7 +54,14 @@ report = 'final'          # D20: final epoch; best-over-epochs is printed too, l
 # run
 seed = 0
 device = 'auto'           # auto | cpu | cuda
-num_workers = 4           # DataLoader workers
+num_workers = 4           # DataLoader workers (the evaluation loaders keep theirs between passes)
+# speed (README "Speed and scale"; none of these is part of the run name)
+dtype = 'float32'         # 'float32' (reproduction) | 'bfloat16': autocast forward passes, a CUDA speed
+                          # option (losses, pre-sign outputs, metrics stay float32); CPU autocast on a CPU
+channels_last = False     # NHWC memory layout for model and input (faster convolutions on recent GPUs)
+cache = 'none'            # 'none' (decode every image every epoch, official) | 'disk': decoded, resized
+                          # uint8 images memory-mapped from cache_dir, built once per list and geometry
+cache_dir = 'cache'       # where cache='disk' keeps its files
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 # ------------------------------------------------------------------------------------------------
