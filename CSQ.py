@@ -123,7 +123,8 @@ def make_loss(config, train_labels, n_train):
     if ml not in ('auto', 'yes', 'no'):
         sys.exit(f"error: multi_label must be auto, yes or no, got {ml!r}")
     multi = bool(train_labels.sum(1).max() > 1) if ml == 'auto' else ml == 'yes'
-    print(f"CSQ: {'multi' if multi else 'single'}-label centres for {train_labels.shape[1]} classes")
+    if utils.dist_info()[0] == 0:
+        print(f"CSQ: {'multi' if multi else 'single'}-label centres for {train_labels.shape[1]} classes")
     return CSQLoss(train_labels.shape[1], config['bits'], multi, config['lambda_q'], config['seed'])
 
 

@@ -483,8 +483,10 @@ class ImageCache:
         os.makedirs(folder, exist_ok=True)
         if os.path.exists(stem + '.json'):
             os.remove(stem + '.json')  # the index marks a complete .bin: drop it first
+        # its own generator: building the cache must not draw from the global RNG, which seeds the
+        # model next (a cached run would otherwise start from other weights)
         loader = torch.utils.data.DataLoader(_Decode(paths, transform, list_file), batch_size=None,
-                                             num_workers=num_workers)
+                                             num_workers=num_workers, generator=torch.Generator())
         shapes = []
         fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_' + os.path.basename(stem))
         try:
@@ -621,6 +623,17 @@ def all_gather_cat(t):
     parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, t.contiguous())
     return torch.cat(parts)
+
+
+def broadcast_buffers(module):
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process. DDP broadcasts them
+    at the start of each training forward, so after the last one each process holds its own
+    shard's update; rank 0's are the ones saved in the checkpoint, and every shard must be
+    encoded with them."""
+    if distributed():
+        import torch.distributed as dist
+        for b in module.buffers():
+            dist.broadcast(b.data, src=0)
 
 
 def barrier():

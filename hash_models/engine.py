@@ -161,6 +161,7 @@ def evaluate_all(model, datasets, loaders, config, derived, device, main=True):
     metrics, on the GPU when the model is on one (evaluate.py's chunked CUDA path, same figures
     as on the CPU)."""
     from evaluate import mean_average_precision
+    utils.broadcast_buffers(model)  # encode every shard with the statistics rank 0 saves
     codes = {name: encode(model, loaders[name], device, len(datasets[name]), config['dtype'],
                           config['channels_last'], f"encode {name}") for name in loaders}
     if not main:
