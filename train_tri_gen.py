@@ -351,11 +351,10 @@ def main(config):
     pool = torch.unique(labels, dim=0)  # ascending lexicographic order, as the official code
     labcln, labcln_info = get_labcln(c, pool, device)
     if rank == 0:
-        utils.barrier()
-    if rank == 0:
+        utils.barrier()  # the cache and LabCLN are on disk: the other processes go on
         utils.append_jsonl(os.path.join(out, 'log.jsonl'), {
-        'kind': 'labcln', 'path': labcln_info['path'], 'final': labcln_info['final'],
-        'separation': labcln_info['separation']})
+            'kind': 'labcln', 'path': labcln_info['path'], 'final': labcln_info['final'],
+            'separation': labcln_info['separation']})
 
     # confusing-label pool for G training (D2)
     if c['conf_mode'] == 'sample':
