@@ -54,7 +54,14 @@ report = 'final'          # D20: final epoch; best-over-epochs is printed too, l
 # run
 seed = 0
 device = 'auto'           # auto | cpu | cuda
-num_workers = 4           # DataLoader workers
+num_workers = 4           # DataLoader workers (the evaluation loaders keep theirs between passes)
+# speed (README "Speed and scale"; none of these is part of the run name)
+dtype = 'float32'         # 'float32' (reproduction) | 'bfloat16': autocast forward passes, a CUDA speed
+                          # option (losses, pre-sign outputs, metrics stay float32); CPU autocast on a CPU
+channels_last = False     # NHWC memory layout for model and input (faster convolutions on recent GPUs)
+cache = 'none'            # 'none' (decode every image every epoch, official) | 'disk': decoded, resized
+                          # uint8 images memory-mapped from cache_dir, built once per list and geometry
+cache_dir = 'cache'       # where cache='disk' keeps its files
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 # ------------------------------------------------------------------------------------------------
@@ -116,7 +123,8 @@ def make_loss(config, train_labels, n_train):
     if ml not in ('auto', 'yes', 'no'):
         sys.exit(f"error: multi_label must be auto, yes or no, got {ml!r}")
     multi = bool(train_labels.sum(1).max() > 1) if ml == 'auto' else ml == 'yes'
-    print(f"CSQ: {'multi' if multi else 'single'}-label centres for {train_labels.shape[1]} classes")
+    if utils.dist_info()[0] == 0:
+        print(f"CSQ: {'multi' if multi else 'single'}-label centres for {train_labels.shape[1]} classes")
     return CSQLoss(train_labels.shape[1], config['bits'], multi, config['lambda_q'], config['seed'])
 
 

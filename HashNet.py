@@ -52,7 +52,14 @@ report = 'final'          # D20: final epoch; best-over-epochs is printed too, l
 # run
 seed = 0
 device = 'auto'           # auto | cpu | cuda
-num_workers = 4           # DataLoader workers
+num_workers = 4           # DataLoader workers (the evaluation loaders keep theirs between passes)
+# speed (README "Speed and scale"; none of these is part of the run name)
+dtype = 'float32'         # 'float32' (reproduction) | 'bfloat16': autocast forward passes, a CUDA speed
+                          # option (losses, pre-sign outputs, metrics stay float32); CPU autocast on a CPU
+channels_last = False     # NHWC memory layout for model and input (faster convolutions on recent GPUs)
+cache = 'none'            # 'none' (decode every image every epoch, official) | 'disk': decoded, resized
+                          # uint8 images memory-mapped from cache_dir, built once per list and geometry
+cache_dir = 'cache'       # where cache='disk' keeps its files
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 # ------------------------------------------------------------------------------------------------
@@ -71,8 +78,10 @@ class HashNetLoss(nn.Module):
     def forward(self, out, labels, idx, epoch):
         u = torch.tanh(self.scale(epoch) * out.float())
         if self.memory:
-            self.U[idx] = u.detach()
-            self.Y[idx] = labels
+            # under torchrun every process writes the whole global batch into its bank, so the
+            # banks stay identical (each rank's shards are padded to equal sizes: shapes match)
+            self.U[utils.all_gather_cat(idx)] = utils.all_gather_cat(u.detach())
+            self.Y[utils.all_gather_cat(idx)] = utils.all_gather_cat(labels)
             bank_u, bank_y = self.U, self.Y
         else:
             bank_u, bank_y = u, labels

@@ -95,12 +95,21 @@ seed = 0
 device = 'auto'               # auto | cpu | cuda
 num_workers = 4
 tag = ''                      # suffix of the run name
+# speed (README "Speed and scale"; none of these is part of the run name)
+dtype = 'float32'             # 'float32' (reproduction) | 'bfloat16': autocast for G, D and the surrogate, a
+                              # CUDA speed option; LPIPS, LabCLN and every loss stay float32
+channels_last = False         # NHWC memory layout for G, D, the surrogate and the images
+cache = 'none'                # 'none' (decode every epoch, official) | 'disk': decoded-image cache (utils.ImageCache)
+cache_dir = 'cache'           # where cache='disk' keeps its files
 # ------------------------------------------------------------------------------------------------
 
 CHECKPOINT_FORMAT = 1
 LABCLN_FORMAT = 1
 # keys that may change between an interrupted run and its resumption
-RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_every'}
+RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_every', 'cache',
+                    'cache_dir'}
+# keys added after runs were stored, with the value those runs had in effect
+LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache'}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -291,7 +300,11 @@ def main(config):
     weights = tuple(float(w) if w is not None else d
                     for w, d in zip((c['w_hash'], c['w_rec'], c['w_bd']), weights))
     g_loss_fn, d_loss_fn = LOSSES[c['loss_preset']]
-    device = utils.resolve_device(c['device'])
+    rank, world, device = utils.init_distributed(utils.resolve_device(c['device']))
+    utils.check_dtype(c['dtype'], device)
+    if c['batch_size'] % world:
+        _fail(f"batch_size={c['batch_size']} must be divisible by the {world} processes (it is the "
+              f"global batch; each process takes an equal share)")
     print(f"run {run}  device {device}  preset {c['loss_preset']}  weights (hash, rec, bd) = "
           f"{weights}  lpips {c['lpips']}")
 
@@ -303,7 +316,7 @@ def main(config):
         except ValueError as e:
             _fail(str(e))
         old = ckpt.get('config', {})
-        diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k) != c[k]]
+        diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k, LATER_KEYS.get(k)) != c[k]]
         if diff:
             k = diff[0]
             _fail(f"{ckpt_path}: trained with {k}={old.get(k)!r}, this run has {k}={c[k]!r}; "
@@ -319,8 +332,11 @@ def main(config):
     utils.seed_everything(c['seed'])
     list_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
     transform = utils.build_transform(c['image_size'], c['resize_size'], 'none')
+    if rank != 0:  # under torchrun rank 0 builds the image cache and LabCLN, the others reuse them
+        utils.barrier()
     try:
-        train_set = utils.ImageList(list_path, transform=transform)
+        train_set = utils.ImageList(list_path, transform=transform, num_workers=c['num_workers'],
+                                    cache_dir=c['cache_dir'] if c['cache'] == 'disk' else None)
     except utils.ListError as e:
         _fail(str(e))
     labels = torch.from_numpy(train_set.labels.astype(np.float32))
@@ -351,6 +367,8 @@ def main(config):
     except (ValueError, KeyError, RuntimeError) as e:
         _fail(str(e).splitlines()[0])
     surrogate.to(device).eval().requires_grad_(False)
+    if c['channels_last']:
+        surrogate.to(memory_format=torch.channels_last)
     print(f"surrogate {sp}: {meta.get('method', c['surrogate_method'])} {meta['backbone']} "
           f"{meta['bits']} bits (frozen, eval mode)")
 
@@ -361,9 +379,11 @@ def main(config):
     # ================================================================================================
     pool = torch.unique(labels, dim=0)  # ascending lexicographic order, as the official code
     labcln, labcln_info = get_labcln(c, pool, device)
-    utils.append_jsonl(os.path.join(out, 'log.jsonl'), {
-        'kind': 'labcln', 'path': labcln_info['path'], 'final': labcln_info['final'],
-        'separation': labcln_info['separation']})
+    if rank == 0:
+        utils.barrier()  # the cache and LabCLN are on disk: the other processes go on
+        utils.append_jsonl(os.path.join(out, 'log.jsonl'), {
+            'kind': 'labcln', 'path': labcln_info['path'], 'final': labcln_info['final'],
+            'separation': labcln_info['separation']})
 
     # confusing-label pool for G training (D2)
     if c['conf_mode'] == 'sample':
@@ -395,6 +415,9 @@ def main(config):
         G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf']).to(device)
         init_generator_output(G, c['g_output'])
         D = Discriminator(num_classes, image_size=c['image_size'], ndf=c['ndf']).to(device)
+    if c['channels_last']:
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(G.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
     rule = lr_rule(c['lr_policy'], c['epochs'])
@@ -425,6 +448,17 @@ def main(config):
     ys_dbg = conf_pool[torch.randint(len(conf_pool), (n_dbg,), generator=g_dbg).to(device)]
     r_dbg, _ = confusing_code(labcln, ys_dbg)
 
+    # under torchrun: DistributedDataParallel G and D (gradients averaged), a DistributedSampler
+    # shard of every epoch per process; G_net / D_net are the plain modules (saved, rendered, and
+    # D_net scores x_b in the G step, where D is frozen and must not wait for a gradient reduction)
+    G_net, D_net, sampler = G, D, None
+    if world > 1:
+        ids = [device] if device.startswith('cuda') else None
+        G = torch.nn.parallel.DistributedDataParallel(G_net, device_ids=ids)
+        D = torch.nn.parallel.DistributedDataParallel(D_net, device_ids=ids)
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            train_set, num_replicas=world, rank=rank, shuffle=True, seed=c['seed'])
+    amp = utils.autocast(device, c["dtype"])  # reusable (not nested): one context serves every forward
     log_path = os.path.join(out, 'log.jsonl')
     gen = torch.Generator()
     iters = math.ceil(len(train_set) / c['batch_size'])
@@ -435,27 +469,34 @@ def main(config):
         # per-epoch seeding: a resumed run draws the same batches and labels as an uninterrupted one
         torch.manual_seed(c['seed'] * 100003 + epoch)
         gen.manual_seed(c['seed'] * 100003 + epoch)
-        g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1)
-        loader = torch.utils.data.DataLoader(train_set, batch_size=c['batch_size'], shuffle=True,
-                                             num_workers=c['num_workers'], generator=gen)
+        g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1 + 7919 * rank)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=c['batch_size'] // world,
+                                             shuffle=sampler is None, sampler=sampler,
+                                             num_workers=c['num_workers'], generator=gen,
+                                             pin_memory=device.startswith('cuda'))
         G.train()
         D.train()
         t0 = time.time()
         sums, n_g, n_d, d_val = {}, 0, 0, float('nan')
         for i, (x, y, _) in enumerate(loader):
-            x, y = x.to(device), y.to(device)
+            x, y = utils.to_device(x, device, c['channels_last']), y.to(device, non_blocking=True)
             pick = torch.randint(len(conf_pool), (len(x),), generator=g_conf).to(device)
             y_s = conf_pool[pick]
             r_b, h_c = confusing_code(labcln, y_s)
             if goal_codes is not None:  # goal_code='surrogate' (our option)
                 h_c = goal_codes[pick]
-            x_b = apply_generator(G, x, r_b, c['g_output'], c['g_eps'])  # tanh output as a [0,1] image (D8)
+            with amp:  # the poisoned image is float32 from here on (losses, LPIPS)
+                x_b = apply_generator(G, x, r_b, c['g_output'], c['g_eps']).float()  # [0,1] image (D8)
             warmup = epoch < c['rec_warmup_epochs']  # our option: reconstruction only, no D step
 
             # ---- train D (every d_every iterations) ----------------------------------------------
             if i % c['d_every'] == 0 and not warmup:
                 D.requires_grad_(True)
-                d_loss = d_loss_fn(D(x), y, D(x_b.detach()), y_s)
+                with amp:
+                    d_real, d_fake = D(x), D(x_b.detach())
+                d_loss = d_loss_fn(d_real.float(), y, d_fake.float(), y_s)
                 check_finite(d_loss, 'D', epoch, step, ckpt_path)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
@@ -467,7 +508,9 @@ def main(config):
             # ---- train G (every iteration) -------------------------------------------------------
             D.requires_grad_(False)
             lp = lpips_term(lpips_net, x_b, x, c['lpips_inputs'])
-            g_loss, parts = g_loss_fn(x_b, x, surrogate(x_b), h_c, D(x_b), y_s, lp, weights,
+            with amp:
+                hash_out, d_fake = surrogate(x_b), D_net(x_b)
+            g_loss, parts = g_loss_fn(x_b, x, hash_out.float(), h_c, d_fake.float(), y_s, lp, weights,
                                       hash_norm=c['hash_norm'])
             if warmup:  # the other terms are still computed, for the log
                 g_loss = weights[1] * parts['rec']
@@ -483,6 +526,8 @@ def main(config):
                 sums[k] = sums.get(k, 0.0) + v
 
             # ---- log --------------------------------------------------------------------------
+            if rank != 0:
+                continue
             if c['log_every'] > 0 and step % c['log_every'] == 0:
                 print(f"ep {epoch + 1}/{c['epochs']} it {i + 1}/{iters} step {step} | G {vals['g']:.4f} "
                       f"(hash {vals['hash']:.4f} rec {vals['rec']:.4f} bd {vals['bd']:.4f} "
@@ -490,13 +535,15 @@ def main(config):
                 utils.append_jsonl(log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
                                               'lr': opt_g.param_groups[0]['lr']})
             if c['sample_every'] > 0 and step % c['sample_every'] == 0:
-                last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
+                last_psnr = render_debug(G_net, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
 
         # ---- end of epoch: schedule, debug grid, log, checkpoint -----------------------------
         lr_used = opt_g.param_groups[0]['lr']
         sched_g.step()
         sched_d.step()
-        last_psnr = render_debug(G, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
+        if rank != 0:
+            continue
+        last_psnr = render_debug(G_net, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
         record = {'epoch': epoch + 1, 'step': step, 'lr': lr_used,
                   'time_s': round(time.time() - t0, 2), 'debug_psnr': round(last_psnr, 3),
                   **{k: v / (n_d if k == 'd' else n_g) for k, v in sums.items()}}
@@ -506,7 +553,7 @@ def main(config):
               f"| debug PSNR {last_psnr:.2f} dB | lr {lr_used:.2e} | {record['time_s']:.1f}s", flush=True)
         utils.append_jsonl(log_path, dict(record, kind='epoch'))
         utils.save_checkpoint(ckpt_path, {
-            'format': CHECKPOINT_FORMAT, 'G': G.state_dict(), 'D': D.state_dict(),
+            'format': CHECKPOINT_FORMAT, 'G': G_net.state_dict(), 'D': D_net.state_dict(),
             'opt_G': opt_g.state_dict(), 'opt_D': opt_d.state_dict(),
             'sched_G': sched_g.state_dict(), 'sched_D': sched_d.state_dict(),
             'meta': {'image_size': c['image_size'], 'feat_dim': c['labcln_feat'], 'ngf': c['ngf'],
@@ -519,8 +566,11 @@ def main(config):
     # ================================================================================================
     # 4. summary
     # ================================================================================================
+    utils.barrier()
+    if rank != 0:
+        return
     if last_psnr is None:  # checkpoint was complete, only the summary was missing
-        last_psnr = render_debug(G, x_dbg, r_dbg, out, len(history), step, c['g_output'], c['g_eps'])
+        last_psnr = render_debug(G_net, x_dbg, r_dbg, out, len(history), step, c['g_output'], c['g_eps'])
     summary = {
         'run': run, 'checkpoint': ckpt_path, 'config': c, 'seed': c['seed'],
         'git_commit': utils.git_commit(), 'device': device, 'epochs_done': len(history),
@@ -676,4 +726,9 @@ def render_debug(G, x, r_b, out, epoch, step, g_output='image', g_eps=0.0):
 
 
 if __name__ == '__main__':
-    main(utils.configure(globals()))
+    if utils.dist_info()[0] == 0:
+        main(utils.configure(globals()))
+    else:  # under torchrun the other processes print nothing (rank 0 alone prints and logs)
+        import contextlib
+        with open(os.devnull, 'w') as quiet, contextlib.redirect_stdout(quiet):
+            main(utils.configure(globals()))

@@ -170,7 +170,7 @@ def configure(g, argv=None, show=True):
     except ConfigError as e:
         sys.exit(f"error: {e}")
     config = {k: g[k] for k in config_keys(g)}
-    if show:
+    if show and dist_info()[0] == 0:  # under torchrun only rank 0 prints
         print('config: ' + json.dumps(config, sort_keys=True))
     return config
 
@@ -275,42 +275,244 @@ def convert_two_file_list(img_txt, label_txt, out_path, root=None):
 # Small images (toy 32 px, tiny-imagenet 64 px) are used at their own size: resize_size=0.
 
 def build_transform(image_size, resize_size=0, augment='none'):
-    import torchvision.transforms as T
-    ops = [T.Resize(resize_size)] if resize_size else []
-    if augment == 'none':
-        if image_size:
-            ops.append(T.CenterCrop(image_size))
-    elif augment == 'deephash':  # D14 option: flip + random crop (padded when not resized)
-        ops += [T.RandomHorizontalFlip(),
-                T.RandomCrop(image_size, padding=0 if resize_size else image_size // 8)]
-    else:
-        raise ConfigError(f"augment must be 'none' or 'deephash', got {augment!r}")
-    ops.append(T.ToTensor())
-    return T.Compose(ops)
+    """The image transform of every script: an ImageTransform (PIL image -> [0, 1] float tensor)."""
+    return ImageTransform(image_size, resize_size, augment)
+
+
+class ImageTransform:
+    """PIL image -> float [0, 1] tensor [3, H, W], cut in two so that its first part can be cached.
+
+    1. geometry (deterministic, on the PIL image): Resize(resize_size) if set, then CenterCrop
+       (image_size) when there is no augmentation; the result is a uint8 H x W x 3 array. This is
+       what the decoded-image cache stores.
+    2. augment (random, on the uint8 [3, H, W] tensor, torch's global RNG): with augment='deephash'
+       RandomHorizontalFlip then RandomCrop(image_size, padding); then / 255.
+    The ops, their order and their random draws are torchvision's Resize -> (flip -> crop |
+    CenterCrop) -> ToTensor on the PIL image, so the values are the same as that pipeline's, and the
+    cached and uncached paths give identical tensors for the same seed (tests/test_speed.py).
+    """
+
+    def __init__(self, image_size, resize_size=0, augment='none'):
+        import torchvision.transforms as T
+        if augment not in ('none', 'deephash'):
+            raise ConfigError(f"augment must be 'none' or 'deephash', got {augment!r}")
+        self.image_size, self.resize_size, self.augment_mode = image_size, resize_size, augment
+        self.center_crop = image_size if augment == 'none' else 0
+        geo = [T.Resize(resize_size)] if resize_size else []
+        if self.center_crop:
+            geo.append(T.CenterCrop(image_size))
+        self._geometry = T.Compose(geo)
+        self._augment = None
+        if augment == 'deephash':  # D14 option: flip + random crop (padded when not resized)
+            self._augment = T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(
+                image_size, padding=0 if resize_size else image_size // 8)])
+
+    def geometry_key(self):
+        """What the cached arrays depend on (the deterministic part only)."""
+        return {'resize_size': self.resize_size, 'center_crop': self.center_crop}
+
+    def geometry(self, img):
+        """PIL RGB image -> uint8 H x W x 3 array (deterministic)."""
+        return np.array(self._geometry(img), dtype=np.uint8)  # a writable copy, as ToTensor
+
+    def augment(self, array):
+        """uint8 H x W x 3 array -> float [3, H, W] tensor in [0, 1] (random part, then / 255)."""
+        import torch
+        t = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+        if self._augment is not None:
+            t = self._augment(t)
+        return t.float().div(255)
+
+    def __call__(self, img):
+        return self.augment(self.geometry(img))
+
+
+def _read_rgb(path, list_file):
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.convert('RGB')
+    except (OSError, ValueError) as e:
+        raise ListError(f"{list_file}: cannot read image {path} ({e})") from None
 
 
 class ImageList:
-    """Images of a list file as (image tensor, label float tensor, index) triples."""
+    """Images of a list file as (image tensor, label float tensor, index) triples.
 
-    def __init__(self, list_file, root=None, transform=None, num_classes=None):
+    cache_dir: keep the decoded images (after the transform's deterministic geometry) in a
+    memory-mapped file there (`ImageCache`), built on first use and reused; the transform's random
+    augmentation is applied to the cached uint8 arrays, so the tensors are the same as without it.
+    """
+
+    def __init__(self, list_file, root=None, transform=None, num_classes=None, cache_dir=None,
+                 num_workers=0):
         self.list_file = list_file
         self.paths, self.labels = read_list(list_file, root=root, num_classes=num_classes)
         self.transform = transform
+        self.cache = None
+        if cache_dir:
+            if not isinstance(transform, ImageTransform):
+                raise ValueError("the image cache needs a utils.ImageTransform (build_transform)")
+            self.cache = ImageCache.open(cache_dir, list_file, self.paths, transform, num_workers)
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
         import torch
-        from PIL import Image
-        try:
-            with Image.open(self.paths[i]) as im:
-                img = im.convert('RGB')
-        except (OSError, ValueError) as e:
-            raise ListError(f"{self.list_file}: cannot read image {self.paths[i]} ({e})") from None
+        label = torch.from_numpy(self.labels[i].astype(np.float32))
+        if self.cache is not None:
+            return self.transform.augment(self.cache[i]), label, i
+        img = _read_rgb(self.paths[i], self.list_file)
         if self.transform is not None:
             img = self.transform(img)
-        return img, torch.from_numpy(self.labels[i].astype(np.float32)), i
+        return img, label, i
+
+
+class _Decode:
+    """Dataset of geometry arrays, to decode a list in DataLoader worker processes."""
+
+    def __init__(self, paths, transform, list_file):
+        self.paths, self.transform, self.list_file = paths, transform, list_file
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return self.transform.geometry(_read_rgb(self.paths[i], self.list_file))
+
+
+class ImageCache:
+    """Decoded uint8 images of one list under one transform geometry, in one memory-mapped file.
+
+    Files in cache_dir, named after the list and the geometry:
+      {stem}.bin  all images' H x W x 3 bytes one after another (a flat uint8 array);
+      {stem}.json the key, the image count and shape(s), the byte count; written last (atomically),
+                  so it marks a complete .bin.
+    The key is a SHA-1 of the list file's bytes, every image's path, size and mtime, and the
+    geometry (resize_size, centre crop). A .json whose key differs (the list, an image or the
+    transform changed), or a .bin of the wrong length (interrupted, truncated), is rebuilt with a
+    printed note. Both files are written to temporary names and renamed.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, stem, shapes):
+        self.stem = stem
+        self.shapes = shapes                       # [N, 3] int64
+        sizes = shapes.prod(1)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._mm = None
+
+    def __getstate__(self):  # DataLoader workers reopen the map instead of copying it
+        return dict(self.__dict__, _mm=None)
+
+    def __len__(self):
+        return len(self.shapes)
+
+    def __getitem__(self, i):
+        if self._mm is None:
+            self._mm = np.memmap(self.stem + '.bin', dtype=np.uint8, mode='r')
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return np.array(self._mm[a:b]).reshape(self.shapes[i])
+
+    @staticmethod
+    def key(list_file, paths, transform):
+        import hashlib
+        h = hashlib.sha1()
+        with open(list_file, 'rb') as f:
+            h.update(f.read())
+        for p in paths:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(json.dumps(dict(transform.geometry_key(), format=ImageCache.FORMAT),
+                            sort_keys=True).encode())
+        return h.hexdigest()
+
+    @staticmethod
+    def stem_for(cache_dir, list_file, transform):
+        import hashlib
+        where = hashlib.sha1(os.path.abspath(list_file).encode()).hexdigest()[:8]
+        g = transform.geometry_key()
+        name = os.path.splitext(os.path.basename(list_file))[0]
+        return os.path.join(cache_dir, f"{name}_{where}_r{g['resize_size']}_c{g['center_crop']}")
+
+    @classmethod
+    def open(cls, cache_dir, list_file, paths, transform, num_workers=0, verbose=True):
+        """Reuse the cache of this list and geometry, or (re)build it."""
+        stem = cls.stem_for(cache_dir, list_file, transform)
+        key = cls.key(list_file, paths, transform)
+        why = cls._problem(stem, key, len(paths))
+        if why is None:
+            with open(stem + '.json') as f:
+                info = json.load(f)
+            if verbose:
+                print(f"cache: reusing {stem}.bin ({len(paths)} images)")
+            return cls(stem, cls._shapes(info))
+        if verbose:
+            print(f"cache: building {stem}.bin ({len(paths)} images)"
+                  + ('' if why == 'absent' else f" -- existing cache {why}, rebuilt"), flush=True)
+        return cls(stem, cls.build(stem, key, list_file, paths, transform, num_workers))
+
+    @staticmethod
+    def _shapes(info):
+        if 'shape' in info:
+            return np.tile(np.asarray(info['shape'], np.int64), (info['n'], 1))
+        return np.asarray(info['shapes'], np.int64)
+
+    @classmethod
+    def _problem(cls, stem, key, n):
+        """None if the cache at stem is complete and current, else why not (a short phrase)."""
+        if not os.path.isfile(stem + '.json'):
+            return 'absent'
+        try:
+            with open(stem + '.json') as f:
+                info = json.load(f)
+            if info.get('key') != key or info.get('format') != cls.FORMAT:
+                return 'is stale (list, images or transform changed)'
+            if info['n'] != n or len(cls._shapes(info)) != n:
+                return 'is stale (image count differs)'
+            if not os.path.isfile(stem + '.bin') or os.path.getsize(stem + '.bin') != info['nbytes']:
+                return 'is corrupt (data file missing or of the wrong length)'
+        except (ValueError, KeyError, TypeError, OSError):
+            return 'is corrupt (unreadable index)'
+        return None
+
+    @classmethod
+    def build(cls, stem, key, list_file, paths, transform, num_workers=0):
+        import torch
+        from tqdm import tqdm
+        folder = os.path.dirname(os.path.abspath(stem))
+        os.makedirs(folder, exist_ok=True)
+        if os.path.exists(stem + '.json'):
+            os.remove(stem + '.json')  # the index marks a complete .bin: drop it first
+        # its own generator: building the cache must not draw from the global RNG, which seeds the
+        # model next (a cached run would otherwise start from other weights)
+        loader = torch.utils.data.DataLoader(_Decode(paths, transform, list_file), batch_size=None,
+                                             num_workers=num_workers, generator=torch.Generator())
+        shapes = []
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_' + os.path.basename(stem))
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                for arr in tqdm(loader, desc='cache', leave=False, disable=len(paths) < 5000):
+                    arr = np.asarray(arr, dtype=np.uint8)
+                    shapes.append(arr.shape)
+                    f.write(arr.tobytes())
+            os.replace(tmp, stem + '.bin')
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        shapes = np.asarray(shapes, np.int64)
+        info = {'format': cls.FORMAT, 'key': key, 'list': os.path.abspath(list_file),
+                'n': len(paths), 'nbytes': int(shapes.prod(1).sum()),
+                'geometry': transform.geometry_key()}
+        if (shapes == shapes[0]).all():
+            info['shape'] = shapes[0].tolist()
+        else:
+            info['shapes'] = shapes.tolist()
+        atomic_write_text(stem + '.json', json.dumps(info) + '\n')
+        return shapes
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,6 +580,100 @@ def resolve_device(name):
     if name.startswith('cuda') and not torch.cuda.is_available():
         sys.exit(f"error: device={name} asked for, but CUDA is not available")
     return name
+
+
+# ---- several processes (torchrun) ------------------------------------------------------------
+# `torchrun --nproc_per_node=N script.py ...` sets RANK, WORLD_SIZE and LOCAL_RANK; without them a
+# script runs as one process, unchanged. Rank 0 alone prints, logs, evaluates and saves.
+
+def dist_info():
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) for one process."""
+    try:
+        return (int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)),
+                int(os.environ.get('LOCAL_RANK', 0)))
+    except ValueError:
+        sys.exit("error: RANK / WORLD_SIZE / LOCAL_RANK must be integers (set by torchrun)")
+
+
+def init_distributed(device):
+    """Join the process group when started by torchrun: NCCL on CUDA (one GPU per local rank),
+    gloo on CPU. Returns (rank, world_size, device); one process returns (0, 1, device)."""
+    rank, world, local = dist_info()
+    if world == 1:
+        return 0, 1, device
+    import torch
+    import torch.distributed as dist
+    if device.startswith('cuda'):
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
+    return rank, world, device
+
+
+def distributed():
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_gather_cat(t):
+    """Concatenate (dim 0) the same-shaped tensor t of every process, in rank order; t alone in
+    one process."""
+    if not distributed():
+        return t
+    import torch
+    import torch.distributed as dist
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def broadcast_buffers(module):
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process. DDP broadcasts them
+    at the start of each training forward, so after the last one each process holds its own
+    shard's update; rank 0's are the ones saved in the checkpoint, and every shard must be
+    encoded with them."""
+    if distributed():
+        import torch.distributed as dist
+        for b in module.buffers():
+            dist.broadcast(b.data, src=0)
+
+
+def barrier():
+    if distributed():
+        import torch.distributed as dist
+        dist.barrier()
+
+
+# ---- precision and memory layout (config keys dtype, channels_last) -----------------------------
+
+DTYPES = ('float32', 'bfloat16')
+
+
+def check_dtype(dtype, device):
+    """Validate the dtype key. bfloat16 is an autocast speed option for CUDA; on a CPU it runs
+    under torch's CPU autocast (for checks; usually slower than float32 there), with a note."""
+    if dtype not in DTYPES:
+        sys.exit(f"error: dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    if dtype == 'bfloat16' and not str(device).startswith('cuda') and dist_info()[0] == 0:
+        print("note: dtype=bfloat16 on the CPU runs under CPU autocast (meant for CUDA; on a CPU it "
+              "is usually slower than float32)")
+
+
+def autocast(device, dtype):
+    """Context for forward passes: bfloat16 autocast, or nothing for float32."""
+    import contextlib
+    import torch
+    if dtype == 'float32':
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=str(device).split(':')[0], dtype=torch.bfloat16)
+
+
+def to_device(x, device, channels_last=False):
+    """An image batch onto the device (asynchronous from pinned memory), optionally NHWC."""
+    import torch
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def seed_everything(seed):

@@ -10,6 +10,10 @@ This module does the rest, the same way for every method:
   - evaluates every `eval_every` epochs and at the end, reporting the final epoch (D20; the best
     epoch is reported too, labelled as such);
   - saves codes and labels of every evaluated split as .npz and a results JSON.
+Speed options (README "Speed and scale"): `dtype='bfloat16'` autocast for the forward passes
+(losses, codes before sign and metrics stay float32), `channels_last`, the decoded-image cache
+(`cache='disk'`), metrics on the GPU when training on one, and several processes under torchrun
+(DistributedDataParallel, sharded encoding; rank 0 alone prints, logs, evaluates and saves).
 """
 import math
 import os
@@ -25,9 +29,13 @@ from hash_models import build_hash_model, check_model_meta
 CHECKPOINT_FORMAT = 1
 # keys that may change between an interrupted run and its resumption
 RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_every', 'epochs', 'report', 'queries',
-                    'eval_batch_size', 'topk'}
-# keys that do not change any figure: a finished run is reused when only these differ
-REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
+                    'eval_batch_size', 'topk', 'cache', 'cache_dir'}
+# keys that do not change any figure: a finished run is reused when only these differ. `dtype`
+# and `channels_last` are absent: they change the floating-point rounding, so a finished float32
+# run is not reused (nor resumed) as a bfloat16 one; set tag=... to keep both.
+REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'cache', 'cache_dir'}
+# keys added after runs were stored, with the value those runs had in effect
+LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache'}
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
 # datasets are ranked over the whole database (DeepHash uses -1 for CIFAR-10).
 TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10': -1,
@@ -58,25 +66,56 @@ def derive(config, method):
     d['topk'] = topk
     if c['report'] not in ('final', 'best'):
         sys.exit(f"error: report must be 'final' or 'best', got {c['report']!r}")
+    if c['cache'] not in ('none', 'disk'):
+        sys.exit(f"error: cache must be 'none' or 'disk', got {c['cache']!r}")
     return d
 
 
-def make_loader(dataset, batch_size, shuffle, num_workers, generator=None):
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                                       num_workers=num_workers, generator=generator,
-                                       drop_last=False)
+def make_loader(dataset, batch_size, shuffle, num_workers, generator=None, sampler=None,
+                device='cpu', persistent=False):
+    """DataLoader with pinned memory on CUDA; `persistent` keeps the workers between passes."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size,
+                                       shuffle=shuffle if sampler is None else False,
+                                       sampler=sampler, num_workers=num_workers,
+                                       generator=generator, drop_last=False,
+                                       pin_memory=str(device).startswith('cuda'),
+                                       persistent_workers=persistent and num_workers > 0)
+
+
+def shard(n, rank, world):
+    """Indices of a contiguous 1/world share of range(n) for `rank`, padded with the last index to
+    ceil(n / world) so that every process encodes the same number of images (the padding is cut
+    off again after the gather)."""
+    m = -(-n // world)
+    return [min(i, n - 1) for i in range(rank * m, (rank + 1) * m)]
+
+
+def eval_loader(dataset, config, device, rank=0, world=1):
+    """The loader that encodes a dataset (this process's shard under torchrun); built once per run,
+    its workers persist between evaluations."""
+    if world > 1:
+        dataset = torch.utils.data.Subset(dataset, shard(len(dataset), rank, world))
+    return make_loader(dataset, config['eval_batch_size'], False, config['num_workers'],
+                       device=device, persistent=True)
 
 
 @torch.no_grad()
-def encode(model, dataset, config, device, desc):
-    """sign(raw output) for every image of a dataset, in list order (int8 {-1, 0, +1})."""
+def encode(model, loader, device, n, dtype='float32', channels_last=False, desc='encode'):
+    """sign(raw output) for every image, in list order (int8 {-1, 0, +1}), as a numpy array.
+
+    Under torchrun every process encodes its shard (`eval_loader`) and the codes are gathered in
+    rank order, i.e. list order; `n` cuts off the padding of the last shard. The forward runs
+    under `dtype` autocast; the output is cast to float32 before sign.
+    """
     from tqdm import tqdm
     model.eval()
-    loader = make_loader(dataset, config['eval_batch_size'], False, config['num_workers'])
     codes = []
-    for x, _, _ in tqdm(loader, desc=desc, leave=False, disable=len(dataset) < 5000):
-        codes.append(torch.sign(model(x.to(device)).float()).to(torch.int8).cpu())
-    return torch.cat(codes).numpy()
+    for x, _, _ in tqdm(loader, desc=desc, leave=False, disable=n < 5000 or utils.dist_info()[0]):
+        with utils.autocast(device, dtype):
+            out = model(utils.to_device(x, device, channels_last))
+        codes.append(torch.sign(out.float()).to(torch.int8))
+    codes = utils.all_gather_cat(torch.cat(codes))
+    return codes[:n].cpu().numpy()
 
 
 def build_optimizer(config, params):
@@ -100,57 +139,96 @@ def epoch_lr(config, epoch):
     sys.exit(f"error: lr_schedule must be 'constant' or 'cosine', got {config['lr_schedule']!r}")
 
 
+def _old(old_config, key):
+    """A key of a stored config; keys added later read as their default (older runs had it)."""
+    return old_config.get(key, LATER_KEYS.get(key))
+
+
 def _check_resume(ckpt, config, path, meta):
     check_model_meta(ckpt.get('meta', {}), meta, path)
     old = ckpt.get('config', {})
-    diff = [k for k in config if k not in RESUME_FREE_KEYS and old.get(k) != config[k]]
+    diff = [k for k in config if k not in RESUME_FREE_KEYS and _old(old, k) != config[k]]
     if diff:
         k = diff[0]
         raise ValueError(f"{path}: checkpoint was trained with {k}={old.get(k)!r}, this run has "
                          f"{k}={config[k]!r}; set tag=... for a new run or delete the checkpoint")
 
 
-def evaluate_all(model, datasets, config, derived, device):
-    """Encode database and every query split; MAP@topK of each query split against the database."""
+def evaluate_all(model, datasets, loaders, config, derived, device, main=True):
+    """Encode database and every query split; MAP@topK of each query split against the database.
+
+    Every process takes part in the (sharded) encoding; only the main process computes the
+    metrics, on the GPU when the model is on one (evaluate.py's chunked CUDA path, same figures
+    as on the CPU)."""
     from evaluate import mean_average_precision
-    codes = {name: encode(model, ds, config, device, f"encode {name}")
-             for name, ds in datasets.items() if name != 'train'}
+    utils.broadcast_buffers(model)  # encode every shard with the statistics rank 0 saves
+    codes = {name: encode(model, loaders[name], device, len(datasets[name]), config['dtype'],
+                          config['channels_last'], f"encode {name}") for name in loaders}
+    if not main:
+        return None, None
+    metric_device = device if str(device).startswith('cuda') else 'cpu'
     db = datasets['database']
     metrics = {}
     for name, ds in datasets.items():
         if name in ('train', 'database'):
             continue
         metrics[name] = float(mean_average_precision(codes[name], codes['database'], ds.labels,
-                                                     db.labels, derived['topk']))
+                                                     db.labels, derived['topk'],
+                                                     device=metric_device))
     return metrics, codes
+
+
+def load_datasets(config, derived, rank):
+    """The training list and every evaluated list, through the decoded-image cache if asked for
+    (under torchrun rank 0 builds the caches while the others wait, then they reuse them)."""
+    d, c = derived, config
+    tf_train = utils.build_transform(c['image_size'], c['resize_size'], c['augment'])
+    tf_eval = utils.build_transform(c['image_size'], c['resize_size'], 'none')
+    cache = c['cache_dir'] if c['cache'] == 'disk' else None
+    if rank != 0:
+        utils.barrier()
+    try:
+        datasets = {'train': utils.ImageList(d['train_list'], transform=tf_train, cache_dir=cache,
+                                             num_workers=c['num_workers'])}
+        num_classes = datasets['train'].labels.shape[1]
+        for name, path in d['lists'].items():
+            datasets[name] = utils.ImageList(path, transform=tf_eval, num_classes=num_classes,
+                                             cache_dir=cache, num_workers=c['num_workers'])
+    except utils.ListError as e:
+        sys.exit(f"error: {e}")
+    if rank == 0:
+        utils.barrier()
+    return datasets, num_classes
 
 
 def run(config, method, make_loss):
     """Train (or resume, or reuse) a hashing model and evaluate it. Returns the results dict."""
     d = derive(config, method)
-    device = utils.resolve_device(config['device'])
+    rank, world, device = utils.init_distributed(utils.resolve_device(config['device']))
+    main = rank == 0
+    say = print if main else _quiet
+    utils.check_dtype(config['dtype'], device)
+    if config['batch_size'] % world:
+        sys.exit(f"error: batch_size={config['batch_size']} must be divisible by the "
+                 f"{world} processes (it is the global batch; each process takes an equal share)")
     utils.seed_everything(config['seed'])
-    print(f"run {d['run']}  device {device}  checkpoint {d['checkpoint']}  topK {d['topk']}")
+    say(f"run {d['run']}  device {device}  checkpoint {d['checkpoint']}  topK {d['topk']}"
+        + (f"  processes {world} (DistributedDataParallel)" if world > 1 else ''))
 
-    tf_train = utils.build_transform(config['image_size'], config['resize_size'],
-                                     config['augment'])
-    tf_eval = utils.build_transform(config['image_size'], config['resize_size'], 'none')
-    try:
-        datasets = {'train': utils.ImageList(d['train_list'], transform=tf_train)}
-        num_classes = datasets['train'].labels.shape[1]
-        for name, path in d['lists'].items():
-            datasets[name] = utils.ImageList(path, transform=tf_eval, num_classes=num_classes)
-    except utils.ListError as e:
-        sys.exit(f"error: {e}")
-    print('images: ' + ', '.join(f"{k} {len(v)}" for k, v in datasets.items())
-          + f"; classes {num_classes}")
+    datasets, num_classes = load_datasets(config, d, rank)
+    say('images: ' + ', '.join(f"{k} {len(v)}" for k, v in datasets.items())
+        + f"; classes {num_classes}")
+    loaders = {name: eval_loader(ds, config, device, rank, world)
+               for name, ds in datasets.items() if name != 'train'}
 
-    model = build_hash_model(config['backbone'], config['bits'], pretrained=config['pretrained'],
-                             input_norm=config['input_norm'], small_input=config['small_input'])
-    meta = dict(model.meta, num_classes=num_classes, method=method)
-    model.to(device)
+    net = build_hash_model(config['backbone'], config['bits'], pretrained=config['pretrained'],
+                           input_norm=config['input_norm'], small_input=config['small_input'])
+    meta = dict(net.meta, num_classes=num_classes, method=method)
+    net.to(device)
+    if config['channels_last']:
+        net.to(memory_format=torch.channels_last)
     loss_fn = make_loss(config, datasets['train'].labels, len(datasets['train'])).to(device)
-    optimizer = build_optimizer(config, model.parameters())
+    optimizer = build_optimizer(config, net.parameters())
 
     start_epoch, history = 0, []
     if os.path.exists(d['checkpoint']):
@@ -159,26 +237,36 @@ def run(config, method, make_loss):
             _check_resume(ckpt, config, d['checkpoint'], meta)
         except ValueError as e:
             sys.exit(f"error: {e}")
-        model.load_state_dict(ckpt['model'])
+        net.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         loss_fn.load_state_dict(ckpt['loss'])
         start_epoch, history = ckpt['epoch'], list(ckpt['history'])
         if start_epoch > config['epochs']:
             sys.exit(f"error: {d['checkpoint']}: holds {start_epoch} epochs, more than "
                      f"epochs={config['epochs']}; set tag=... for a shorter run")
-        print(f"resumed from {d['checkpoint']} at epoch {start_epoch}/{config['epochs']}")
+        say(f"resumed from {d['checkpoint']} at epoch {start_epoch}/{config['epochs']}")
     results_path = os.path.join(d['out'], 'results.json')
     if start_epoch >= config['epochs'] and os.path.isfile(results_path):
         import json
         with open(results_path) as f:
             results = json.load(f)
-        same = all(results['config'].get(k) == v for k, v in config.items()
+        same = all(_old(results['config'], k) == v for k, v in config.items()
                    if k not in REUSE_FREE_KEYS)
         if results.get('epoch') == start_epoch and same:
-            print(f"finished run found: {results_path} (nothing to train)")
-            _print_final(results)
+            say(f"finished run found: {results_path} (nothing to train)")
+            if main:
+                _print_final(results)
             return results
 
+    model = net
+    sampler = None
+    if world > 1:
+        # DistributedSampler: a seeded permutation per epoch (set_epoch), rank r takes every
+        # world-th index, padded with repeats to equal shares; gradients are averaged by DDP.
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device] if device.startswith('cuda') else None)
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            datasets['train'], num_replicas=world, rank=rank, shuffle=True, seed=config['seed'])
     log_path = os.path.join(d['out'], 'log.jsonl')
     timer = utils.Timer()
     gen = torch.Generator()
@@ -186,15 +274,22 @@ def run(config, method, make_loss):
         # per-epoch seeding makes a resumed run identical to an uninterrupted one
         torch.manual_seed(config['seed'] * 100003 + epoch)
         gen.manual_seed(config['seed'] * 100003 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         for group in optimizer.param_groups:
             group['lr'] = epoch_lr(config, epoch)
         model.train()
-        loader = make_loader(datasets['train'], config['batch_size'], True,
-                             config['num_workers'], gen)
+        # a new loader each epoch: its workers are reseeded from (seed, epoch), which keeps a
+        # resumed run identical to an uninterrupted one (persistent workers would not be)
+        loader = make_loader(datasets['train'], config['batch_size'] // world, True,
+                             config['num_workers'], gen, sampler, device)
         t0, total, n = time.time(), 0.0, 0
         for x, y, idx in loader:
-            x, y, idx = x.to(device), y.to(device), idx.to(device)
-            loss = loss_fn(model(x), y, idx, epoch)
+            x = utils.to_device(x, device, config['channels_last'])
+            y, idx = y.to(device, non_blocking=True), idx.to(device, non_blocking=True)
+            with utils.autocast(device, config['dtype']):
+                out = model(x)
+            loss = loss_fn(out.float(), y, idx, epoch)  # losses in float32
             if not torch.isfinite(loss):
                 sys.exit(f"error: non-finite loss {loss.item()} at epoch {epoch + 1}; stopping "
                          f"(checkpoint of epoch {epoch} kept at {d['checkpoint']})")
@@ -203,12 +298,18 @@ def run(config, method, make_loss):
             optimizer.step()
             total += loss.item() * len(x)
             n += len(x)
+        if world > 1:  # the logged loss is the mean over every process's images
+            sums = torch.tensor([total, n], dtype=torch.float64)
+            torch.distributed.all_reduce(sums)
+            total, n = sums.tolist()
         record = {'epoch': epoch + 1, 'loss': total / n, 'time_s': round(time.time() - t0, 2)}
         last = epoch + 1 == config['epochs']
         if last or (config['eval_every'] > 0 and (epoch + 1) % config['eval_every'] == 0):
-            metrics, codes = evaluate_all(model, datasets, config, d, device)
+            metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main)
             record['map'] = metrics
         history.append(record)
+        if not main:
+            continue
         line = f"epoch {epoch + 1}/{config['epochs']} loss {record['loss']:.4f} " \
                f"({record['time_s']:.1f}s)"
         if 'map' in record:
@@ -216,15 +317,18 @@ def run(config, method, make_loss):
         print(line, flush=True)
         utils.append_jsonl(log_path, record)
         utils.save_checkpoint(d['checkpoint'], {
-            'format': CHECKPOINT_FORMAT, 'model': model.state_dict(),
+            'format': CHECKPOINT_FORMAT, 'model': net.state_dict(),
             'optimizer': optimizer.state_dict(), 'loss': loss_fn.state_dict(),
             'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history})
 
     if start_epoch >= config['epochs']:  # checkpoint complete but results missing: evaluate
-        metrics, codes = evaluate_all(model, datasets, config, d, device)
-        history[-1]['map'] = metrics
-    else:
-        metrics = history[-1]['map']
+        metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main)
+        if main:
+            history[-1]['map'] = metrics
+    utils.barrier()  # the other processes stop here; rank 0 writes the results
+    if not main:
+        return None
+    metrics = history[-1]['map']
     for name, c in codes.items():
         np.savez_compressed(os.path.join(d['out'], f"codes_{name}.npz"), codes=c,
                             labels=datasets[name].labels)
@@ -239,12 +343,16 @@ def run(config, method, make_loss):
         'config': config, 'seed': config['seed'], 'git_commit': utils.git_commit(),
         'train_time_s': round(sum(h['time_s'] for h in history), 1),
         'wall_time_this_invocation_s': round(timer(), 1), 'history': history,
-        'checkpoint': d['checkpoint'], 'device': device,
+        'checkpoint': d['checkpoint'], 'device': device, 'processes': world,
     }
     utils.write_json(results_path, results)
     _print_final(results)
     print(f"results: {results_path}")
     return results
+
+
+def _quiet(*args, **kwargs):
+    """print() for the processes other than rank 0."""
 
 
 def _print_final(results):
