@@ -109,7 +109,8 @@ LABCLN_FORMAT = 1
 RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_every', 'cache',
                     'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
-LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache'}
+LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
+              'goal_code': 'labcln'}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8

@@ -28,12 +28,12 @@ from hash_models import build_hash_model, check_model_meta
 
 CHECKPOINT_FORMAT = 1
 # keys that may change between an interrupted run and its resumption
-RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_every', 'epochs', 'report', 'queries',
+RESUME_FREE_KEYS = {'device', 'eval_every', 'epochs', 'report', 'queries',
                     'eval_batch_size', 'topk', 'cache', 'cache_dir'}
 # keys that do not change any figure: a finished run is reused when only these differ. `dtype`
 # and `channels_last` are absent: they change the floating-point rounding, so a finished float32
 # run is not reused (nor resumed) as a bfloat16 one; set tag=... to keep both.
-REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'cache', 'cache_dir'}
+REUSE_FREE_KEYS = {'device', 'eval_batch_size', 'cache', 'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache'}
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
