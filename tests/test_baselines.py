@@ -308,3 +308,23 @@ def test_bad_inputs_are_one_line_errors(data, tmp_path):
     r = _run(['baselines/lcba.py', '--lcba_eps=big'])
     lines = r.stderr.strip().splitlines()
     assert r.returncode != 0 and len(lines) == 1 and 'lcba_eps' in lines[0], r.stderr
+
+
+def test_shared_keys_have_one_type_across_scripts():
+    """A preset serves every script: a baseline key that another script also has must have the same
+    type there (and the baseline-only knobs carry their attack's prefix or patch_ref_size)."""
+    import ast
+    import glob
+    types = {}
+    for path in glob.glob(os.path.join(ROOT, '*.py')):
+        for node in ast.parse(open(path).read()).body:
+            if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                    and isinstance(node.value, ast.Constant)):
+                types.setdefault(node.targets[0].id, set()).add(type(node.value.value))
+    for module in (badnets, lcba, issba):
+        own = utils.config_keys(dict(vars(module)))
+        for key in own:
+            if key in types:
+                assert types[key] == {type(getattr(module, key))}, (module.__name__, key)
+            else:
+                assert key.split('_')[0] in ('badnets', 'lcba', 'issba') or key == 'patch_ref_size', key
