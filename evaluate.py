@@ -33,6 +33,8 @@ target = -1            # class index; >= 0 replaces every query label with this 
 pr = ''                # if set, also write the DeepHash PR curve JSON {index, P, R} to this path
 device = 'cpu'         # 'cpu' (numpy) or 'cuda' (torch, chunked on the GPU)
 mem_budget_mb = 256    # working memory per chunk of queries; sets the chunk size
+ties = 'index'         # items at equal distance: 'index' = database order (D19) | 'expected' = the AP
+                       # expected over random tie orders (our option; CPU), unbiased with few distinct codes
 # attack report (section 2): used when clean_dir and backdoor_dir are given
 clean_dir = ''         # results/{run} of the clean model (codes_*.npz written by CSQ.py/HashNet.py)
 backdoor_dir = ''      # results/{run} of the backdoored victim, same architecture and queries
@@ -69,6 +71,7 @@ out_dir = 'results'
 #     accumulated as histograms over rank positions, never as a queries x database float matrix.
 
 _BYTES_MAP = 16        # working bytes per (query, database item) for MAP (distances, masks, argsort)
+_BYTES_TIES = 40       # the same for tie-aware AP (int64 distance keys, relevance, bincount input)
 _BYTES_PR = 40         # the same for the full ranking of the PR curve (argsort indices, relevance)
 _XOR_ROWS = 8          # queries per XOR + popcount block (an 8 x N uint64 buffer)
 
@@ -352,6 +355,34 @@ def _average_precision(rel):
     return ap
 
 
+def _expected_ap_cpu(ctx, s, e, k, harmonic):
+    """Tie-aware AP (ties='expected'): the expectation of DeepHash's AP over all orders of the items
+    tied at each distance, in closed form (McSherry & Najork, ECIR 2008, for AP).
+
+    Per query and distance level, with s items and R relevant ones ranked before the level, n items
+    and r relevant in it, and m = clip(k - s, 0, n) of its positions inside the top k: a position j
+    holds a relevant item with probability r/n, and then r-1 relevant ones are spread over the other
+    n-1, so E[sum of precisions] = (r/n) sum_{j<=m} (R + 1 + (j-1)(r-1)/(n-1)) / (s+j), which
+    harmonic numbers give in O(1). The AP divides it by the expected number of relevant items in
+    the top k (exact when no level straddles position k, e.g. topk = -1).
+    """
+    dist = _distances_cpu(ctx, s, e).astype(np.int64)
+    rel = _relevance_full_cpu(ctx, s, e)
+    b, levels = e - s, ctx['max_dist'] + 1
+    key = (dist + levels * np.arange(b)[:, None]).ravel()
+    n = np.bincount(key, minlength=b * levels).reshape(b, levels).astype(np.float64)
+    r = np.bincount(key, weights=rel.ravel(), minlength=b * levels).reshape(b, levels)
+    before = np.cumsum(n, 1) - n
+    r_before = np.cumsum(r, 1) - r
+    m = np.clip(k - before, 0, n)
+    h = harmonic[(before + m).astype(np.int64)] - harmonic[before.astype(np.int64)]
+    slope = np.divide(r - 1, n - 1, out=np.zeros_like(r), where=n > 1)
+    inner = (r_before + 1) * h + slope * (m - (before + 1) * h)
+    total = np.divide(r * inner, n, out=np.zeros_like(r), where=n > 0).sum(1)
+    count = np.divide(r * m, n, out=np.zeros_like(r), where=n > 0).sum(1)
+    return np.divide(total, count, out=np.zeros(b), where=count > 0)
+
+
 def _chunks(ctx):
     for s in range(0, ctx['n_query'], ctx['chunk']):
         yield s, min(s + ctx['chunk'], ctx['n_query'])
@@ -365,13 +396,28 @@ def deephash_pr_indices(n_db):
 
 
 def mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk, *, return_per_query=False,
-                           device='cpu', chunk_size=None, mem_budget_mb=256):
+                           device='cpu', chunk_size=None, mem_budget_mb=256, ties='index'):
     """DeepHash CalcTopMap with a stable ranking (SPEC §4.4, D19).
 
     q_codes Nq x K and db_codes N x K: +1/-1 (int8 or float; 0 allowed). q_labels Nq x C and
     db_labels N x C: 0/1, single- or multi-label. topk: int, or -1 / None for the whole database.
+    ties: 'index' (D19: items at equal Hamming distance in database order) or 'expected' (the AP
+    expected over random orders of tied items; CPU only, see _expected_ap_cpu). With few distinct
+    codes, 'index' favours the classes listed first in the database.
     Returns the mean AP (float), or (mean, per-query APs) if return_per_query.
     """
+    if ties not in ('index', 'expected'):
+        raise ValueError(f"ties must be 'index' or 'expected', got {ties!r}")
+    if ties == 'expected':
+        ctx = _prepare(q_codes, db_codes, q_labels, db_labels, 'cpu', chunk_size, mem_budget_mb,
+                       _BYTES_TIES)
+        k = _resolve_topk(topk, ctx['n_db'])
+        harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, ctx['n_db'] + 1))])
+        ap = np.zeros(ctx['n_query'], np.float64)
+        for s, e in _chunks(ctx):
+            ap[s:e] = _expected_ap_cpu(ctx, s, e, k, harmonic)
+        mean = float(ap.sum() / ctx['n_query']) if ctx['n_query'] else float('nan')
+        return (mean, ap) if return_per_query else mean
     ctx = _prepare(q_codes, db_codes, q_labels, db_labels, device, chunk_size, mem_budget_mb, _BYTES_MAP)
     k = _resolve_topk(topk, ctx['n_db'])
     chunk_fn = _chunk_topk_rel_cpu if device == 'cpu' else _chunk_topk_rel_cuda
@@ -397,7 +443,7 @@ def _target_labels(target, n_query, n_classes):
 
 
 def targeted_map(q_codes, db_codes, db_labels, target, topk, *, return_per_query=False,
-                 device='cpu', chunk_size=None, mem_budget_mb=256):
+                 device='cpu', chunk_size=None, mem_budget_mb=256, ties='index'):
     """t-MAP (SPEC §2.7, D18): MAP@topk with every query label replaced by the target label.
 
     target: a class index or a 0/1 vector of length C.
@@ -405,7 +451,7 @@ def targeted_map(q_codes, db_codes, db_labels, target, topk, *, return_per_query
     q_labels = _target_labels(target, np.shape(q_codes)[0], np.shape(db_labels)[1])
     return mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk,
                                   return_per_query=return_per_query, device=device,
-                                  chunk_size=chunk_size, mem_budget_mb=mem_budget_mb)
+                                  chunk_size=chunk_size, mem_budget_mb=mem_budget_mb, ties=ties)
 
 
 def pr_curve(q_codes, db_codes, q_labels, db_labels, topk, *, positions='deephash',
@@ -484,19 +530,20 @@ def _load_codes(run_dir, split):
     return np.load(path)
 
 
-def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None):
+def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None, ties='index'):
     """Clean MAP of both models, t-MAP of every triggered split on both, stealth figures."""
     splits = sorted(f[len('codes_'):-len('.npz')] for f in os.listdir(backdoor_dir)
                     if f.startswith('codes_trig') and f.endswith('.npz'))
-    row = {'target': target, 'topk': topk, 'clean_dir': clean_dir, 'backdoor_dir': backdoor_dir}
+    row = {'target': target, 'topk': topk, 'ties': ties, 'clean_dir': clean_dir,
+           'backdoor_dir': backdoor_dir}
     for tag, run_dir in (('clean', clean_dir), ('backdoor', backdoor_dir)):
         db, test = _load_codes(run_dir, 'database'), _load_codes(run_dir, 'test')
         row[f"map_{tag}"] = mean_average_precision(test['codes'], db['codes'], test['labels'],
-                                                   db['labels'], topk)
+                                                   db['labels'], topk, ties=ties)
         for split in splits:
             q = _load_codes(run_dir, split)
             row[f"tmap_{split}_{tag}"] = targeted_map(q['codes'], db['codes'], db['labels'], target,
-                                                      topk)
+                                                      topk, ties=ties)
             row[f"n_{split}"] = len(q['codes'])
     row['map_drop'] = row['map_clean'] - row['map_backdoor']
     for split in splits:
@@ -550,7 +597,7 @@ def main():
     q_labels = q['labels'] if target < 0 else _target_labels(target, len(q['codes']), db['labels'].shape[1])
     name = 'MAP' if target < 0 else f't-MAP(target={target})'
     value = mean_average_precision(q['codes'], db['codes'], q_labels, db['labels'], topk,
-                                   device=device, mem_budget_mb=mem_budget_mb)
+                                   device=device, mem_budget_mb=mem_budget_mb, ties=ties)
     print(f"{name}@{topk} = {value:.4f}  ({len(q['codes'])} queries x {len(db['codes'])} database, "
           f"{q['codes'].shape[1]} bits, {time.time() - t0:.1f} s)")
     if pr:
@@ -569,7 +616,7 @@ def report_main(config):
     if not (clean_dir and backdoor_dir) or target < 0:
         sys.exit('error: the attack report needs --clean_dir, --backdoor_dir and --target')
     try:
-        row = attack_report(clean_dir, backdoor_dir, target, topk, stealth or None)
+        row = attack_report(clean_dir, backdoor_dir, target, topk, stealth or None, ties)
     except (FileNotFoundError, KeyError) as e:
         sys.exit(f"error: {e}")
     name = report_name or os.path.basename(os.path.normpath(backdoor_dir))

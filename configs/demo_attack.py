@@ -28,3 +28,10 @@ log_every = 25
 sample_every = 0                  # debug grid at every epoch end
 openset_list = 'data/toy/openset.txt'  # open-set triggered queries: the toy's 6 other shapes
 target = 0                        # class 0 (disk)
+# baselines/issba.py at demo scale (its defaults are the paper's 224 px, 100-bit secret, 20k steps)
+issba_secret_bits = 16
+issba_width = 16
+issba_depth = 2
+issba_steps = 600
+issba_ramp_steps = 200
+issba_lr = 0.001

@@ -247,3 +247,56 @@ def test_cli(tmp_path):
     assert (tmp_path / 'pr.json').exists()
     bad = subprocess.run([sys.executable, evaluate.__file__, '--topkk=5'], capture_output=True, text=True)
     assert bad.returncode != 0 and 'topkk' in bad.stderr
+
+
+# ---- tie-aware AP (ties='expected') -----------------------------------------------------------
+
+def _tie_case():
+    # 7 database items, 4 bits: distances to the query form tie groups; 3 queries
+    db = np.array([[1, 1, 1, 1], [1, 1, 1, -1], [1, 1, 1, 1], [-1, 1, 1, -1], [1, 1, 1, -1],
+                   [-1, -1, 1, 1], [1, 1, 1, 1]], np.int8)
+    db_lab = np.eye(3, dtype=np.uint8)[[0, 1, 2, 0, 0, 1, 2]]
+    q = np.array([[1, 1, 1, 1], [1, 1, 1, -1], [-1, 1, 1, -1]], np.int8)
+    q_lab = np.eye(3, dtype=np.uint8)[[0, 1, 2]]
+    return q, db, q_lab, db_lab
+
+
+@pytest.mark.parametrize('topk', [-1, 3])
+def test_expected_ties_equals_the_mean_over_every_database_order(topk):
+    """Averaging the index-tie-break AP over all 7! orders of the database is the expectation over
+    random tie orders. topk=3 cuts between tie groups for every query, so both are exact there."""
+    import itertools
+    q, db, q_lab, db_lab = _tie_case()
+    per = np.zeros(len(q))
+    perms = list(itertools.permutations(range(len(db))))
+    for p in perms:
+        p = list(p)
+        per += evaluate.mean_average_precision(q, db[p], q_lab, db_lab[p], topk,
+                                               return_per_query=True)[1]
+    want = per / len(perms)
+    got = evaluate.mean_average_precision(q, db, q_lab, db_lab, topk, ties='expected',
+                                          return_per_query=True)[1]
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_expected_ties_equal_index_ties_without_ties_and_remove_the_order_bias():
+    rng = np.random.default_rng(3)
+    db = np.where(rng.random((300, 64)) > 0.5, 1, -1).astype(np.int8)   # 64 random bits: no ties
+    q = db[:20].copy()
+    q[:, :5] *= -1
+    lab = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, 300)]
+    a = evaluate.mean_average_precision(q, db, lab[:20], lab, -1)
+    b = evaluate.mean_average_precision(q, db, lab[:20], lab, -1, ties='expected')
+    dist = (64 - q.astype(int) @ db.T.astype(int)) // 2
+    if all(len(np.unique(row)) == len(row) for row in dist):
+        assert b == pytest.approx(a, abs=1e-12)
+    # every database item at the same distance: index order puts class 0 first (AP 1 for a
+    # class-0 target), the expectation is the base rate's AP
+    db1 = np.ones((100, 8), np.int8)
+    lab1 = np.eye(4, dtype=np.uint8)[np.repeat(np.arange(4), 25)]
+    t_index = evaluate.targeted_map(db1[:5], db1, lab1, 0, -1)
+    t_exp = evaluate.targeted_map(db1[:5], db1, lab1, 0, -1, ties='expected')
+    assert t_index == pytest.approx(1.0)
+    assert 0.2 < t_exp < 0.3  # E[AP] of 25 relevant among 100 in random order, about 0.26
+    with pytest.raises(ValueError, match="ties must be"):
+        evaluate.mean_average_precision(q, db, lab[:20], lab, -1, ties='random')
