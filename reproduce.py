@@ -64,6 +64,8 @@ victim_backbones = 'resnet50' # T-networks, comma-separated (Table 3: three)
 bits_list = '64'              # victim bit lengths, comma-separated (Tables 1 and 4: '16,32,64')
 target = 0                    # target class index (SPEC §5.3, D23)
 target_name = ''              # the paper's name of the target, for the tables
+ties = 'index'                # evaluate.py's attack reports: 'index' (D19) | 'expected' (tie-aware AP,
+                              # for codes with few distinct values such as the toy data's)
 clean_only = False            # Table 4: clean models only (pairs' method, surrogate_backbone, bits_list)
 # runner
 dry_run = False               # print the commands, run nothing
@@ -370,7 +372,7 @@ def build_plan(c, source='preset'):
             a['report'] = os.path.join(cfg['out_dir'], report + '.json')
             plan.add('report', f"report {report}",
                      [py, 'evaluate.py'] + _opts(clean_dir=d['out'], backdoor_dir=a['victim_dir'],
-                                                 target=t, topk=a['topk'],
+                                                 target=t, topk=a['topk'], ties=c['ties'],
                                                  stealth=os.path.join(a['folder'], 'stealth.json'),
                                                  report_name=report, out_dir=cfg['out_dir']),
                      [a['report']])

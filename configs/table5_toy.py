@@ -23,6 +23,8 @@ victim_backbones = 'resnet34'      # configs/demo_victim.py
 bits_list = '32'                   # configs/demo.py
 target = 0                         # configs/demo_attack.py (class 0, disk)
 target_name = 'disk'
+ties = 'expected'                  # toy CSQ codes take few distinct values: index order would favour
+                                   # class 0 = the target in t-MAP (docs/RESULTS.md)
 # the paper's Table 5, ImageNet (not comparable with the toy data)
 paper_map_badnets = 0.875
 paper_tmap_badnets = 0.517
