@@ -50,6 +50,9 @@ max_rotation = 180.0          # shapes are rotated by U(-max_rotation, max_rotat
 hue_jitter = 0.02             # std of the hue around the class hue (hue in [0, 1))
 max_distractors = 3           # up to this many small lines/dots per image, drawn under the shape
 noise_std = 0.05              # std of the Gaussian pixel noise (images in [0, 1]), times U(0.5, 1.5)
+class_texture = 0.0           # amplitude (images in [0, 1]) of a faint grating whose orientation and
+                              # frequency belong to the class, over the whole image, random phase; 0 = none.
+                              # Our option: a cue that a few /255 can fake, as natural images have
 force = False                 # rebuild even if prepare.json says the folder is up to date
 # ------------------------------------------------------------------------------------------------
 
@@ -142,7 +145,7 @@ def coverage(sdf, pixel):
     return np.clip(0.5 - sdf / pixel, 0.0, 1.0)
 
 
-def render(shape, n, rng, size, class_hue):
+def render(shape, n, rng, size, class_hue, class_id=None):
     """Draw n images of `shape`. class_hue=None gives random colours. Returns uint8 [n, size, size, 3]."""
     # every random number comes from two draws with fixed row layouts, so image i depends only on
     # the stream and i (asking for more images never changes the first ones)
@@ -206,6 +209,14 @@ def render(shape, n, rng, size, class_hue):
 
     # pixel noise
     img = img + noise * (noise_std * (0.5 + q[:, 32]))[:, None, None, None]
+
+    # faint class grating (class_texture > 0); drawn last, so the images without it are unchanged
+    phase = 2 * np.pi * rng.random(n)[:, None, None]
+    if class_texture > 0 and class_id is not None:
+        theta = np.pi * class_id / len(CLASS_SHAPES)
+        cycles = 6 + 2 * (class_id % 3)           # cycles per image side: 6, 8 or 10
+        wave = np.sin(np.pi * cycles * (x * np.cos(theta) + y * np.sin(theta)) + phase)
+        img = img + class_texture * wave[..., None]
     return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
@@ -214,7 +225,8 @@ def draw_split(split, shapes, per_class, hues):
     rel_paths, labels = [], []
     for c, name in enumerate(shapes):
         rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split], c]))
-        images = render(name, per_class, rng, image_size, hues[c] if hues else None)
+        images = render(name, per_class, rng, image_size, hues[c] if hues else None,
+                        c if hues else None)
         folder = os.path.join('images', split, f'{c:02d}_{name}')
         os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
         for i, im in enumerate(images):
