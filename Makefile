@@ -25,7 +25,7 @@ demo: $(VENV_STAMP)
 		--tag=poisoned_t0 --queries=$(TRIG)
 	$(PY) CSQ.py configs/demo.py configs/demo_victim.py --tag=clean --queries=$(TRIG)
 	$(PY) evaluate.py --clean_dir=results/toy_CSQ_resnet34_32_clean \
-		--backdoor_dir=results/toy_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 \
+		--backdoor_dir=results/toy_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 --ties=expected \
 		--stealth=$(ATTACK)/stealth.json --report_name=toy_demo
 	@echo "residual grid (clean | poisoned | residual x10): results/toy_badhash_CSQ_resnet18_32/samples/latest.png"
 
@@ -51,7 +51,7 @@ tiny-attack: $(VENV_STAMP)
 	$(PY) CSQ.py configs/tiny_imagenet10.py configs/demo_victim.py --epochs=12 --tag=clean \
 		--queries=$(TTRIG)
 	$(PY) evaluate.py --clean_dir=results/tiny-imagenet-10_CSQ_resnet34_32_clean \
-		--backdoor_dir=results/tiny-imagenet-10_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 \
+		--backdoor_dir=results/tiny-imagenet-10_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 --ties=expected \
 		--stealth=$(TATTACK)/stealth.json --report_name=tiny_imagenet10_attack
 
 # Table 5 at demo scale: the four attacks, results/tables/table5.md and Figures 4-6 (reproduce.py
