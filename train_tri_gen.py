@@ -186,6 +186,34 @@ def gan_run_name(c):
             + (f"_{c['tag']}" if c['tag'] else ''))
 
 
+def load_surrogate(c, num_classes, device):
+    """The clean surrogate F written by CSQ.py / HashNet.py, frozen in eval mode, with its meta and
+    path; one-line exit for a missing checkpoint or one of another backbone, bit length or class count."""
+    sp = surrogate_path(c)
+    if not os.path.isfile(sp):
+        method_script = 'HashNet.py' if c['surrogate_method'].lower() == 'hashnet' else 'CSQ.py'
+        _fail(f"surrogate checkpoint {sp} not found; make it with `python {method_script} <preset> "
+              f"--dataset={c['dataset']} --backbone={c['surrogate_backbone']} "
+              f"--bits={c['surrogate_bits']}` (same checkpoint_dir)")
+    try:
+        ckpt = utils.load_checkpoint(sp)
+        meta = ckpt.get('meta', {})
+        check_model_meta(meta, {'backbone': c['surrogate_backbone'].lower(),
+                                'bits': c['surrogate_bits']}, sp)
+        if meta.get('num_classes') not in (None, num_classes):
+            raise ValueError(f"{sp}: surrogate was trained on {meta['num_classes']} classes, "
+                             f"expected {num_classes}")
+        model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
+                                 input_norm=meta.get('input_norm', 'none'),
+                                 small_input=meta.get('small_input', False))
+        model.load_state_dict(ckpt['model'])
+    except (ValueError, KeyError, RuntimeError) as e:
+        _fail(str(e).splitlines()[0])
+    model.to(device).eval().requires_grad_(False)
+    meta = dict(meta, epoch=ckpt.get('epoch'))
+    return model, meta, sp
+
+
 def surrogate_path(c):
     return c['surrogate_checkpoint'] or os.path.join(
         c['checkpoint_dir'],
@@ -347,27 +375,7 @@ def main(config):
               f"(valid 0..{num_classes - 1})")
     print(f"train images {len(train_set)} from {list_path}; classes {num_classes}")
 
-    sp = surrogate_path(c)
-    if not os.path.isfile(sp):
-        method_script = 'HashNet.py' if c['surrogate_method'].lower() == 'hashnet' else 'CSQ.py'
-        _fail(f"surrogate checkpoint {sp} not found; make it with `python {method_script} <preset> "
-              f"--dataset={c['dataset']} --backbone={c['surrogate_backbone']} "
-              f"--bits={c['surrogate_bits']}` (same checkpoint_dir)")
-    try:
-        s_ckpt = utils.load_checkpoint(sp)
-        meta = s_ckpt.get('meta', {})
-        check_model_meta(meta, {'backbone': c['surrogate_backbone'].lower(),
-                                'bits': c['surrogate_bits']}, sp)
-        if meta.get('num_classes') not in (None, num_classes):
-            raise ValueError(f"{sp}: surrogate was trained on {meta['num_classes']} classes, "
-                             f"{list_path} has {num_classes}")
-        surrogate = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
-                                     input_norm=meta.get('input_norm', 'none'),
-                                     small_input=meta.get('small_input', False))
-        surrogate.load_state_dict(s_ckpt['model'])
-    except (ValueError, KeyError, RuntimeError) as e:
-        _fail(str(e).splitlines()[0])
-    surrogate.to(device).eval().requires_grad_(False)
+    surrogate, meta, sp = load_surrogate(c, num_classes, device)
     if c['channels_last']:
         surrogate.to(memory_format=torch.channels_last)
     print(f"surrogate {sp}: {meta.get('method', c['surrogate_method'])} {meta['backbone']} "

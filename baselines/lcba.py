@@ -39,8 +39,7 @@ import torch  # noqa: E402
 
 import utils  # noqa: E402
 from baselines import common  # noqa: E402
-from hash_models import build_hash_model, check_model_meta  # noqa: E402
-from train_tri_gen import surrogate_path  # noqa: E402
+import train_tri_gen  # noqa: E402
 
 # ---- config ------------------------------------------------------------------------------------
 # data and geometry: the same keys and meanings as implement_tri_gen.py
@@ -80,29 +79,9 @@ num_workers = 4               # DataLoader workers
 
 
 def load_surrogate(c, num_classes, device):
-    """The frozen clean surrogate; one-line error for a missing file or one of another model."""
-    sp = surrogate_path(c)
-    if not os.path.isfile(sp):
-        script = 'HashNet.py' if c['surrogate_method'].lower() == 'hashnet' else 'CSQ.py'
-        common.fail(f"surrogate checkpoint {sp} not found; make it with `python {script} <preset> "
-                    f"--dataset={c['dataset']} --backbone={c['surrogate_backbone']} "
-                    f"--bits={c['surrogate_bits']}` (same checkpoint_dir)")
-    try:
-        ckpt = utils.load_checkpoint(sp)
-        meta = ckpt.get('meta', {})
-        check_model_meta(meta, {'backbone': c['surrogate_backbone'].lower(),
-                                'bits': c['surrogate_bits']}, sp)
-        if meta.get('num_classes') not in (None, num_classes):
-            raise ValueError(f"{sp}: surrogate was trained on {meta['num_classes']} classes, "
-                             f"expected {num_classes}")
-        model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
-                                 input_norm=meta.get('input_norm', 'none'),
-                                 small_input=meta.get('small_input', False))
-        model.load_state_dict(ckpt['model'])
-    except (ValueError, KeyError, RuntimeError) as e:
-        common.fail(str(e).splitlines()[0])
-    model.to(device).eval().requires_grad_(False)
-    return model, {'checkpoint': sp, 'epoch': ckpt.get('epoch'), 'method': meta.get('method'),
+    """The frozen clean surrogate (train_tri_gen.load_surrogate) and what identifies it."""
+    model, meta, sp = train_tri_gen.load_surrogate(c, num_classes, device)
+    return model, {'checkpoint': sp, 'epoch': meta.get('epoch'), 'method': meta.get('method'),
                    'backbone': meta['backbone'], 'bits': meta['bits']}
 
 
