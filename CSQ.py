@@ -37,6 +37,8 @@ bits = 64                 # hash length K
 pretrained = True         # torchvision ImageNet-1k weights (official code); False = from scratch
 input_norm = 'none'       # 'none' = [0,1] input as the official code (D14); 'imagenet' = normalise inside
 small_input = False       # 3x3 stride-1 first conv for 32-64 px images (ResNets)
+init_from = ''            # our option: start from the weights of another checkpoint of this backbone and
+                          # bit length (e.g. a model trained on other images, as a stand-in for pretraining)
 # optimisation (official code, D15)
 optimizer = 'rmsprop'     # rmsprop (official) | adam | sgd
 lr = 1e-5                 # official code

@@ -35,7 +35,8 @@ RESUME_FREE_KEYS = {'device', 'eval_every', 'epochs', 'report', 'queries',
 # run is not reused (nor resumed) as a bfloat16 one; set tag=... to keep both.
 REUSE_FREE_KEYS = {'device', 'eval_batch_size', 'cache', 'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
-LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache'}
+LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
+              'init_from': ''}
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
 # datasets are ranked over the whole database (DeepHash uses -1 for CIFAR-10).
 TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10': -1,
@@ -224,6 +225,16 @@ def run(config, method, make_loss):
     net = build_hash_model(config['backbone'], config['bits'], pretrained=config['pretrained'],
                            input_norm=config['input_norm'], small_input=config['small_input'])
     meta = dict(net.meta, num_classes=num_classes, method=method)
+    if config.get('init_from'):  # our option: weights of another run of this backbone / bit length
+        try:
+            init = utils.load_checkpoint(config['init_from'])
+            check_model_meta(init.get('meta', {}), {'backbone': config['backbone'].lower(),
+                                                     'bits': config['bits']}, config['init_from'])
+            net.load_state_dict(init['model'])
+        except (ValueError, KeyError, RuntimeError) as e:
+            sys.exit(f"error: init_from: {str(e).splitlines()[0]}")
+        if rank == 0:
+            print(f"initial weights from {config['init_from']} (epoch {init.get('epoch')})")
     net.to(device)
     if config['channels_last']:
         net.to(memory_format=torch.channels_last)

@@ -144,3 +144,20 @@ def test_missing_pretrained_weights_name_the_file(tmp_path, monkeypatch):
     assert 'resnet50-0676ba61.pth' in msg and str(tmp_path) in msg and 'pretrained=False' in msg
     with pytest.raises(ValueError, match='unknown backbone'):
         build_hash_model('resnet51', 64)
+
+
+def test_init_from_another_run(image_lists, tmp_path):
+    """init_from starts a run from another checkpoint's weights; one of another bit length stops it."""
+    tmp = str(tmp_path)
+    _run('CSQ.py', _args(image_lists, tmp, epochs=1))
+    src = os.path.join(tmp, 'ckpt', 'fx_CSQ_resnet18_16.pt')
+    p = _run('CSQ.py', _args(image_lists, tmp, epochs=1, tag='ft', init_from=src, lr=0.0))
+    assert f"initial weights from {src}" in p.stdout
+    a = torch.load(src, weights_only=True)['model']
+    b = torch.load(os.path.join(tmp, 'ckpt', 'fx_CSQ_resnet18_16_ft.pt'), weights_only=True)['model']
+    # lr 0: the weights stay those of init_from (batch-norm running statistics still move)
+    assert all(torch.equal(a[k], b[k]) for k in a if 'running' not in k and 'num_batches' not in k)
+    p = _run('CSQ.py', _args(image_lists, tmp, epochs=1, tag='ft32', bits=32, init_from=src), check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"error: init_from: {src}: checkpoint is for bits=16, expected bits=32")
