@@ -124,6 +124,40 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
     return stealth_stats(mse, ssim)
 
 
+def _read_json(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+class AttackParts:
+    """The finished parts of an attack folder (attack_state.json: the stamp each part was made with;
+    stealth.json: its figures). A part is reused when its stamp, figures and files are all there."""
+
+    def __init__(self, out, made_with='this config'):
+        self.state_path = os.path.join(out, 'attack_state.json')
+        self.stealth_path = os.path.join(out, 'stealth.json')
+        self.made_with = made_with
+        self.state, self.stealth = _read_json(self.state_path), _read_json(self.stealth_path)
+
+    def done(self, part, stamp, files):
+        ok = (self.state.get(part) == stamp and part in self.stealth
+              and all(os.path.isfile(p) for p in files))
+        if ok:
+            print(f"skipped {part}: already made with {self.made_with} ({files[0]})")
+        return ok
+
+    def finish(self, part, stamp, stats):
+        self.stealth[part] = stats
+        self.state[part] = stamp
+        utils.write_json(self.stealth_path, self.stealth)
+        utils.write_json(self.state_path, self.state)
+        psnr = 'inf' if stats['psnr_db'] is None else f"{stats['psnr_db']:.3f}"
+        print(f"{part}: {stats['n']} images, MSE {stats['mse']:.3f}, PSNR {psnr} dB, "
+              f"SSIM {stats['ssim']:.4f}")
+
+
 def stealth_stats(mse, ssim):
     """D21: dataset MSE = mean of per-image MSE (0-255); PSNR from that mean; SSIM averaged."""
     m = float(np.mean(mse))
@@ -209,33 +243,10 @@ def main(c):
           + f", {n_poison}/{len(members)} target images poisoned ({c['poison_mode']}, x{c['copies']}), "
           f"confusing label {conf_classes} ({c['conf_label']}), G {g_path} epoch {ckpt['epoch']}")
 
-    state_path = os.path.join(out, 'attack_state.json')
-    state = {}
-    if os.path.isfile(state_path):
-        with open(state_path) as f:
-            state = json.load(f)
     common = {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
               'image_size': c['image_size'], 'resize_size': c['resize_size']}
-    stealth_path = os.path.join(out, 'stealth.json')
-    stealth = {}
-    if os.path.isfile(stealth_path):
-        with open(stealth_path) as f:
-            stealth = json.load(f)
-
-    def done(part, stamp, files):
-        ok = state.get(part) == stamp and part in stealth and all(os.path.isfile(p) for p in files)
-        if ok:
-            print(f"skipped {part}: already made with this config and G ({files[0]})")
-        return ok
-
-    def finish(part, stamp, stats):
-        stealth[part] = stats
-        state[part] = stamp
-        utils.write_json(stealth_path, stealth)
-        utils.write_json(state_path, state)
-        psnr = 'inf' if stats['psnr_db'] is None else f"{stats['psnr_db']:.3f}"
-        print(f"{part}: {stats['n']} images, MSE {stats['mse']:.3f}, PSNR {psnr} dB, "
-              f"SSIM {stats['ssim']:.4f}")
+    parts = AttackParts(out, 'this config and G')
+    done, finish = parts.done, parts.finish
 
     # ---- 1. poisons and the poisoned training list --------------------------------------------------
     stamp = dict(common, train=os.path.abspath(train_path), chosen=chosen.tolist(),

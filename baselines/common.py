@@ -34,7 +34,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import utils  # noqa: E402
-from implement_tri_gen import stealth_stats  # noqa: E402  (D21 figures, shared with BadHash)
+from implement_tri_gen import AttackParts, stealth_stats  # noqa: E402  (shared with BadHash)
 from train_tri_gen import quantize  # noqa: E402  (clamp(0,1) -> round(255 x), D8)
 
 FORMAT_VERSION = 1
@@ -209,31 +209,10 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
     cn = d['class_names']
     print(f"{attack} run {out}: target {t}" + (f" ({cn[t]})" if cn else '')
           + f", {len(chosen)} poisons out of {len(pool)} candidates, labels {labels_mode}")
-    state_path, stealth_path = os.path.join(out, 'attack_state.json'), os.path.join(out, 'stealth.json')
-    state, stealth = {}, {}
-    if os.path.isfile(state_path):
-        with open(state_path) as f:
-            state = json.load(f)
-    if os.path.isfile(stealth_path):
-        with open(stealth_path) as f:
-            stealth = json.load(f)
     common = {'format': FORMAT_VERSION, 'attack': attack, 'params': params, 'model': model_id,
               'seed': c['seed'], 'image_size': c['image_size'], 'resize_size': c['resize_size']}
-
-    def done(part, stamp, files):
-        ok = state.get(part) == stamp and part in stealth and all(os.path.isfile(p) for p in files)
-        if ok:
-            print(f"skipped {part}: already made with this config ({files[0]})")
-        return ok
-
-    def finish(part, stamp, stats):
-        stealth[part] = stats
-        state[part] = stamp
-        utils.write_json(stealth_path, stealth)
-        utils.write_json(state_path, state)
-        psnr = 'inf' if stats['psnr_db'] is None else f"{stats['psnr_db']:.3f}"
-        print(f"{part}: {stats['n']} images, MSE {stats['mse']:.3f}, PSNR {psnr} dB, "
-              f"SSIM {stats['ssim']:.4f}")
+    parts = AttackParts(out)
+    done, finish = parts.done, parts.finish
 
     target_row = np.eye(k, dtype=np.uint8)[t]
     # ---- poisons and the poisoned training list ---------------------------------------------------
