@@ -155,16 +155,23 @@ def _check_resume(ckpt, config, path, meta):
                          f"{k}={config[k]!r}; set tag=... for a new run or delete the checkpoint")
 
 
-def evaluate_all(model, datasets, loaders, config, derived, device, main=True):
+def evaluate_all(model, datasets, loaders, config, derived, device, main=True, reuse=None):
     """Encode database and every query split; MAP@topK of each query split against the database.
 
     Every process takes part in the (sharded) encoding; only the main process computes the
     metrics, on the GPU when the model is on one (evaluate.py's chunked CUDA path, same figures
-    as on the CPU)."""
+    as on the CPU). reuse: {name: codes} already encoded by this checkpoint (`reusable_codes`)."""
     from evaluate import mean_average_precision
+    reuse = reuse or {}
     utils.broadcast_buffers(model)  # encode every shard with the statistics rank 0 saves
-    codes = {name: encode(model, loaders[name], device, len(datasets[name]), config['dtype'],
-                          config['channels_last'], f"encode {name}") for name in loaders}
+    codes = {}
+    for name in loaders:
+        if name in reuse:
+            print(f"reusing codes_{name}.npz: this checkpoint's codes of the unchanged list")
+            codes[name] = reuse[name]
+        else:
+            codes[name] = encode(model, loaders[name], device, len(datasets[name]),
+                                 config['dtype'], config['channels_last'], f"encode {name}")
     if not main:
         return None, None
     metric_device = device if str(device).startswith('cuda') else 'cpu'
@@ -177,6 +184,54 @@ def evaluate_all(model, datasets, loaders, config, derived, device, main=True):
                                                      db.labels, derived['topk'],
                                                      device=metric_device))
     return metrics, codes
+
+
+def list_key(dataset):
+    """What a list's codes depend on besides the model: the list file, its images (path, size,
+    mtime) and the evaluation geometry (utils.ImageCache.key)."""
+    return utils.ImageCache.key(dataset.list_file, dataset.paths, dataset.transform)
+
+
+def checkpoint_stamp(path):
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+# keys that do not change a finished checkpoint's codes of an unchanged list
+CODE_FREE_KEYS = {'queries', 'report', 'eval_every', 'topk'}
+
+
+def reusable_codes(results_path, config, datasets, derived, start_epoch, world):
+    """{name: codes} saved by the last evaluation of this very checkpoint for the lists that have
+    not changed since, so that evaluating a finished model on new query lists (a clean victim on an
+    attack's triggered queries) encodes those lists only, not the database again. Nothing under
+    torchrun (every process must encode the same lists) or when anything else differs."""
+    import json
+    if world > 1 or not os.path.isfile(results_path):
+        return {}
+    try:
+        with open(results_path) as f:
+            old = json.load(f)
+        if (old.get('epoch') != start_epoch
+                or old.get('checkpoint_stamp') != checkpoint_stamp(derived['checkpoint'])
+                or any(_old(old['config'], k) != v for k, v in config.items()
+                       if k not in REUSE_FREE_KEYS | CODE_FREE_KEYS)):
+            return {}
+        keys = old.get('list_keys', {})
+        out = {}
+        for name, ds in datasets.items():
+            path = os.path.join(derived['out'], f"codes_{name}.npz")
+            if name == 'train' or not keys.get(name) or not os.path.isfile(path):
+                continue
+            if keys[name] != list_key(ds):
+                continue
+            with np.load(path) as z:
+                c, labels = z['codes'], z['labels']
+            if c.shape == (len(ds), config['bits']) and np.array_equal(labels, ds.labels):
+                out[name] = c
+        return out
+    except (OSError, ValueError, KeyError):  # unreadable leftovers: encode everything
+        return {}
 
 
 def load_datasets(config, derived, rank):
@@ -332,8 +387,9 @@ def run(config, method, make_loss):
             'optimizer': optimizer.state_dict(), 'loss': loss_fn.state_dict(),
             'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history})
 
-    if start_epoch >= config['epochs']:  # checkpoint complete but results missing: evaluate
-        metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main)
+    if start_epoch >= config['epochs']:  # checkpoint complete, results missing or other queries
+        reuse = reusable_codes(results_path, config, datasets, d, start_epoch, world)
+        metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main, reuse)
         if main:
             history[-1]['map'] = metrics
     utils.barrier()  # the other processes stop here; rank 0 writes the results
@@ -355,6 +411,9 @@ def run(config, method, make_loss):
         'train_time_s': round(sum(h['time_s'] for h in history), 1),
         'wall_time_this_invocation_s': round(timer(), 1), 'history': history,
         'checkpoint': d['checkpoint'], 'device': device, 'processes': world,
+        # what reusable_codes() checks before it skips encoding an unchanged list again
+        'checkpoint_stamp': checkpoint_stamp(d['checkpoint']),
+        'list_keys': {name: list_key(datasets[name]) for name in codes},
     }
     utils.write_json(results_path, results)
     _print_final(results)

@@ -55,6 +55,45 @@ def test_train_evaluate_and_saved_codes(image_lists, tmp_path, script, method):
     assert 'nothing to train' in p.stdout and 'epoch 1/2' not in p.stdout
 
 
+def _results(out):
+    with open(os.path.join(out, 'results.json')) as f:
+        return json.load(f)
+
+
+def test_new_queries_on_a_finished_run_reuse_the_database_codes(image_lists, tmp_path):
+    tmp = str(tmp_path)
+    test = os.path.join(image_lists, 'test.txt')
+    _run('CSQ.py', _args(image_lists, tmp))
+    out = os.path.join(tmp, 'res', 'fx_CSQ_resnet18_16')
+    db0 = np.load(os.path.join(out, 'codes_database.npz'))['codes']
+    first = _results(out)['final']['test']
+    # a clean model evaluated on new (here: triggered-like) queries: only those are encoded
+    p = _run('CSQ.py', _args(image_lists, tmp, queries=f"trig={test}"))
+    assert 'reusing codes_database.npz' in p.stdout and 'reusing codes_test.npz' in p.stdout
+    assert 'reusing codes_trig.npz' not in p.stdout
+    res = _results(out)
+    assert res['final']['trig'] == pytest.approx(first, abs=1e-12)  # same list, same codes
+    assert res['final']['test'] == first
+    assert np.array_equal(np.load(os.path.join(out, 'codes_database.npz'))['codes'], db0)
+    # an image of the database changed on disk: its codes are encoded again
+    with open(os.path.join(image_lists, 'database.txt')) as f:
+        img = os.path.join(image_lists, f.readline().split()[0])
+    st = os.stat(img)
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    p = _run('CSQ.py', _args(image_lists, tmp, queries=f"again={test}"))
+    assert 'reusing codes_database.npz' not in p.stdout and 'reusing codes_test.npz' in p.stdout
+    # MAP@K instead of MAP@all: the codes stay, the figures are computed again
+    p = _run('CSQ.py', _args(image_lists, tmp, queries=f"again={test}", topk=3))
+    assert 'reusing codes_database.npz' in p.stdout
+    assert _results(out)['topk'] == 3
+    # a checkpoint written since (another training of the same name): nothing is reused
+    ckpt = os.path.join(tmp, 'ckpt', 'fx_CSQ_resnet18_16.pt')
+    st = os.stat(ckpt)
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    p = _run('CSQ.py', _args(image_lists, tmp, queries=f"trig={test}"))
+    assert 'reusing' not in p.stdout
+
+
 def test_killed_run_resumes_and_matches_uninterrupted(image_lists, tmp_path):
     a = _args(image_lists, str(tmp_path / 'a'), epochs=6, eval_every=0)
     ckpt = os.path.join(str(tmp_path / 'a'), 'ckpt', 'fx_CSQ_resnet18_16.pt')
