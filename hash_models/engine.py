@@ -221,9 +221,8 @@ def reusable_codes(results_path, config, datasets, derived, start_epoch, world):
         out = {}
         for name, ds in datasets.items():
             path = os.path.join(derived['out'], f"codes_{name}.npz")
-            if name == 'train' or not keys.get(name) or not os.path.isfile(path):
-                continue
-            if keys[name] != list_key(ds):
+            if (name == 'train' or not keys.get(name) or not os.path.isfile(path)
+                    or keys[name] != list_key(ds)):
                 continue
             with np.load(path) as z:
                 c, labels = z['codes'], z['labels']
