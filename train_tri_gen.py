@@ -529,8 +529,8 @@ def main(config):
             opt_g.step()
             step += 1
             n_g += 1
-            vals = {'g': g_loss.item(), **{k: v.item() for k, v in parts.items()},
-                    'lpips': lp.item()}
+            logged = {'g': g_loss, **parts, 'lpips': lp}  # one device sync for all of them
+            vals = dict(zip(logged, torch.stack([v.detach().float() for v in logged.values()]).tolist()))
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + v
 

@@ -39,6 +39,9 @@ d_every = 3               # official code: a D step every 3rd iteration
 lpips = 'alex_random_trunk'  # LPIPS network in the G loss (same cost as 'alex'; no weights needed)
 fast_dtype = 'bfloat16'   # the fast configuration's dtype
 fast_channels_last = True  # and memory layout
+fast_cudnn_benchmark = False  # the fast configuration lets cuDNN time its algorithms (CUDA only)
+fast_compile = False      # the fast configuration runs G, D and the surrogate through torch.compile
+breakdown = False         # also print where a GAN step's time goes, phase by phase, per configuration
 steps = 3                 # timed steps per round (the GAN: rounded up to a multiple of d_every)
 warmup = 1                # untimed steps before each round
 rounds = 2                # alternating rounds per configuration; the best counts
@@ -56,12 +59,14 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def surrogate_step_fn(c, dev, dtype, cl):
+def surrogate_step_fn(c, dev, dtype, cl, comp=False, tick=None):
     from CSQ import CSQLoss
     from hash_models import build_hash_model
     net = build_hash_model(c['backbone'], c['bits'], small_input=c['small_input']).to(dev)
     if cl:
         net.to(memory_format=torch.channels_last)
+    if comp:
+        net.compile()
     loss_fn = CSQLoss(c['classes'], c['bits'], False, 1e-4, 0).to(dev)
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-5, weight_decay=1e-5)
     x = torch.rand(c['batch_size'], 3, c['image_size'], c['image_size'], device=dev)
@@ -79,7 +84,7 @@ def surrogate_step_fn(c, dev, dtype, cl):
     return step, c['batch_size']
 
 
-def gan_step_fn(c, dev, dtype, cl):
+def gan_step_fn(c, dev, dtype, cl, comp=False, tick=None):
     from discriminator import Discriminator
     from generator import Generator
     from hash_models import build_hash_model
@@ -93,6 +98,9 @@ def gan_step_fn(c, dev, dtype, cl):
     if cl:
         for m in (G, D, sur):
             m.to(memory_format=torch.channels_last)
+    if comp:  # the modules' forward compiled; parameters, optimisers and losses as they are
+        for m in (G, D, sur):
+            m.compile()
     lp_net = build_lpips(c['lpips'], dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.999))
@@ -103,10 +111,12 @@ def gan_step_fn(c, dev, dtype, cl):
     h_c = torch.sign(torch.randn(b, c['bits'], device=dev))
     amp = utils.autocast(dev, dtype)
     weights = (80.0, 5.0, 200.0)
+    tick = tick or (lambda phase: None)
 
-    def step(i):  # the body of train_tri_gen.py's loop
+    def step(i):  # the body of train_tri_gen.py's loop; tick(phase) closes a phase (breakdown)
         with amp:
             x_b = apply_generator(G, x, r_b).float()
+        tick('G forward')
         if i % c['d_every'] == 0:
             D.requires_grad_(True)
             with amp:
@@ -115,30 +125,45 @@ def gan_step_fn(c, dev, dtype, cl):
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
+            tick('D step (every d_every)')
         D.requires_grad_(False)
         lp = lpips_term(lp_net, x_b, x, 'normalized')
+        tick('LPIPS forward')
         with amp:
             hash_out, d_fake = sur(x_b), D(x_b)
+        tick('surrogate + D forward')
         g_loss, _ = g_loss_paper(x_b, x, hash_out.float(), h_c, d_fake.float(), y_s, lp, weights)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        tick('G loss + backward')
         opt_g.step()
+        tick('G optimiser step')
     return step, b
+
+
+def configurations(c):
+    """name -> (dtype, channels_last, cudnn.benchmark, compile): the reference and the fast one."""
+    return {'float32': ('float32', False, False, False),
+            'fast': (c['fast_dtype'], c['fast_channels_last'], c['fast_cudnn_benchmark'],
+                     c['fast_compile'])}
+
+
+def gan_steps(c):
+    """Timed GAN steps: a whole number of d_every cycles, so D steps count at their real rate."""
+    return -(-c['steps'] // c['d_every']) * c['d_every']
 
 
 def measure(make, c, dev):
     """images/s of the reference and the fast configuration, alternating rounds, best round each."""
-    configs = {'float32': ('float32', False), 'fast': (c['fast_dtype'], c['fast_channels_last'])}
-    steps = c['steps']
-    if make is gan_step_fn:
-        steps = -(-steps // c['d_every']) * c['d_every']
+    steps = gan_steps(c) if make is gan_step_fn else c['steps']
     fns = {}
-    for name, (dtype, cl) in configs.items():
+    for name, (dtype, cl, _, comp) in configurations(c).items():
         torch.manual_seed(c['seed'])
-        fns[name] = make(c, dev, dtype, cl)
-    best = {name: 0.0 for name in configs}
+        fns[name] = make(c, dev, dtype, cl, comp)
+    best = {name: 0.0 for name in fns}
     for _ in range(c['rounds']):
         for name, (step, n) in fns.items():
+            torch.backends.cudnn.benchmark = configurations(c)[name][2]
             for i in range(c['warmup']):
                 step(i)
             sync(dev)
@@ -147,7 +172,46 @@ def measure(make, c, dev):
                 step(i)
             sync(dev)
             best[name] = max(best[name], steps * n / (time.perf_counter() - t0))
+    torch.backends.cudnn.benchmark = False
     return best
+
+
+class PhaseClock:
+    """tick(phase) adds the time since the previous tick to that phase (after a device sync)."""
+
+    def __init__(self, dev):
+        self.dev, self.spent, self.last = dev, {}, time.perf_counter()
+
+    def restart(self):
+        sync(self.dev)
+        self.spent, self.last = {}, time.perf_counter()
+
+    def __call__(self, phase):
+        sync(self.dev)
+        now = time.perf_counter()
+        self.spent[phase] = self.spent.get(phase, 0.0) + now - self.last
+        self.last = now
+
+
+def phase_breakdown(c, dev):
+    """Seconds per GAN step spent in each phase, per configuration (synchronising after each phase,
+    which itself costs a little; the shares are what matters)."""
+    steps = gan_steps(c)
+    for name, (dtype, cl, bench, comp) in configurations(c).items():
+        torch.manual_seed(c['seed'])
+        torch.backends.cudnn.benchmark = bench
+        clock = PhaseClock(dev)
+        step, _ = gan_step_fn(c, dev, dtype, cl, comp, clock)
+        for i in range(max(c['warmup'], 1) * c['d_every']):
+            step(i)
+        clock.restart()
+        for i in range(steps):
+            step(i)
+        spent = clock.spent
+        total = sum(spent.values())
+        print(f"  {name}: {1000 * total / steps:.1f} ms/step = " + ", ".join(
+            f"{k} {1000 * v / steps:.1f} ({100 * v / total:.0f}%)" for k, v in spent.items()))
+    torch.backends.cudnn.benchmark = False
 
 
 if __name__ == '__main__':
@@ -159,8 +223,10 @@ if __name__ == '__main__':
         torch.set_num_threads(c['threads'])
     dev = utils.resolve_device(c['device'])
     name = torch.cuda.get_device_name(0) if dev.startswith('cuda') else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device {dev} ({name}); {c['image_size']} px; reference float32 vs fast "
-          f"{c['fast_dtype']}{' + channels_last' if c['fast_channels_last'] else ''}")
+    fast = [c['fast_dtype']] + [label for key, label in (
+        ('fast_channels_last', 'channels_last'), ('fast_cudnn_benchmark', 'cudnn.benchmark'),
+        ('fast_compile', 'torch.compile')) if c[key]]
+    print(f"device {dev} ({name}); {c['image_size']} px; reference float32 vs fast {' + '.join(fast)}")
     if c['what'] in ('surrogate', 'both'):
         r = measure(surrogate_step_fn, c, dev)
         print(f"surrogate step ({c['backbone']} CSQ {c['bits']} bits, batch {c['batch_size']}): "
@@ -171,3 +237,6 @@ if __name__ == '__main__':
         print(f"GAN step (G {c['ngf']} / D {c['ndf']} wide, batch {c['gan_batch']}, surrogate "
               f"{c['backbone']}, LPIPS, D every {c['d_every']}): float32 {r['float32']:.1f} img/s | "
               f"fast {r['fast']:.1f} img/s | ratio x{r['fast'] / r['float32']:.2f}")
+        if c['breakdown']:
+            print("GAN step, time per phase:")
+            phase_breakdown(c, dev)
