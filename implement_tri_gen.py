@@ -87,7 +87,9 @@ def read(path, num_classes=None):
         _fail(str(e))
 
 
-class _Images(torch.utils.data.Dataset):
+class PathImages(torch.utils.data.Dataset):
+    """(image at the model's geometry, index) for a list of image paths; also used by baselines/."""
+
     def __init__(self, paths, transform):
         self.paths, self.transform = paths, transform
 
@@ -107,7 +109,7 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
     from skimage.metrics import structural_similarity
     from tqdm import tqdm
     os.makedirs(folder, exist_ok=True)
-    ds = _Images(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
     loader = torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size'], shuffle=False,
                                          num_workers=c['num_workers'])
     mse, ssim = [], []

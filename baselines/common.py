@@ -34,7 +34,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import utils  # noqa: E402
-from implement_tri_gen import AttackParts, stealth_stats  # noqa: E402  (shared with BadHash)
+from implement_tri_gen import AttackParts, PathImages, stealth_stats  # noqa: E402  (shared with BadHash)
 from train_tri_gen import quantize  # noqa: E402  (clamp(0,1) -> round(255 x), D8)
 
 FORMAT_VERSION = 1
@@ -149,22 +149,9 @@ def paste_bottom_right(x, patch):
     return out
 
 
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, paths, transform):
-        self.paths, self.transform = paths, transform
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        from PIL import Image
-        with Image.open(self.paths[i]) as im:
-            return self.transform(im.convert('RGB')), i
-
-
 def batches(paths, c, batch_size, shuffle=False, seed=0):
     """DataLoader of ([B,3,H,W] images at the model's geometry, values k/255, indices)."""
-    ds = _Images(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
     gen = torch.Generator().manual_seed(seed) if shuffle else None
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
                                        num_workers=c['num_workers'], drop_last=False)
