@@ -193,10 +193,38 @@ class PhaseClock:
         self.last = now
 
 
+class PhaseFlops:
+    """tick(phase) adds the floating-point operations counted since the previous tick to that phase."""
+
+    def __init__(self, counter):
+        self.counter, self.spent, self.last = counter, {}, 0
+
+    def __call__(self, phase):
+        now = self.counter.get_total_flops()
+        self.spent[phase] = self.spent.get(phase, 0) + now - self.last
+        self.last = now
+
+
+def flops_per_image(c, dev):
+    """Floating-point operations per image of each phase of a GAN step (one d_every cycle at batch 1,
+    float32; the fast configuration does the same arithmetic)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        tick = PhaseFlops(counter)
+        step, _ = gan_step_fn(dict(c, gan_batch=1), dev, 'float32', False, False, tick)
+        for i in range(c['d_every']):
+            step(i)
+    return {k: v / c['d_every'] for k, v in tick.spent.items()}
+
+
 def phase_breakdown(c, dev):
-    """Seconds per GAN step spent in each phase, per configuration (synchronising after each phase,
-    which itself costs a little; the shares are what matters)."""
+    """Milliseconds per GAN step spent in each phase, per configuration (synchronising after each
+    phase, which itself costs a little; the shares are what matters), with the arithmetic rate each
+    phase reaches (from flops_per_image: TFLOP/s = FLOPs per image x batch / time)."""
     steps = gan_steps(c)
+    flops = flops_per_image(c, dev)
+    print(f"  FLOPs per image: {sum(flops.values()) / 1e9:.1f} G = " + ", ".join(
+        f"{k} {v / 1e9:.1f}" for k, v in flops.items()))
     for name, (dtype, cl, bench, comp) in configurations(c).items():
         torch.manual_seed(c['seed'])
         torch.backends.cudnn.benchmark = bench
@@ -209,8 +237,13 @@ def phase_breakdown(c, dev):
             step(i)
         spent = clock.spent
         total = sum(spent.values())
-        print(f"  {name}: {1000 * total / steps:.1f} ms/step = " + ", ".join(
-            f"{k} {1000 * v / steps:.1f} ({100 * v / total:.0f}%)" for k, v in spent.items()))
+
+        def rate(phase_flops, seconds):
+            return phase_flops * c['gan_batch'] * steps / max(seconds, 1e-12) / 1e12
+        print(f"  {name}: {1000 * total / steps:.1f} ms/step, {rate(sum(flops.values()), total):.2f} "
+              f"TFLOP/s = " + ", ".join(
+                  f"{k} {1000 * v / steps:.1f} ms ({100 * v / total:.0f}%, {rate(flops.get(k, 0), v):.2f} "
+                  f"TFLOP/s)" for k, v in spent.items()))
     torch.backends.cudnn.benchmark = False
 
 
