@@ -14,20 +14,16 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import evaluate  # noqa: E402
+import utils  # noqa: E402
 
-# ----------------------------------------------------------------------------------- config
+# ---- config ------------------------------------------------------------------------------------
 n_query = 5000       # queries (DeepHash ImageNet-100 test split size)
 n_db = 100000        # database items (ImageNet-100 database: 128,503)
 bits = 64            # code length
 classes = 100        # single-label classes
 topk = 1000          # MAP@1000 (SPEC D19)
 seed = 0
-# -------------------------------------------------------------------------------------------
-for arg in sys.argv[1:]:
-    key, _, value = arg.lstrip('-').partition('=')
-    if key not in ('n_query', 'n_db', 'bits', 'classes', 'topk', 'seed'):
-        sys.exit(f"unknown argument {arg!r}")
-    globals()[key] = int(value)
+# ------------------------------------------------------------------------------------------------
 
 
 def reference_map(q_codes, db_codes, q_labels, db_labels, k):
@@ -46,26 +42,28 @@ def reference_map(q_codes, db_codes, q_labels, db_labels, k):
     return total / len(q_codes)
 
 
-rng = np.random.default_rng(seed)
-q_codes = rng.choice(np.array([-1, 1], np.int8), size=(n_query, bits))
-db_codes = rng.choice(np.array([-1, 1], np.int8), size=(n_db, bits))
-eye = np.eye(classes, dtype=np.uint8)
-q_labels = eye[rng.integers(0, classes, n_query)]
-db_labels = eye[rng.integers(0, classes, n_db)]
-print(f"{n_query} queries x {n_db} database x {bits} bits, {classes} classes, MAP@{topk}")
+if __name__ == '__main__':
+    utils.configure(globals(), show=False)
+    rng = np.random.default_rng(seed)
+    q_codes = rng.choice(np.array([-1, 1], np.int8), size=(n_query, bits))
+    db_codes = rng.choice(np.array([-1, 1], np.int8), size=(n_db, bits))
+    eye = np.eye(classes, dtype=np.uint8)
+    q_labels = eye[rng.integers(0, classes, n_query)]
+    db_labels = eye[rng.integers(0, classes, n_db)]
+    print(f"{n_query} queries x {n_db} database x {bits} bits, {classes} classes, MAP@{topk}")
 
-t0 = time.perf_counter()
-fast = evaluate.mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk)
-t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = evaluate.mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk)
+    t_fast = time.perf_counter() - t0
 
-t0 = time.perf_counter()
-# the loop gets the float arrays DeepHash would have (codes from torch.sign, labels from the lists)
-slow = reference_map(q_codes.astype(np.float32), db_codes.astype(np.float32),
-                     q_labels.astype(np.float32), db_labels.astype(np.float32), topk)
-t_slow = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # the loop gets the float arrays DeepHash would have (codes from torch.sign, labels from the lists)
+    slow = reference_map(q_codes.astype(np.float32), db_codes.astype(np.float32),
+                         q_labels.astype(np.float32), db_labels.astype(np.float32), topk)
+    t_slow = time.perf_counter() - t0
 
-diff = abs(fast - slow)
-print(f"evaluate: {t_fast:.2f} s  MAP={fast:.12f} | loop: {t_slow:.2f} s  MAP={slow:.12f} | "
-      f"speed-up x{t_slow / t_fast:.1f} | |diff|={diff:.1e}")
-if not diff < 1e-9:
-    sys.exit("FAIL: values differ")
+    diff = abs(fast - slow)
+    print(f"evaluate: {t_fast:.2f} s  MAP={fast:.12f} | loop: {t_slow:.2f} s  MAP={slow:.12f} | "
+          f"speed-up x{t_slow / t_fast:.1f} | |diff|={diff:.1e}")
+    if not diff < 1e-9:
+        sys.exit("FAIL: values differ")

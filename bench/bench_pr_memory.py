@@ -33,7 +33,7 @@ if __name__ == '__main__':
     if multi_label:
         def labels(n):
             out = np.zeros((n, 4), dtype=np.uint8)
-            for j in range(2):
+            for _ in range(2):
                 out[np.arange(n), rng.integers(0, 4, n)] = 1
             return out
         ql, dbl = labels(n_query), labels(n_db)

@@ -223,8 +223,8 @@ def phase_breakdown(c, dev):
     phase reaches (from flops_per_image: TFLOP/s = FLOPs per image x batch / time)."""
     steps = gan_steps(c)
     flops = flops_per_image(c, dev)
-    print(f"  FLOPs per image: {sum(flops.values()) / 1e9:.1f} G = " + ", ".join(
-        f"{k} {v / 1e9:.1f}" for k, v in flops.items()))
+    print(f"  FLOPs per image: {sum(flops.values()) / 1e9:.4g} G = " + ", ".join(
+        f"{k} {v / 1e9:.3g}" for k, v in flops.items()))
     for name, (dtype, cl, bench, comp) in configurations(c).items():
         torch.manual_seed(c['seed'])
         torch.backends.cudnn.benchmark = bench
