@@ -652,12 +652,13 @@ DTYPES = ('float32', 'bfloat16')
 
 def check_dtype(dtype, device):
     """Validate the dtype key. bfloat16 is an autocast speed option for CUDA; on a CPU it runs
-    under torch's CPU autocast (for checks; usually slower than float32 there), with a note."""
+    under torch's CPU autocast, with a note: it is faster than float32 only on processors with
+    bfloat16 instructions (AVX512-BF16, AMX)."""
     if dtype not in DTYPES:
         sys.exit(f"error: dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     if dtype == 'bfloat16' and not str(device).startswith('cuda') and dist_info()[0] == 0:
         print("note: dtype=bfloat16 on the CPU runs under CPU autocast (meant for CUDA; on a CPU it "
-              "is usually slower than float32)")
+              "beats float32 only where the processor has bfloat16 instructions, e.g. AVX512-BF16)")
 
 
 def autocast(device, dtype):

@@ -12,7 +12,8 @@ Inputs are random tensors of the right shapes (the input pipeline is bench_cache
                                                               # bits batch 128, G/D width 64 batch 32
     python bench/bench_train_step.py --official=True --steps=20 --rounds=3   # on a GPU
 
-On a CPU bfloat16 runs under CPU autocast and is usually slower; the 2x target is for CUDA.
+On a CPU bfloat16 runs under CPU autocast (faster only with bfloat16 instructions such as
+AVX512-BF16); the 2x target is for CUDA.
 """
 import os
 import sys
