@@ -235,7 +235,7 @@ def train_or_load(c, train_paths, device):
         lp = build_lpips(c, device)
         ramp = max(1, c['issba_ramp_steps'])
         ds = common.PathImages(train_paths, utils.build_transform(c['image_size'], c['resize_size'],
-                                                               'none'))
+                                                                  'none'))
         loader = torch.utils.data.DataLoader(
             ds, batch_sampler=_StepBatches(len(ds), c['issba_batch'], start, c['issba_steps'],
                                            c['seed']), num_workers=c['num_workers'])

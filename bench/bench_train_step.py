@@ -157,14 +157,15 @@ def gan_steps(c):
 def measure(make, c, dev):
     """images/s of the reference and the fast configuration, alternating rounds, best round each."""
     steps = gan_steps(c) if make is gan_step_fn else c['steps']
+    configs = configurations(c)
     fns = {}
-    for name, (dtype, cl, _, comp) in configurations(c).items():
+    for name, (dtype, cl, _, comp) in configs.items():
         torch.manual_seed(c['seed'])
         fns[name] = make(c, dev, dtype, cl, comp)
     best = {name: 0.0 for name in fns}
     for _ in range(c['rounds']):
         for name, (step, n) in fns.items():
-            torch.backends.cudnn.benchmark = configurations(c)[name][2]
+            torch.backends.cudnn.benchmark = configs[name][2]
             for i in range(c['warmup']):
                 step(i)
             sync(dev)
@@ -177,31 +178,18 @@ def measure(make, c, dev):
     return best
 
 
-class PhaseClock:
-    """tick(phase) adds the time since the previous tick to that phase (after a device sync)."""
+class PhaseTally:
+    """tick(phase) adds to that phase how much read() has grown since the previous tick (elapsed
+    seconds, or operations counted)."""
 
-    def __init__(self, dev):
-        self.dev, self.spent, self.last = dev, {}, time.perf_counter()
+    def __init__(self, read):
+        self.read, self.spent, self.last = read, {}, read()
 
     def restart(self):
-        sync(self.dev)
-        self.spent, self.last = {}, time.perf_counter()
+        self.spent, self.last = {}, self.read()
 
     def __call__(self, phase):
-        sync(self.dev)
-        now = time.perf_counter()
-        self.spent[phase] = self.spent.get(phase, 0.0) + now - self.last
-        self.last = now
-
-
-class PhaseFlops:
-    """tick(phase) adds the floating-point operations counted since the previous tick to that phase."""
-
-    def __init__(self, counter):
-        self.counter, self.spent, self.last = counter, {}, 0
-
-    def __call__(self, phase):
-        now = self.counter.get_total_flops()
+        now = self.read()
         self.spent[phase] = self.spent.get(phase, 0) + now - self.last
         self.last = now
 
@@ -211,7 +199,7 @@ def flops_per_image(c, dev):
     float32; the fast configuration does the same arithmetic)."""
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
-        tick = PhaseFlops(counter)
+        tick = PhaseTally(counter.get_total_flops)
         step, _ = gan_step_fn(dict(c, gan_batch=1), dev, 'float32', False, False, tick)
         for i in range(c['d_every']):
             step(i)
@@ -224,12 +212,16 @@ def phase_breakdown(c, dev):
     phase reaches (from flops_per_image: TFLOP/s = FLOPs per image x batch / time)."""
     steps = gan_steps(c)
     flops = flops_per_image(c, dev)
+
+    def synced_time():
+        sync(dev)
+        return time.perf_counter()
     print(f"  FLOPs per image: {sum(flops.values()) / 1e9:.4g} G = " + ", ".join(
         f"{k} {v / 1e9:.3g}" for k, v in flops.items()))
     for name, (dtype, cl, bench, comp) in configurations(c).items():
         torch.manual_seed(c['seed'])
         torch.backends.cudnn.benchmark = bench
-        clock = PhaseClock(dev)
+        clock = PhaseTally(synced_time)
         step, _ = gan_step_fn(c, dev, dtype, cl, comp, clock)
         for i in range(max(c['warmup'], 1) * c['d_every']):
             step(i)
