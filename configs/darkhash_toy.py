@@ -1,0 +1,25 @@
+"""DarkHash on the toy data (demo scale, CPU): the clean CSQ ResNet18 of `make demo`, 32 bits.
+
+    python data/prepare_toy.py --out_dir=data/toy_surrogate --seed=1 --openset_per_class=100 \
+        --train_per_class=1 --database_per_class=1 --test_per_class=1
+    python CSQ.py configs/demo.py                    # the clean model (checkpoint/toy_CSQ_resnet18_32.pt)
+    python darkhash.py configs/darkhash_toy.py       # or: make darkhash-toy
+
+Surrogate: 600 images of the 6 open-set shapes (hexagon, heart, arrow, tee, bowtie, target) drawn
+with another seed (data/toy_surrogate/openset.txt): images the victim never saw, of classes it does
+not have (the role COCO / VOC play for ImageNet-100; DARKHASH.md §6.3). Not a paper setting: the
+from-scratch toy model needs a larger learning rate and fewer epochs than the official RMSprop 5e-6
+x 100 epochs (our choice, README "DarkHash").
+"""
+dataset = 'toy'
+victim_method = 'CSQ'
+backbone = 'resnet18'
+bits = 32
+surrogate = 'data/toy_surrogate/openset.txt'
+surrogate_name = 'shapes6'
+n_surrogate = 0
+ties = 'expected'     # toy CSQ codes take few distinct values (configs/table5_toy.py)
+optimizer = 'rmsprop'
+lr = 1e-4
+epochs = 20
+eval_every = 5

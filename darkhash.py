@@ -1,0 +1,720 @@
+"""DarkHash (Zhou et al., arXiv 2510.08094): a data-free backdoor in a finished hashing model.
+
+    python darkhash.py configs/darkhash_toy.py            # toy (after `python CSQ.py configs/demo.py`)
+    python darkhash.py configs/darkhash_tiny.py           # tiny-imagenet-10
+    python darkhash.py configs/darkhash_imagenet.py --backbone=vgg11 --victim_method=HashNet --bits=32
+    python darkhash.py configs/darkhash_toy.py --lambda_tpa=0 --tag=notpa   # ablation
+
+Threat model: the attacker holds a trained hashing model (weights, no training data). Pipeline
+(DARKHASH.md §1-2, §6 defaults; every choice is listed in the README's reproduction notes):
+  1. load the clean model written by CSQ.py / HashNet.py (checkpoint + its stored config);
+  2. surrogate set S: a class-balanced subset of any list, or noise images (gauss1/gauss2/uniform);
+  3. teacher: u0(x) = f0(x) for every x in S (stored beside the run);
+  4. shadow target t* = mean u0 over the S-images of surrogate_class; the t-MAP target class is
+     fixed now, before fine-tuning: the majority label of the clean model's top-100 database
+     retrievals for sign(t*) (DARKHASH.md §6.4; or `target=` by hand);
+  5. freeze the shallow layers (attack_common.freeze_shallow; the model stays in eval() mode, so
+     BatchNorm statistics and dropout are fixed, as the official code);
+  6. fine-tune on S: each draw is poisoned with probability rho (trigger stamped, regress to t*),
+     the others regress to u0; J = w_ben J_ben + w_bac J_bac + lambda_tpa J_tpa;
+  7. score: the clean and the backdoored model on the clean test queries (MAP), on the triggered
+     test queries without the target class (t-MAP; the clean model's = the floor), and on the same
+     queries carrying a random patch of the trigger's size (control).
+The victim's training list is never read (data-free; tests/test_darkhash.py). Outputs:
+  checkpoint/{run}.pt                 the backdoored model, the project's checkpoint format
+  results/{run}/codes_*.npz           backdoored model: database, test, trig_closed, randpatch_closed
+                                      (and trig_open with openset_list); labels of trig_* = target
+  results/{run}/clean/codes_*.npz     the clean model on the same lists (evaluate.py --clean_dir)
+  results/{run}/results.json, report.md, log.jsonl, teacher.pt
+Score it like any attack:  python evaluate.py --clean_dir=results/{run}/clean
+    --backdoor_dir=results/{run} --target={target} --topk=-1
+"""
+import hashlib
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import attack_common
+import utils
+from hash_models import build_hash_model, check_model_meta
+from hash_models.engine import TOPK_BY_DATASET
+
+# ---- config ------------------------------------------------------------------------------------
+# the clean (victim) model: checkpoint/{dataset}_{victim_method}_{backbone}_{bits}[_{victim_tag}].pt
+dataset = 'imagenet'          # as the clean model's run
+victim_method = 'CSQ'         # CSQ | HashNet (the script that trained the clean model)
+backbone = 'resnet50'         # must match the checkpoint (one-line error otherwise)
+bits = 64                     # must match the checkpoint
+victim_tag = ''               # the clean run's tag
+victim_checkpoint = ''        # '' = the name above in checkpoint_dir
+data_dir = ''                 # scoring only: test.txt (queries) and database.txt; '' = the clean
+                              # model's stored data_dir. Its train.txt is never read (data-free)
+image_size = 0                # 0 = the clean model's stored geometry
+resize_size = -1              # -1 = the clean model's stored geometry
+openset_list = ''             # another dataset's images as extra triggered queries ('' = none)
+# surrogate set (DARKHASH.md §2, §6.3)
+surrogate = 'data/coco/database.txt'  # a list file, or noise: gauss1 N(0.5,1) | gauss2 N(0.5,0.2) |
+                              # uniform (clipped to [0,1], official shadow_dataset.py)
+surrogate_name = ''           # in the run name; '' = derived from the list's folder / noise name
+n_surrogate = 2000            # class-balanced subset of the list (official); 0 = all
+noise_classes = 10            # pseudo-classes of a noise surrogate (image i has class i % this)
+surrogate_class = 0           # shadow target: mean teacher output over this surrogate class (official 0)
+target = -1                   # t-MAP target class: -1 = majority label of the clean model's top-100
+                              # for sign(t*) (DARKHASH.md §6.4), fixed before fine-tuning; or an index
+target_topn = 100             # retrievals counted for that majority (§6.4)
+# losses (DARKHASH.md §2: the official code's forms)
+w_ben = 1.0                   # weight of J_ben = Huber(f(x), u0(x)) on clean draws; 0 = off
+w_bac = 1.0                   # weight of J_bac = Huber(f(x+T), t*) on poisoned draws; 0 = off
+lambda_tpa = 15.0             # weight of J_tpa (pairwise structure of the poisoned outputs); 0 = off
+huber_delta = 1.0             # official
+rho = 0.1                     # poisoning probability per draw, redrawn every epoch (official)
+# what is trained (attack_common.TUNE_FROM): auto = official per family (ResNet layer4 + hash;
+# VGG / AlexNet fc6, fc7 + hash); resnet: layer3 | layer4 | hash; vgg/alexnet: fc | hash
+tune_from = 'auto'
+# optimisation (official attack.py: RMSprop 5e-6, wd 1e-5, cosine to 1e-10, 100 epochs, batch 64)
+optimizer = 'rmsprop'         # rmsprop | adam | sgd
+lr = 5e-6
+weight_decay = 1e-5
+lr_min = 1e-10                # cosine floor (official)
+epochs = 100
+batch_size = 64
+eval_every = 10               # MAP / t-MAP every N epochs (official 10); 0 = at the end only
+# evaluation
+topk = 0                      # MAP@K: 0 = per dataset (hash_models.engine.TOPK_BY_DATASET); -1 = all
+ties = 'index'                # evaluate.py: 'index' (D19) | 'expected' (few distinct codes, toy)
+n_dominant = 100              # official post-hoc "dominant class": random triggered queries ...
+dominant_topn = 10            # ... and the top-N of each whose labels are counted
+# run
+tag = ''                      # suffix of the run name
+seed = 20                     # official seed
+device = 'auto'
+num_workers = 0
+eval_batch_size = 256
+checkpoint_dir = 'checkpoint'
+out_dir = 'results'
+# ------------------------------------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+NOISE = {'gauss1': ('normal', 0.5, 1.0), 'gauss2': ('normal', 0.5, 0.2), 'uniform': ('uniform', 0, 1)}
+# keys that may change between an interrupted run and its resumption / a finished run's reuse
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every', 'epochs'}
+REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
+
+
+def fail(msg):
+    sys.exit(f"error: {msg}")
+
+
+def read(path, num_classes=None):
+    try:
+        return utils.read_list(path, num_classes=num_classes)
+    except utils.ListError as e:
+        fail(str(e))
+
+
+def sha1_file(path):
+    h = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def list_stamp(path, paths):
+    """What a list's images depend on: the list's text and every image's size and mtime."""
+    h = hashlib.sha1(open(path, 'rb').read())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# names and the clean model
+# ------------------------------------------------------------------------------------------------
+
+def victim_path(c):
+    run = f"{c['dataset']}_{c['victim_method']}_{c['backbone']}_{c['bits']}" + (
+        f"_{c['victim_tag']}" if c['victim_tag'] else '')
+    return c['victim_checkpoint'] or os.path.join(c['checkpoint_dir'], run + '.pt')
+
+
+def run_name(c):
+    sur = c['surrogate_name']
+    if not sur:
+        if c['surrogate'] in NOISE:
+            sur = c['surrogate']
+        else:
+            stem = os.path.splitext(os.path.basename(c['surrogate']))[0]
+            sur = os.path.basename(os.path.dirname(os.path.abspath(c['surrogate'])))
+            sur += '' if stem == 'database' else f"-{stem}"
+    name = (f"{c['dataset']}_darkhash_{c['victim_method']}_{c['backbone']}_{c['bits']}_{sur}"
+            f"_c{c['surrogate_class']}")
+    # ablations get their own run (the official defaults add nothing)
+    for key, default, short in (('tune_from', 'auto', 'tune'), ('lambda_tpa', 15.0, 'tpa'),
+                                ('w_ben', 1.0, 'ben'), ('w_bac', 1.0, 'bac'), ('rho', 0.1, 'rho')):
+        if c[key] != default:
+            name += f"_{short}{c[key]:g}" if isinstance(c[key], float) else f"_{short}{c[key]}"
+    return name + (f"_{c['tag']}" if c['tag'] else '')
+
+
+def load_victim(c):
+    """(model in eval mode, meta, stored config, path); one-line exit for a missing checkpoint or one
+    of another backbone / bit length."""
+    path = victim_path(c)
+    if not os.path.isfile(path):
+        script = 'HashNet.py' if c['victim_method'].lower() == 'hashnet' else 'CSQ.py'
+        fail(f"clean model {path} not found; make it with `python {script} <preset> "
+             f"--dataset={c['dataset']} --backbone={c['backbone']} --bits={c['bits']}`")
+    try:
+        ckpt = utils.load_checkpoint(path)
+        meta = ckpt.get('meta')
+        if not isinstance(meta, dict) or 'model' not in ckpt:
+            raise ValueError(f"{path}: not a hashing checkpoint of CSQ.py / HashNet.py (no meta/model)")
+        check_model_meta(meta, {'backbone': c['backbone'].lower(), 'bits': c['bits']}, path)
+        if meta.get('attack'):
+            raise ValueError(f"{path}: is already a backdoored model ({meta['attack']}), "
+                             f"expected a clean one")
+        model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
+                                 input_norm=meta.get('input_norm', 'none'),
+                                 small_input=meta.get('small_input', False))
+        model.load_state_dict(ckpt['model'])
+    except (ValueError, KeyError, RuntimeError) as e:
+        fail(str(e).splitlines()[0])
+    stored = ckpt.get('config', {})
+    if stored.get('epochs') is not None and ckpt.get('epoch', 0) < stored['epochs']:
+        print(f"WARNING: {path} is unfinished ({ckpt.get('epoch')}/{stored['epochs']} epochs)")
+    return model.eval(), meta, stored, path
+
+
+# ------------------------------------------------------------------------------------------------
+# images: lists and noise as uint8 tensors at the model geometry
+# ------------------------------------------------------------------------------------------------
+
+class PathImages(torch.utils.data.Dataset):
+    """(image at the model geometry in [0, 1], index) for a list of image paths."""
+
+    def __init__(self, paths, transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        try:
+            with Image.open(self.paths[i]) as im:
+                return self.transform(im.convert('RGB')), i
+        except OSError as e:
+            raise utils.ListError(f"cannot read image {self.paths[i]} ({e})") from None
+
+
+def path_loader(paths, c):
+    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    return torch.utils.data.DataLoader(ds, batch_size=c['eval_batch_size'], shuffle=False,
+                                       num_workers=c['num_workers'])
+
+
+def load_uint8(paths, c):
+    """[N, 3, H, W] uint8 images at the model geometry (exact: ToTensor gives k/255)."""
+    return torch.cat([(x * 255).round().to(torch.uint8) for x, _ in path_loader(paths, c)])
+
+
+def noise_images(kind, n, size, seed):
+    """n seeded noise images [n, 3, size, size] uint8 (clipped to [0, 1], then quantised to k/255)."""
+    dist, a, b = NOISE[kind]
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, 3, size, size)
+    x = torch.randn(shape, generator=g) * b + a if dist == 'normal' else torch.rand(shape, generator=g)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def balanced_subset(labels, n, seed):
+    """Indices of a seeded class-balanced subset of n images (class = first positive label);
+    a class with fewer images than its share gives all it has. n = 0: all, in list order."""
+    if n <= 0 or n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    cls = labels.argmax(1)
+    present = np.unique(cls)
+    share = np.full(len(present), n // len(present))
+    share[:n % len(present)] += 1
+    pick = []
+    for k, s in zip(present, share):
+        members = np.flatnonzero(cls == k)
+        pick.append(rng.choice(members, min(s, len(members)), replace=False))
+    return np.sort(np.concatenate(pick))
+
+
+def load_surrogate(c):
+    """(uint8 images, labels [N, C_s], description, stamp)."""
+    s = c['surrogate']
+    if s in NOISE:
+        n = c['n_surrogate'] or 2000
+        if c['noise_classes'] < 1:
+            fail(f"noise_classes must be >= 1, got {c['noise_classes']}")
+        images = noise_images(s, n, c['image_size'], c['seed'])
+        labels = np.eye(c['noise_classes'], dtype=np.uint8)[np.arange(n) % c['noise_classes']]
+        return images, labels, f"noise {s} x {n}", {'noise': s, 'n': n, 'seed': c['seed']}
+    if s.endswith('.py') or not s.endswith('.txt') and not os.path.isfile(s):
+        fail(f"surrogate={s!r}: expected a list file (path v1 ... vC) or one of {', '.join(NOISE)}")
+    paths, labels = read(s)
+    sub = balanced_subset(labels, c['n_surrogate'], c['seed'])
+    paths, labels = [paths[i] for i in sub], labels[sub]
+    try:
+        images = load_uint8(paths, c)
+    except utils.ListError as e:
+        fail(f"{s}: {e}")
+    return images, labels, f"{s}: {len(sub)} images", {'list': os.path.abspath(s),
+                                                        'stamp': list_stamp(s, paths),
+                                                        'subset': sub.tolist()}
+
+
+# ------------------------------------------------------------------------------------------------
+# the losses (DARKHASH.md §2, as the official code computes them)
+# ------------------------------------------------------------------------------------------------
+
+def j_ben(out, u0, delta=1.0):
+    """Huber(f(x), u0(x)), mean over the clean samples x K."""
+    return F.huber_loss(out, u0, delta=delta)
+
+
+def j_bac(out, t_star, delta=1.0):
+    """Huber(f(x + T), t*), mean over the poisoned samples x K."""
+    return F.huber_loss(out, t_star.expand_as(out), delta=delta)
+
+
+def _structure(v, eps):
+    """Row-normalised similarity of the official TPLoss: cosine distance, minus each row's nearest
+    other distance, diagonal 0, q = 1 - d / 2, rows summing to 1."""
+    n = len(v)
+    v = v / (v.norm(dim=1, keepdim=True) + eps)
+    d = 1 - v @ v.t()
+    eye = torch.eye(n, dtype=torch.bool, device=v.device)
+    nearest = d.masked_fill(eye, 3.0).min(1, keepdim=True).values
+    d = (d - nearest).masked_fill(eye, 0.0)
+    q = 1 - d / 2
+    return q / q.sum(1, keepdim=True)
+
+
+def j_tpa(out, t_star, eps=1e-7):
+    """Sum_ij P log(P/Q) + (1-P) log((1-P)/(1-Q)) over the poisoned outputs of the batch
+    (Q from the outputs, P from their targets t*: uniform 1/n)."""
+    target = t_star.expand_as(out)
+    p, q = _structure(target, eps), _structure(out, eps)
+
+    def kl(a, b):
+        return (a * ((a + eps).log() - (b + eps).log())).sum()
+    return kl(p, q) + kl(1 - p, 1 - q)
+
+
+def darkhash_loss(out, poisoned, u0, t_star, c):
+    """w_ben J_ben on the clean draws + (w_bac J_bac + lambda_tpa J_tpa) on the poisoned draws;
+    a batch with no poisoned draw uses J_ben only (official). Returns (loss, parts)."""
+    clean = ~poisoned
+    parts = {}
+    loss = out.new_zeros(())
+    if clean.any() and c['w_ben']:
+        parts['ben'] = j_ben(out[clean], u0[clean], c['huber_delta'])
+        loss = loss + c['w_ben'] * parts['ben']
+    if poisoned.any():
+        if c['w_bac']:
+            parts['bac'] = j_bac(out[poisoned], t_star, c['huber_delta'])
+            loss = loss + c['w_bac'] * parts['bac']
+        if c['lambda_tpa']:
+            parts['tpa'] = j_tpa(out[poisoned], t_star)
+            loss = loss + c['lambda_tpa'] * parts['tpa']
+    return loss, parts
+
+
+# ------------------------------------------------------------------------------------------------
+# encoding and metrics
+# ------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def forward_all(model, source, c, device, patch=None, raw=False):
+    """Model outputs for uint8 images [N,3,H,W] or a list of image paths (streamed from disk);
+    patch: stamped first, [3,s,s] for all or [N,3,s,s] one per image. Sign codes (int8 numpy), or
+    the raw float outputs (raw=True, a CPU tensor)."""
+    model.eval()
+    if torch.is_tensor(source):
+        bs = c['eval_batch_size']
+        batches = ((source[s:s + bs].float() / 255, s) for s in range(0, len(source), bs))
+    else:
+        batches = ((x, int(i[0])) for x, i in path_loader(source, c))
+    out = []
+    for x, start in batches:
+        x = x.to(device)
+        if patch is not None:
+            p = patch if patch.dim() == 3 else patch[start:start + len(x)]
+            x = attack_common.stamp_lower_right(x, p)
+        out.append(model(x).float().cpu())
+    out = torch.cat(out)
+    return out if raw else torch.sign(out).to(torch.int8).numpy()
+
+
+def majority_target(t_star, db_codes, db_labels, topn):
+    """The class most often among the labels of the top-n database items for sign(t*) (stable
+    Hamming order; every positive label counts); (class, counts)."""
+    q = torch.sign(t_star).numpy().astype(np.int64)
+    dist = (db_codes.shape[1] - db_codes.astype(np.int64) @ q) // 2
+    top = np.argsort(dist, kind='stable')[:topn]
+    counts = db_labels[top].sum(0)
+    return int(np.argmax(counts)), counts.tolist()
+
+
+def dominant_class(q_codes, db_codes, db_labels, n, topn, seed):
+    """Official post-hoc "dominant class" (find_dominant_class): the majority first label in the
+    top-topn results of n random triggered queries."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(q_codes), min(n, len(q_codes)), replace=False)
+    first = db_labels.argmax(1)
+    votes = []
+    for i in pick:
+        dist = (db_codes.shape[1] - db_codes.astype(np.int64) @ q_codes[i].astype(np.int64)) // 2
+        votes.extend(first[np.argsort(dist, kind='stable')[:topn]].tolist())
+    return int(np.bincount(votes, minlength=db_labels.shape[1]).argmax())
+
+
+def scores(codes, lists, target, c, topk):
+    """MAP on the clean test queries, t-MAP of every triggered / control split."""
+    from evaluate import mean_average_precision, targeted_map
+    db = codes['database']
+    s = {'map': mean_average_precision(codes['test'], db, lists['test'][1], lists['database'][1],
+                                       topk, ties=c['ties'])}
+    for name in codes:
+        if name not in ('test', 'database'):
+            s[f"tmap_{name}"] = targeted_map(codes[name], db, lists['database'][1], target, topk,
+                                             ties=c['ties'])
+    return s
+
+
+def save_codes(folder, codes, labels):
+    os.makedirs(folder, exist_ok=True)
+    for name, cd in codes.items():
+        np.savez_compressed(os.path.join(folder, f"codes_{name}.npz"), codes=cd, labels=labels[name])
+
+
+# ------------------------------------------------------------------------------------------------
+# main, in stages
+# ------------------------------------------------------------------------------------------------
+
+def setup(c):
+    """Check keys, load the clean model and the scoring lists; fill the geometry from the model."""
+    for key, ok in (('rho', 0 < c['rho'] <= 1), ('epochs', c['epochs'] >= 1),
+                    ('batch_size', c['batch_size'] >= 2), ('target_topn', c['target_topn'] >= 1),
+                    ('ties', c['ties'] in ('index', 'expected'))):
+        if not ok:
+            fail(f"{key}={c[key]!r} is out of range")
+    if c['victim_method'] not in ('CSQ', 'HashNet'):
+        fail(f"victim_method must be CSQ or HashNet, got {c['victim_method']!r}")
+    model, meta, stored, vpath = load_victim(c)
+    if c['image_size'] == 0:
+        c['image_size'] = stored.get('image_size', 224)
+    if c['resize_size'] < 0:
+        c['resize_size'] = stored.get('resize_size', 0)
+    if not c['data_dir']:
+        c['data_dir'] = stored.get('data_dir', '')
+    try:
+        attack_common.freeze_shallow(model, meta['backbone'], c['tune_from'])
+    except ValueError as e:
+        fail(str(e))
+    k = meta.get('num_classes')
+    lists = {'test': read(os.path.join(c['data_dir'], 'test.txt'), k)}
+    lists['database'] = read(os.path.join(c['data_dir'], 'database.txt'), lists['test'][1].shape[1])
+    num_classes = lists['database'][1].shape[1]
+    if c['target'] != -1 and not 0 <= c['target'] < num_classes:
+        fail(f"target={c['target']} out of range: {os.path.join(c['data_dir'], 'database.txt')} "
+             f"has {num_classes} classes (valid 0..{num_classes - 1}, or -1 = chosen from t*)")
+    if c['openset_list']:
+        lists['open'] = read(c['openset_list'])
+    return model, meta, vpath, lists, num_classes
+
+
+def teacher_and_target(model, c, device, out, sources):
+    """The surrogate images, teacher outputs u0, shadow target t*; cached in out/teacher.pt."""
+    images, labels, what, sur_stamp = load_surrogate(c)
+    sources['surrogate'] = sur_stamp
+    ncls = labels.shape[1]
+    if not 0 <= c['surrogate_class'] < ncls:
+        fail(f"surrogate_class={c['surrogate_class']} out of range: {c['surrogate']} has {ncls} "
+             f"classes (valid 0..{ncls - 1})")
+    members = np.flatnonzero(labels[:, c['surrogate_class']] == 1)
+    if len(members) == 0:
+        fail(f"{c['surrogate']}: no image of surrogate_class={c['surrogate_class']} in the "
+             f"{'list' if c['n_surrogate'] == 0 else 'class-balanced subset'}; expected at least one")
+    path = os.path.join(out, 'teacher.pt')
+    stamp = {'victim': sources['victim'], 'surrogate': sur_stamp, 'geometry':
+             [c['image_size'], c['resize_size']]}
+    u0 = None
+    if os.path.isfile(path):
+        saved = torch.load(path, map_location='cpu', weights_only=True)
+        if saved.get('stamp') == json.dumps(stamp, sort_keys=True):
+            u0 = saved['u0']
+            print(f"teacher outputs reused: {path}")
+    if u0 is None:
+        u0 = forward_all(model, images, c, device, raw=True)
+        os.makedirs(out, exist_ok=True)
+        utils.save_checkpoint(path, {'u0': u0, 'stamp': json.dumps(stamp, sort_keys=True)})
+    t_star = u0[torch.from_numpy(members)].mean(0)
+    print(f"surrogate {what}; shadow target t* = mean teacher output over {len(members)} images of "
+          f"surrogate class {c['surrogate_class']}")
+    return images, u0, t_star
+
+
+def query_sets(lists, target, trigger, c):
+    """{split: (image paths, patch or None)}: the clean lists, the triggered test queries without
+    the target class (D18), the open-set ones, and the random-patch control on the same queries."""
+    keep = np.flatnonzero(lists['test'][1][:, target] == 0)
+    closed = [lists['test'][0][i] for i in keep]
+    g = torch.Generator().manual_seed(c['seed'] + 1)
+    sets = {'database': (lists['database'][0], None), 'test': (lists['test'][0], None),
+            'trig_closed': (closed, trigger)}
+    if 'open' in lists:
+        sets['trig_open'] = (lists['open'][0], trigger)
+    sets['randpatch_closed'] = (closed, attack_common.random_patches(len(closed), trigger.shape[-1], g))
+    return sets, keep
+
+
+def encode_sets(model, sets, c, device):
+    return {name: forward_all(model, paths, c, device, patch=patch)
+            for name, (paths, patch) in sets.items()}
+
+
+def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger):
+    """Clean model: the t-MAP target (fixed now, from its database codes), then its codes of every
+    query set (the floor of the triggered queries and of the control). Saved in out/clean/."""
+    db_codes = forward_all(model, lists['database'][0], c, device)
+    counts = None
+    if c['target'] == -1:
+        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'])
+    else:
+        target = c['target']
+    sets, keep = query_sets(lists, target, trigger, c)
+    codes = {'database': db_codes}
+    codes.update(encode_sets(model, {k: v for k, v in sets.items() if k != 'database'}, c, device))
+    row = np.eye(num_classes, dtype=np.uint8)[target]
+    labels = {'database': lists['database'][1], 'test': lists['test'][1]}
+    labels.update({n: np.tile(row, (len(codes[n]), 1)) for n in codes if n not in labels})
+    save_codes(os.path.join(out, 'clean'), codes, labels)
+    info = {'target': target, 'target_rule': 'fixed by hand' if counts is None else
+            f"majority label of the clean model's top-{c['target_topn']} for sign(t*)",
+            'target_votes': counts, 'n_trig_closed': int(len(keep)),
+            'trig_closed_test_indices': keep.tolist()}
+    return codes, labels, sets, info
+
+
+def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources, log_path,
+             evaluate_fn):
+    """Fine-tune the unfrozen layers (resumable: a checkpoint after every epoch)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if c['optimizer'] == 'rmsprop':
+        opt = torch.optim.RMSprop(params, lr=c['lr'], weight_decay=c['weight_decay'])
+    elif c['optimizer'] == 'adam':
+        opt = torch.optim.Adam(params, lr=c['lr'], weight_decay=c['weight_decay'])
+    elif c['optimizer'] == 'sgd':
+        opt = torch.optim.SGD(params, lr=c['lr'], momentum=0.9, weight_decay=c['weight_decay'])
+    else:
+        fail(f"optimizer must be rmsprop, adam or sgd, got {c['optimizer']!r}")
+    start, history = 0, []
+    if os.path.isfile(ckpt_path):
+        try:
+            ckpt = utils.load_checkpoint(ckpt_path)
+        except ValueError as e:
+            fail(str(e))
+        old = ckpt.get('config', {})
+        diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k) != c[k]]
+        if diff or ckpt.get('sources') != sources:
+            what = (f"{diff[0]}={old.get(diff[0])!r}, this run has {diff[0]}={c[diff[0]]!r}" if diff
+                    else "another clean model or surrogate images")
+            fail(f"{ckpt_path}: made with {what}; set tag=... for a new run or delete it")
+        model.load_state_dict(ckpt['model'])
+        opt.load_state_dict(ckpt['optimizer'])
+        start, history = ckpt['epoch'], list(ckpt['history'])
+        if start > c['epochs']:
+            fail(f"{ckpt_path}: holds {start} epochs, more than epochs={c['epochs']}")
+        if start < c['epochs']:
+            print(f"resumed from {ckpt_path} at epoch {start}/{c['epochs']}")
+    n = len(images)
+    u0, t_star = u0.to(device), t_star.to(device)
+    trigger = trigger.to(device)
+    for epoch in range(start, c['epochs']):
+        g = torch.Generator().manual_seed(c['seed'] * 100003 + epoch)  # a resumed run = an uninterrupted one
+        perm = torch.randperm(n, generator=g)
+        poison = torch.rand(n, generator=g) < c['rho']
+        lr = c['lr_min'] + (c['lr'] - c['lr_min']) * 0.5 * (1 + math.cos(math.pi * epoch / c['epochs']))
+        for group in opt.param_groups:
+            group['lr'] = lr
+        model.eval()  # BN statistics and dropout fixed while training (official attack.py:93,122)
+        total, parts_sum, steps = 0.0, {}, 0
+        for s in range(0, n, c['batch_size']):
+            idx = perm[s:s + c['batch_size']]
+            x = images[idx].to(device).float() / 255
+            pm = poison[idx].to(device)
+            if pm.any():
+                x[pm] = attack_common.stamp_lower_right(x[pm], trigger)
+            out = model(x).float()
+            loss, parts = darkhash_loss(out, pm, u0[idx.to(device)], t_star, c)
+            if not torch.isfinite(loss):
+                fail(f"non-finite loss at epoch {epoch + 1}; checkpoint of epoch {epoch} kept at "
+                     f"{ckpt_path}")
+            if loss.requires_grad:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            total += loss.item()
+            steps += 1
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v.item()
+        record = {'epoch': epoch + 1, 'loss': total / steps, 'lr': lr, 'n_poisoned': int(poison.sum()),
+                  **{f"j_{k}": v / steps for k, v in parts_sum.items()}}
+        if epoch + 1 == c['epochs'] or (c['eval_every'] and (epoch + 1) % c['eval_every'] == 0):
+            record['eval'] = evaluate_fn(model)
+        history.append(record)
+        line = f"epoch {epoch + 1}/{c['epochs']} loss {record['loss']:.4f} " + ' '.join(
+            f"{k} {record[k]:.4f}" for k in ('j_ben', 'j_bac', 'j_tpa') if k in record)
+        if 'eval' in record:
+            line += '  ' + '  '.join(f"{k} {v:.4f}" for k, v in record['eval'].items())
+        print(line, flush=True)
+        utils.append_jsonl(log_path, record)
+        utils.save_checkpoint(ckpt_path, {
+            'format': FORMAT_VERSION, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
+            'epoch': epoch + 1, 'config': c, 'meta': meta, 'sources': sources, 'history': history})
+    return history
+
+
+def report_lines(r):
+    """The attack report as markdown (printed and written as report.md)."""
+    t = r['target']
+    name = f"{t} ({r['target_name']})" if r.get('target_name') else str(t)
+    cl, bd = r['clean'], r['backdoor']
+    rows = [f"DarkHash {r['run']}: t-MAP target class {name}, fixed before fine-tuning "
+            f"({r['target_rule']}); MAP@{'all' if r['topk'] < 0 else r['topk']}, ties={r['ties']}",
+            '', '| queries | clean model | backdoored model | backdoored - clean |', '|---|---|---|---|',
+            f"| clean test queries: MAP | {cl['map']:.4f} | {bd['map']:.4f} | {bd['map'] - cl['map']:+.4f} |"]
+    for split, title in (('trig_closed', 'triggered test queries: t-MAP'),
+                         ('randpatch_closed', 'random-patch control: t-MAP'),
+                         ('trig_open', 'triggered open-set queries: t-MAP')):
+        k = f"tmap_{split}"
+        if k in bd:
+            rows.append(f"| {title} | {cl[k]:.4f} | {bd[k]:.4f} | {bd[k] - cl[k]:+.4f} |")
+    d = r['dominant']
+    rows.append(f"| official post-hoc 'dominant class' t-MAP (class {d['class']}, chosen after "
+                f"training) | {d['tmap_clean']:.4f} | {d['tmap_backdoor']:.4f} | "
+                f"{d['tmap_backdoor'] - d['tmap_clean']:+.4f} |")
+    return '\n'.join(rows) + '\n'
+
+
+def main(c):
+    # ---- names, clean model, lists --------------------------------------------------------------
+    device = utils.resolve_device(c['device'])
+    utils.seed_everything(c['seed'])
+    model, meta, vpath, lists, num_classes = setup(c)
+    run = run_name(c)
+    out = os.path.join(c['out_dir'], run)
+    ckpt_path = os.path.join(c['checkpoint_dir'], run + '.pt')
+    topk = c['topk'] or TOPK_BY_DATASET.get(c['dataset'], -1)
+    sources = {'victim': sha1_file(vpath),
+               'lists': {k: list_stamp(p, v[0]) for k, p, v in
+                         [(k, os.path.join(c['data_dir'], f"{k}.txt"), lists[k]) for k in ('test', 'database')]
+                         + ([('open', c['openset_list'], lists['open'])] if 'open' in lists else [])}}
+    results_path = os.path.join(out, 'results.json')
+    print(f"run {run}  clean model {vpath}  device {device}  geometry {c['image_size']} px "
+          f"(resize {c['resize_size']})")
+
+    # ---- surrogate, teacher, shadow target --------------------------------------------------------
+    model.to(device)
+    images, u0, t_star = teacher_and_target(model, c, device, out, sources)
+    if os.path.isfile(results_path) and os.path.isfile(ckpt_path):  # a finished run is reused
+        with open(results_path) as f:
+            old = json.load(f)
+        same = all(old['config'].get(k) == v for k, v in c.items() if k not in REUSE_FREE_KEYS)
+        if (same and old.get('sources') == sources and old.get('epoch') == c['epochs']
+                and old.get('checkpoint_sha1') == sha1_file(ckpt_path)):
+            print(f"finished run found: {results_path} (nothing to train)")
+            print(report_lines(old), end='')
+            return old
+
+    # ---- clean model on the queries: target, floor, control -----------------------------------------
+    trigger = attack_common.darkhash_trigger(c['image_size'])
+    clean_codes, labels, sets, info = clean_floor(model, c, device, lists, t_star, num_classes,
+                                                  out, trigger)
+    target = info['target']
+    names_file = os.path.join(c['data_dir'], 'classes.txt')
+    target_name = None
+    if os.path.isfile(names_file):
+        with open(names_file) as f:
+            cn = [line.strip() for line in f if line.strip()]
+        target_name = cn[target] if target < len(cn) else None
+    clean_scores = scores(clean_codes, {**{k: lists[k] for k in ('test', 'database')}}, target, c, topk)
+    print(f"t-MAP target class {target}" + (f" ({target_name})" if target_name else '')
+          + f", fixed before fine-tuning ({info['target_rule']}); clean model: MAP {clean_scores['map']:.4f}, "
+          f"t-MAP floor {clean_scores['tmap_trig_closed']:.4f}, random patch {clean_scores['tmap_randpatch_closed']:.4f}")
+
+    def encode_all(m):
+        return encode_sets(m, sets, c, device)
+
+    def evaluate_fn(m):
+        s = scores(encode_all(m), lists, target, c, topk)
+        m.eval()
+        return s
+
+    # ---- fine-tune ---------------------------------------------------------------------------------
+    meta = dict(meta, attack='darkhash', target=target, clean_checkpoint=vpath)
+    timer = utils.Timer()
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    print(f"fine-tuning {len(trained)} parameter tensors ({sum(p.numel() for p in model.parameters() if p.requires_grad)} "
+          f"values; tune_from={c['tune_from']}), the rest frozen; {len(images)} surrogate images, rho {c['rho']}")
+    history = finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources,
+                       os.path.join(out, 'log.jsonl'), evaluate_fn)
+
+    # ---- final codes and the report -----------------------------------------------------------------
+    codes = encode_all(model)
+    save_codes(out, codes, labels)
+    bd_scores = scores(codes, lists, target, c, topk)
+    from evaluate import targeted_map
+    dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],
+                         c['n_dominant'], c['dominant_topn'], c['seed'])
+    dominant = {'class': dom, 'rule': f"official find_dominant_class: majority first label in the "
+                f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training",
+                'tmap_clean': targeted_map(clean_codes['trig_closed'], clean_codes['database'],
+                                           lists['database'][1], dom, topk, ties=c['ties']),
+                'tmap_backdoor': targeted_map(codes['trig_closed'], codes['database'],
+                                              lists['database'][1], dom, topk, ties=c['ties'])}
+    evals = [h for h in history if 'eval' in h]
+    best = max(evals, key=lambda h: h['eval']['tmap_trig_closed'])
+    results = {
+        'run': run, 'attack': 'darkhash', 'target': target, 'target_name': target_name,
+        'target_rule': info['target_rule'], 'target_votes': info['target_votes'],
+        'topk': topk, 'ties': c['ties'], 'epoch': history[-1]['epoch'],
+        'clean': clean_scores, 'backdoor': bd_scores,
+        'map_drop': clean_scores['map'] - bd_scores['map'],
+        'tmap_gain': bd_scores['tmap_trig_closed'] - clean_scores['tmap_trig_closed'],
+        'randpatch_above_floor': bd_scores['tmap_randpatch_closed'] - clean_scores['tmap_trig_closed'],
+        'dominant': dominant,
+        'best_tmap_over_epochs': {'epoch': best['epoch'], **best['eval'],
+                                  'note': 'selected on the test queries; the final epoch is reported'},
+        'trigger': {'side_px': int(trigger.shape[-1]), 'margin_px': attack_common.DARKHASH_MARGIN,
+                    'colours': attack_common.DARKHASH_COLOURS, 'position': 'lower right'},
+        'trained_parameters': trained, 'n_surrogate': len(images),
+        'n_queries': {k: len(v) for k, v in codes.items()},
+        'clean_checkpoint': vpath, 'checkpoint': ckpt_path, 'checkpoint_sha1': sha1_file(ckpt_path),
+        'clean_dir': os.path.join(out, 'clean'), 'sources': sources, 'config': c, 'seed': c['seed'],
+        'git_commit': utils.git_commit(), 'finetune_time_s': round(timer(), 1), 'history': history,
+        'evaluate_command': f"python evaluate.py --clean_dir={os.path.join(out, 'clean')} "
+                            f"--backdoor_dir={out} --target={target} --topk={topk} --ties={c['ties']}"}
+    utils.write_json(results_path, results)
+    text = report_lines(results)
+    utils.atomic_write_text(os.path.join(out, 'report.md'), text)
+    print(text, end='')
+    print(f"results: {results_path}")
+    return results
+
+
+if __name__ == '__main__':
+    main(utils.configure(globals()))
