@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny darkhash-toy darkhash-tiny venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -54,9 +54,25 @@ tiny-attack: $(VENV_STAMP)
 		--backdoor_dir=results/tiny-imagenet-10_CSQ_resnet34_32_poisoned_t0 --target=0 --topk=-1 --ties=expected \
 		--stealth=$(TATTACK)/stealth.json --report_name=tiny_imagenet10_attack
 
-# Table 5 at demo scale: the four attacks, results/tables/table5.md and Figures 4-6 (reproduce.py
+# DarkHash (data-free backdoor of a finished model) on the toy data: the demo's clean CSQ ResNet18
+# (reused when `make demo` made it) -> DarkHash with 600 images of 6 other shapes -> report
+darkhash-toy: $(VENV_STAMP)
+	$(PY) data/prepare_toy.py
+	$(PY) data/prepare_toy.py --out_dir=data/toy_surrogate --seed=1 --openset_per_class=100 \
+		--train_per_class=1 --database_per_class=1 --test_per_class=1
+	$(PY) CSQ.py configs/demo.py
+	$(PY) darkhash.py configs/darkhash_toy.py
+
+# The same on ../shared/data/tiny-imagenet-10, 2,090 Tiny ImageNet-200 images of 190 other classes
+# as the surrogate (developer machines only)
+darkhash-tiny: $(VENV_STAMP)
+	$(PY) data/prepare_tiny200.py
+	$(PY) CSQ.py configs/tiny_imagenet10.py
+	$(PY) darkhash.py configs/darkhash_tiny.py
+
+# Table 5 at demo scale: the five attacks, results/tables/table5.md and Figures 4-6 (reproduce.py
 # reuses every finished output, e.g. those of `make demo`; BADHASH_METHODS=badhash runs BadHash only)
-BADHASH_METHODS ?= badnets,lcba,issba,badhash
+BADHASH_METHODS ?= badnets,lcba,issba,badhash,darkhash
 table5-toy: $(VENV_STAMP)
 	$(PY) reproduce.py configs/table5_toy.py --methods=$(BADHASH_METHODS)
 

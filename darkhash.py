@@ -76,6 +76,9 @@ rho = 0.1                     # poisoning probability per draw, redrawn every ep
 # what is trained (attack_common.TUNE_FROM): auto = official per family (ResNet layer4 + hash;
 # VGG / AlexNet fc6, fc7 + hash); resnet: layer3 | layer4 | hash; vgg/alexnet: fc | hash
 tune_from = 'auto'
+cache_frozen = False          # our speed option: run the frozen layers once per surrogate image (clean and
+                              # triggered; exact, since they are fixed and the model is in eval mode) and
+                              # train on their stored outputs; memory 2 x n_surrogate x the frozen output
 # optimisation (official attack.py: RMSprop 5e-6, wd 1e-5, cosine to 1e-10, 100 epochs, batch 64)
 optimizer = 'rmsprop'         # rmsprop | adam | sgd
 lr = 5e-6
@@ -153,8 +156,8 @@ def run_name(c):
             stem = os.path.splitext(os.path.basename(c['surrogate']))[0]
             sur = os.path.basename(os.path.dirname(os.path.abspath(c['surrogate'])))
             sur += '' if stem == 'database' else f"-{stem}"
-    name = (f"{c['dataset']}_darkhash_{c['victim_method']}_{c['backbone']}_{c['bits']}_{sur}"
-            f"_c{c['surrogate_class']}")
+    name = (f"{c['dataset']}_darkhash_{c['victim_method']}_{c['backbone']}_{c['bits']}"
+            + (f"_{c['victim_tag']}" if c['victim_tag'] else '') + f"_{sur}_c{c['surrogate_class']}")
     # ablations get their own run (the official defaults add nothing)
     for key, default, short in (('tune_from', 'auto', 'tune'), ('lambda_tpa', 15.0, 'tpa'),
                                 ('w_ben', 1.0, 'ben'), ('w_bac', 1.0, 'bac'), ('rho', 0.1, 'rho')):
@@ -394,6 +397,23 @@ def scores(codes, lists, target, c, topk):
     return s
 
 
+def trigger_stealth(paths, trigger, c):
+    """D21 figures of the trigger on the triggered queries: uint8 crop vs the stamped crop
+    (DarkHash has no poisoned training image; the patch is what a defender could see)."""
+    from skimage.metrics import structural_similarity
+    mse, ssim = [], []
+    for x, _ in path_loader(paths, c):
+        a = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        b = (attack_common.stamp_lower_right(x, trigger) * 255).round().to(torch.uint8)
+        b = b.permute(0, 2, 3, 1).numpy()
+        for i in range(len(a)):
+            mse.append(float(((a[i].astype(np.float64) - b[i]) ** 2).mean()))
+            ssim.append(float(structural_similarity(a[i], b[i], channel_axis=-1, data_range=255)))
+    m = float(np.mean(mse))
+    return {'part': 'trig_closed', 'n': len(mse), 'mse': m,
+            'psnr_db': None if m == 0 else 10 * math.log10(255.0 ** 2 / m), 'ssim': float(np.mean(ssim))}
+
+
 def save_codes(folder, codes, labels):
     os.makedirs(folder, exist_ok=True)
     for name, cd in codes.items():
@@ -509,6 +529,38 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger):
     return codes, labels, sets, info
 
 
+def split_frozen(model, backbone, tune_from):
+    """(frozen prefix, trained suffix) as two functions whose composition is model.forward, or None
+    where no split is defined (then every step runs the whole model)."""
+    fam = attack_common.backbone_family(backbone)
+    key = attack_common.TUNE_DEFAULT[fam] if tune_from == 'auto' else tune_from
+    trunk, head = model.trunk, model.hash_layer
+
+    def norm(x):
+        return (x - model.mean) / model.std if model.input_norm == 'imagenet' else x
+    if key == 'hash':
+        return (lambda x: trunk(norm(x))), head
+    if fam == 'resnet' and key in ('layer3', 'layer4'):
+        k = 6 if key == 'layer3' else 7  # trunk.body: ..., layer2 5, layer3 6, layer4 7, avgpool 8
+        return ((lambda x: trunk.body[:k](norm(x))),
+                (lambda f: head(torch.flatten(trunk.body[k:](f), 1))))
+    if fam in ('vgg', 'alexnet') and key == 'fc':
+        return ((lambda x: torch.flatten(trunk.avgpool(trunk.features(norm(x))), 1)),
+                (lambda f: head(trunk.fc(f))))
+    return None
+
+
+@torch.no_grad()
+def frozen_outputs(prefix, images, trigger, c, device):
+    """The frozen prefix's outputs for every surrogate image, clean and triggered (CPU tensors)."""
+    clean, trig = [], []
+    for s in range(0, len(images), c['eval_batch_size']):
+        x = images[s:s + c['eval_batch_size']].to(device).float() / 255
+        clean.append(prefix(x).cpu())
+        trig.append(prefix(attack_common.stamp_lower_right(x, trigger)).cpu())
+    return torch.cat(clean), torch.cat(trig)
+
+
 def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources, log_path,
              evaluate_fn):
     """Fine-tune the unfrozen layers (resumable: a checkpoint after every epoch)."""
@@ -543,6 +595,14 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
     n = len(images)
     u0, t_star = u0.to(device), t_star.to(device)
     trigger = trigger.to(device)
+    split = split_frozen(model, meta['backbone'], c['tune_from']) if c['cache_frozen'] else None
+    if c['cache_frozen'] and split is None:
+        print(f"note: cache_frozen has no split for {meta['backbone']} / tune_from={c['tune_from']}; "
+              f"running the whole model every step")
+    if split is not None and start < c['epochs']:
+        model.eval()
+        feats = frozen_outputs(split[0], images, trigger, c, device)
+        print(f"frozen layers run once: {tuple(feats[0].shape)} outputs per version (clean, triggered)")
     for epoch in range(start, c['epochs']):
         g = torch.Generator().manual_seed(c['seed'] * 100003 + epoch)  # a resumed run = an uninterrupted one
         perm = torch.randperm(n, generator=g)
@@ -554,11 +614,16 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
         total, parts_sum, steps = 0.0, {}, 0
         for s in range(0, n, c['batch_size']):
             idx = perm[s:s + c['batch_size']]
-            x = images[idx].to(device).float() / 255
             pm = poison[idx].to(device)
-            if pm.any():
-                x[pm] = attack_common.stamp_lower_right(x[pm], trigger)
-            out = model(x).float()
+            if split is not None:  # the stored frozen outputs, triggered where poisoned
+                f = torch.where(poison[idx].view(-1, *[1] * (feats[0].dim() - 1)), feats[1][idx],
+                                feats[0][idx]).to(device)
+                out = split[1](f).float()
+            else:
+                x = images[idx].to(device).float() / 255
+                if pm.any():
+                    x[pm] = attack_common.stamp_lower_right(x[pm], trigger)
+                out = model(x).float()
             loss, parts = darkhash_loss(out, pm, u0[idx.to(device)], t_star, c)
             if not torch.isfinite(loss):
                 fail(f"non-finite loss at epoch {epoch + 1}; checkpoint of epoch {epoch} kept at "
@@ -686,6 +751,10 @@ def main(c):
                                            lists['database'][1], dom, topk, ties=c['ties']),
                 'tmap_backdoor': targeted_map(codes['trig_closed'], codes['database'],
                                               lists['database'][1], dom, topk, ties=c['ties'])}
+    stealth_path = os.path.join(out, 'stealth.json')
+    utils.write_json(stealth_path, trigger_stealth(sets['trig_closed'][0], trigger, c))
+    from evaluate import attack_report
+    report = attack_report(os.path.join(out, 'clean'), out, target, topk, stealth_path, c['ties'])
     evals = [h for h in history if 'eval' in h]
     best = max(evals, key=lambda h: h['eval']['tmap_trig_closed'])
     results = {
@@ -697,6 +766,7 @@ def main(c):
         'tmap_gain': bd_scores['tmap_trig_closed'] - clean_scores['tmap_trig_closed'],
         'randpatch_above_floor': bd_scores['tmap_randpatch_closed'] - clean_scores['tmap_trig_closed'],
         'dominant': dominant,
+        'report': report,  # evaluate.attack_report's row (reproduce.py's tables read it)
         'best_tmap_over_epochs': {'epoch': best['epoch'], **best['eval'],
                                   'note': 'selected on the test queries; the final epoch is reported'},
         'trigger': {'side_px': int(trigger.shape[-1]), 'margin_px': attack_common.DARKHASH_MARGIN,

@@ -17,7 +17,9 @@ into commands, each run as a subprocess in this order:
      baselines:              baselines/{badnets,lcba,issba}.py (same output layout)
   5. backdoored victims:     CSQ.py / HashNet.py --train_list=ATTACK/poisoned_train.txt --tag=poisoned_...
   6. clean victims:          the same with --tag=clean and every attack's triggered queries
-  7. attack reports:         evaluate.py --clean_dir --backdoor_dir --target --stealth
+  7. model attacks:          darkhash.py (MODEL_ATTACKS): backdoors the clean victim of step 6
+                             itself, data-free, and writes its report (results.json 'report')
+  8. attack reports:         evaluate.py --clean_dir --backdoor_dir --target --stealth
 Table 4 presets (clean_only=True) run step 2 at every bit length and stop.
 
 A step whose output files all exist is skipped ("skip <step>: <file> exists"); the scripts also
@@ -51,10 +53,13 @@ demo_scale = False            # True: demo data, the paper column is the paper's
 presets = ''                  # preset files for every script, comma-separated (e.g. 'configs/demo.py')
 attack_presets = ''           # more presets for train_tri_gen.py, implement_tri_gen.py, baselines/
 victim_presets = ''           # more presets for the victims (backdoored and clean)
+darkhash_presets = ''         # presets of darkhash.py alone (not `presets`: their training keys differ)
+darkhash_prepare = ''         # command that prepares DarkHash's surrogate set, run when a
+darkhash_prepare_check = ''   # file of this comma-separated list is missing
 prepare = ''                  # data preparation command, run when a prepare_check file is missing
 prepare_check = ''            # files the preparation writes, comma-separated ('' = nothing to check)
 # the experiment
-methods = 'badhash'           # attacks: badhash, badnets, lcba, issba (Table 5: all four)
+methods = 'badhash'           # attacks: badhash, badnets, lcba, issba, darkhash (Table 5: all five)
 pairs = 'CSQ-CSQ'             # 'T-B' hashing methods: victim trained with T, poisons made against a B
                               # surrogate (paper Table 1: 'CSQ-HashNet' = CSQ victim, HashNet poisons);
                               # Table 4: the method alone
@@ -127,10 +132,16 @@ paper_ssim_badhash = None
 # ------------------------------------------------------------------------------------------------
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-METHODS = ('badhash', 'badnets', 'lcba', 'issba')
+METHODS = ('badhash', 'badnets', 'lcba', 'issba', 'darkhash')
 BASELINES = ('badnets', 'lcba', 'issba')
 HASH_METHODS = ('CSQ', 'HashNet')
-METHOD_TITLES = {'badhash': 'BadHash', 'badnets': 'BadNets', 'lcba': 'LCBA', 'issba': 'ISSBA'}
+METHOD_TITLES = {'badhash': 'BadHash', 'badnets': 'BadNets', 'lcba': 'LCBA', 'issba': 'ISSBA',
+                 'darkhash': 'DarkHash'}
+# attacks that backdoor a finished clean victim directly instead of poisoning its training list:
+# name -> (script, the preset key holding its presets). The script takes victim_method, backbone,
+# bits and victim_tag, exposes run_name(config), and writes {out_dir}/{run}/results.json with an
+# evaluate.attack_report row under 'report' (splits trig_closed / trig_open).
+MODEL_ATTACKS = {'darkhash': ('darkhash.py', 'darkhash_presets')}
 # the baselines' default poison rates (issue 4's interface), used when their script is not here
 BASELINE_POISON_RATES = {'badnets': 0.05, 'lcba': 0.5, 'issba': 0.05}
 # the keys implement_tri_gen.py and the baselines share (issue 4's baseline interface)
@@ -206,7 +217,8 @@ def _check_preset(c, source):
     for b in _split(c['bits_list']):
         if not b.isdigit() or int(b) not in (16, 32, 64):
             raise PlanError(f"{source}: bits_list entries must be 16, 32 or 64, got {b!r}")
-    for f in _split(c['presets']) + _split(c['attack_presets']) + _split(c['victim_presets']):
+    for f in (_split(c['presets']) + _split(c['attack_presets']) + _split(c['victim_presets'])
+              + _split(c['darkhash_presets'])):
         if not os.path.isfile(f):
             raise PlanError(f"{source}: preset file {f} not found")
 
@@ -238,9 +250,11 @@ class Plan:
     def __init__(self, config, source):
         self.c, self.source = config, source
         self.steps = {}       # command line -> step {name, cmd, outputs}; a repeated step is kept once
-        self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean', 'report')}
+        self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean',
+                                       'model_attack', 'report')}
         self.cells = []       # {row, col, paper_key, kind, file, ...}: where read_ours finds our figure
         self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
+        self.model_attacks = []  # MODEL_ATTACKS experiments: victim, run dir, results.json
 
     def add(self, phase, name, cmd, outputs):
         key = ' '.join(cmd)
@@ -301,6 +315,8 @@ def build_plan(c, source='preset'):
     for tm, bm in _pairs(c):
         attacks = []
         for m in _split(c['methods']):
+            if m in MODEL_ATTACKS:
+                continue  # after the clean victims, below
             if m == 'badhash':
                 hashing_step('surrogate', 'surrogate', bm, base,
                              backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
@@ -378,6 +394,35 @@ def build_plan(c, source='preset'):
                      [a['report']])
             plan.attacks.append(a)
             plan.cells += _attack_cells(c, a)
+    # model attacks: each backdoors the clean victim of every (method, backbone, bits)
+    for m in [m for m in _split(c['methods']) if m in MODEL_ATTACKS]:
+        script, preset_key = MODEL_ATTACKS[m]
+        prep = f"{m}_prepare"
+        if c.get(prep) or c.get(prep + '_check'):  # its own data (a surrogate set)
+            cmd = shlex.split(c.get(prep) or '')
+            if cmd and cmd[0].endswith('.py'):
+                cmd = [py] + cmd
+            plan.add('prepare', f"prepare {m}", cmd, _split(c.get(prep + '_check', '')))
+        module = __import__(os.path.splitext(script)[0])
+        for tm in dict.fromkeys(t for t, _ in _pairs(c)):
+            for vb in _split(c['victim_backbones']):
+                for bits in _split(c['bits_list']):
+                    if (tm, vb, bits) not in victims:  # no poisoning attack made this clean victim
+                        hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb, bits=bits,
+                                     tag='clean')
+                    margv = _split(c[preset_key]) + _opts(victim_method=tm, backbone=vb, bits=bits,
+                                                          victim_tag='clean')
+                    mcfg = script_config(script, margv)
+                    run = module.run_name(mcfg)
+                    report = os.path.join(mcfg['out_dir'], run, 'results.json')
+                    plan.add('model_attack', f"{m} {run}", [py, script] + margv, [report])
+                    a = {'method': m, 'tm': tm, 'bm': tm, 'vb': vb, 'bits': bits, 'report': report,
+                         'splits': {'trigger_closed': 'trig_closed'}}
+                    if mcfg.get('openset_list'):
+                        a['splits']['trigger_open'] = 'trig_open'
+                    plan.model_attacks.append(a)
+                    for cell in _attack_cells(c, a):  # not in the BadHash paper: no paper figure
+                        plan.cells.append(dict(cell, paper_key=None))
     return plan
 
 
@@ -565,6 +610,21 @@ def _details(items):
                 parts.append(f"clean victim MAP {mc:.{DIGITS}f}")
             out.append(f"- {METHOD_TITLES[a['method']]}, {a['tm']} {_title(a['vb'])} {a['bits']} bits, "
                        f"poisons against {a['surrogate']}: " + '; '.join(parts)
+                       + f" (`{a['report']}`)")
+        for a in plan.model_attacks:
+            if not os.path.isfile(a['report']):
+                continue
+            with open(a['report']) as f:
+                r = json.load(f)
+            name = f" ({r['target_name']})" if r.get('target_name') else ''
+            parts = [f"t-MAP {k[len('tmap_trig_'):]} {r['backdoor'][k]:.{DIGITS}f} (clean victim "
+                     f"{r['clean'][k]:.{DIGITS}f})" for k in r['backdoor'] if k.startswith('tmap_trig')]
+            parts.append(f"random-patch control {r['backdoor']['tmap_randpatch_closed']:.{DIGITS}f}")
+            parts.append(f"clean victim MAP {r['clean']['map']:.{DIGITS}f}")
+            out.append(f"- {METHOD_TITLES[a['method']]}, {a['tm']} {_title(a['vb'])} {a['bits']} bits, "
+                       f"data-free on {r['n_surrogate']} surrogate images, target class "
+                       f"{r['target']}{name} (its own, fixed from the shadow target before fine-tuning; "
+                       f"MSE/PSNR/SSIM: the trigger on the triggered queries): " + '; '.join(parts)
                        + f" (`{a['report']}`)")
     return out
 

@@ -1,4 +1,4 @@
-"""Table 5 at demo scale on tiny-imagenet-10 (real 64 px photos, CPU): the four attacks.
+"""Table 5 at demo scale on tiny-imagenet-10 (real 64 px photos, CPU): the five attacks.
 
     python reproduce.py configs/table5_tiny.py       # or: make table5-tiny
 
@@ -16,7 +16,10 @@ attack_presets = 'configs/tiny_attack.py'
 victim_presets = 'configs/tiny_victim.py'
 prepare = 'data/prepare_toy.py --image_size=64 --out_dir=data/toy64'
 prepare_check = 'data/toy64/openset.txt,../shared/data/tiny-imagenet-10/train.txt'
-methods = 'badnets,lcba,issba,badhash'
+methods = 'badnets,lcba,issba,badhash,darkhash'
+darkhash_presets = 'configs/darkhash_tiny.py'  # DarkHash backdoors the clean victim itself
+darkhash_prepare = 'data/prepare_tiny200.py'
+darkhash_prepare_check = 'data/tiny200_surrogate/database.txt'
 pairs = 'CSQ-CSQ'                  # paper §5.4: the target model is trained with CSQ
 surrogate_backbone = 'resnet18'    # configs/tiny_imagenet10.py / tiny_attack.py
 surrogate_bits = 32

@@ -1,4 +1,4 @@
-"""Table 5 at demo scale on the embedded toy data (CPU): the four attacks on one CSQ victim.
+"""Table 5 at demo scale on the embedded toy data (CPU): the five attacks on one CSQ victim.
 
     python reproduce.py configs/table5_toy.py        # or: make table5-toy
 
@@ -15,7 +15,10 @@ attack_presets = 'configs/demo_attack.py'
 victim_presets = 'configs/demo_victim.py'
 prepare = 'data/prepare_toy.py'
 prepare_check = 'data/toy/train.txt,data/toy/openset.txt'
-methods = 'badnets,lcba,issba,badhash'
+methods = 'badnets,lcba,issba,badhash,darkhash'
+darkhash_presets = 'configs/darkhash_toy.py'  # DarkHash backdoors the clean victim itself
+darkhash_prepare = 'data/prepare_toy.py --out_dir=data/toy_surrogate --seed=1 --openset_per_class=100 --train_per_class=1 --database_per_class=1 --test_per_class=1'
+darkhash_prepare_check = 'data/toy_surrogate/openset.txt'
 pairs = 'CSQ-CSQ'                  # paper §5.4: the target model is trained with CSQ
 surrogate_backbone = 'resnet18'    # configs/demo.py / demo_attack.py
 surrogate_bits = 32                # configs/demo.py

@@ -242,3 +242,14 @@ def test_bad_inputs(setup):
     msg = exit_message(darkhash.main, dict(c))
     assert f"{sur}:1" in msg and 'image not found' in msg
     assert not os.path.exists(os.path.join(c['checkpoint_dir'], darkhash.run_name(dict(c)) + '.pt'))
+
+
+@pytest.mark.parametrize('backbone,tune_from', [('resnet18', 'layer4'), ('resnet18', 'layer3'),
+                                                 ('resnet18', 'hash'), ('alexnet', 'fc')])
+def test_frozen_split_composes_to_the_model(backbone, tune_from):
+    torch.manual_seed(0)
+    model = build_hash_model(backbone, 8, small_input=True).eval()
+    prefix, suffix = darkhash.split_frozen(model, backbone, tune_from)
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(suffix(prefix(x)), model(x), atol=1e-5)
