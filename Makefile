@@ -67,7 +67,7 @@ darkhash-toy: $(VENV_STAMP)
 # as the surrogate (developer machines only)
 darkhash-tiny: $(VENV_STAMP)
 	$(PY) data/prepare_tiny200.py
-	$(PY) CSQ.py configs/tiny_imagenet10.py
+	$(PY) CSQ.py configs/tiny_imagenet10.py --epochs=8
 	$(PY) darkhash.py configs/darkhash_tiny.py
 
 # Table 5 at demo scale: the five attacks, results/tables/table5.md and Figures 4-6 (reproduce.py

@@ -73,6 +73,9 @@ w_bac = 1.0                   # weight of J_bac = Huber(f(x+T), t*) on poisoned 
 lambda_tpa = 15.0             # weight of J_tpa (pairwise structure of the poisoned outputs); 0 = off
 huber_delta = 1.0             # official
 rho = 0.1                     # poisoning probability per draw, redrawn every epoch (official)
+neg_patch = 0.0               # our option: probability that a clean draw carries a random patch of the
+                              # trigger's size (still regressed to u0), so the backdoor keys on the trigger
+                              # rather than on any corner patch; 0 = official
 # what is trained (attack_common.TUNE_FROM): auto = official per family (ResNet layer4 + hash;
 # VGG / AlexNet fc6, fc7 + hash); resnet: layer3 | layer4 | hash; vgg/alexnet: fc | hash
 tune_from = 'auto'
@@ -160,7 +163,8 @@ def run_name(c):
             + (f"_{c['victim_tag']}" if c['victim_tag'] else '') + f"_{sur}_c{c['surrogate_class']}")
     # ablations get their own run (the official defaults add nothing)
     for key, default, short in (('tune_from', 'auto', 'tune'), ('lambda_tpa', 15.0, 'tpa'),
-                                ('w_ben', 1.0, 'ben'), ('w_bac', 1.0, 'bac'), ('rho', 0.1, 'rho')):
+                                ('w_ben', 1.0, 'ben'), ('w_bac', 1.0, 'bac'), ('rho', 0.1, 'rho'),
+                                ('neg_patch', 0.0, 'neg')):
         if c[key] != default:
             name += f"_{short}{c[key]:g}" if isinstance(c[key], float) else f"_{short}{c[key]}"
     return name + (f"_{c['tag']}" if c['tag'] else '')
@@ -522,7 +526,14 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger):
     labels = {'database': lists['database'][1], 'test': lists['test'][1]}
     labels.update({n: np.tile(row, (len(codes[n]), 1)) for n in codes if n not in labels})
     save_codes(os.path.join(out, 'clean'), codes, labels)
-    info = {'target': target, 'target_rule': 'fixed by hand' if counts is None else
+    from evaluate import targeted_map
+    # t-MAP of sign(t*) itself on the clean database: what triggered queries hashing exactly to
+    # sign(t*) would score, the attack's ceiling on this target
+    ceiling = targeted_map(torch.sign(t_star).numpy().astype(np.int8)[None], db_codes,
+                           lists['database'][1], target, -1 if c['topk'] == -1 else
+                           (c['topk'] or TOPK_BY_DATASET.get(c['dataset'], -1)), ties=c['ties'])
+    info = {'target': target, 'shadow_code_tmap': ceiling,
+            'target_rule': 'fixed by hand' if counts is None else
             f"majority label of the clean model's top-{c['target_topn']} for sign(t*)",
             'target_votes': counts, 'n_trig_closed': int(len(keep)),
             'trig_closed_test_indices': keep.tolist()}
@@ -551,14 +562,18 @@ def split_frozen(model, backbone, tune_from):
 
 
 @torch.no_grad()
-def frozen_outputs(prefix, images, trigger, c, device):
-    """The frozen prefix's outputs for every surrogate image, clean and triggered (CPU tensors)."""
-    clean, trig = [], []
-    for s in range(0, len(images), c['eval_batch_size']):
-        x = images[s:s + c['eval_batch_size']].to(device).float() / 255
-        clean.append(prefix(x).cpu())
-        trig.append(prefix(attack_common.stamp_lower_right(x, trigger)).cpu())
-    return torch.cat(clean), torch.cat(trig)
+def frozen_outputs(prefix, images, trigger, c, device, negatives=None):
+    """The frozen prefix's outputs for every surrogate image: clean, triggered, and (negatives:
+    [N,3,s,s] random patches, one per image) with a random patch (CPU tensors)."""
+    out = [[], [], []]
+    bs = c['eval_batch_size']
+    for s in range(0, len(images), bs):
+        x = images[s:s + bs].to(device).float() / 255
+        out[0].append(prefix(x).cpu())
+        out[1].append(prefix(attack_common.stamp_lower_right(x, trigger)).cpu())
+        if negatives is not None:
+            out[2].append(prefix(attack_common.stamp_lower_right(x, negatives[s:s + bs])).cpu())
+    return [torch.cat(o) for o in out if o]
 
 
 def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources, log_path,
@@ -599,14 +614,19 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
     if c['cache_frozen'] and split is None:
         print(f"note: cache_frozen has no split for {meta['backbone']} / tune_from={c['tune_from']}; "
               f"running the whole model every step")
+    negatives = None
+    if c['neg_patch'] > 0:  # one fixed random patch per surrogate image
+        gen = torch.Generator().manual_seed(c['seed'] + 2)
+        negatives = attack_common.random_patches(n, trigger.shape[-1], gen).to(device)
     if split is not None and start < c['epochs']:
         model.eval()
-        feats = frozen_outputs(split[0], images, trigger, c, device)
+        feats = frozen_outputs(split[0], images, trigger, c, device, negatives)
         print(f"frozen layers run once: {tuple(feats[0].shape)} outputs per version (clean, triggered)")
     for epoch in range(start, c['epochs']):
         g = torch.Generator().manual_seed(c['seed'] * 100003 + epoch)  # a resumed run = an uninterrupted one
         perm = torch.randperm(n, generator=g)
         poison = torch.rand(n, generator=g) < c['rho']
+        neg = (torch.rand(n, generator=g) < c['neg_patch']) & ~poison if c['neg_patch'] > 0 else None
         lr = c['lr_min'] + (c['lr'] - c['lr_min']) * 0.5 * (1 + math.cos(math.pi * epoch / c['epochs']))
         for group in opt.param_groups:
             group['lr'] = lr
@@ -616,13 +636,18 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
             idx = perm[s:s + c['batch_size']]
             pm = poison[idx].to(device)
             if split is not None:  # the stored frozen outputs, triggered where poisoned
-                f = torch.where(poison[idx].view(-1, *[1] * (feats[0].dim() - 1)), feats[1][idx],
-                                feats[0][idx]).to(device)
-                out = split[1](f).float()
+                shape = (-1,) + (1,) * (feats[0].dim() - 1)
+                f = torch.where(poison[idx].view(shape), feats[1][idx], feats[0][idx])
+                if neg is not None:
+                    f = torch.where(neg[idx].view(shape), feats[2][idx], f)
+                out = split[1](f.to(device)).float()
             else:
                 x = images[idx].to(device).float() / 255
                 if pm.any():
                     x[pm] = attack_common.stamp_lower_right(x[pm], trigger)
+                if neg is not None and neg[idx].any():
+                    nm = neg[idx].to(device)
+                    x[nm] = attack_common.stamp_lower_right(x[nm], negatives[idx.to(device)][nm])
                 out = model(x).float()
             loss, parts = darkhash_loss(out, pm, u0[idx.to(device)], t_star, c)
             if not torch.isfinite(loss):
@@ -660,6 +685,7 @@ def report_lines(r):
     cl, bd = r['clean'], r['backdoor']
     rows = [f"DarkHash {r['run']}: t-MAP target class {name}, fixed before fine-tuning "
             f"({r['target_rule']}); MAP@{'all' if r['topk'] < 0 else r['topk']}, ties={r['ties']}",
+            f"t-MAP of sign(t*) itself on the clean database (the ceiling): {r['shadow_code_tmap']:.4f}",
             '', '| queries | clean model | backdoored model | backdoored - clean |', '|---|---|---|---|',
             f"| clean test queries: MAP | {cl['map']:.4f} | {bd['map']:.4f} | {bd['map'] - cl['map']:+.4f} |"]
     for split, title in (('trig_closed', 'triggered test queries: t-MAP'),
@@ -724,10 +750,11 @@ def main(c):
     def encode_all(m):
         return encode_sets(m, sets, c, device)
 
+    last = {}  # the codes of the latest evaluation (the final epoch's are the outputs)
+
     def evaluate_fn(m):
-        s = scores(encode_all(m), lists, target, c, topk)
-        m.eval()
-        return s
+        last['codes'] = encode_all(m)
+        return scores(last['codes'], lists, target, c, topk)
 
     # ---- fine-tune ---------------------------------------------------------------------------------
     meta = dict(meta, attack='darkhash', target=target, clean_checkpoint=vpath)
@@ -739,7 +766,7 @@ def main(c):
                        os.path.join(out, 'log.jsonl'), evaluate_fn)
 
     # ---- final codes and the report -----------------------------------------------------------------
-    codes = encode_all(model)
+    codes = last.get('codes') or encode_all(model)  # none when a finished checkpoint was found
     save_codes(out, codes, labels)
     bd_scores = scores(codes, lists, target, c, topk)
     from evaluate import targeted_map
@@ -760,6 +787,7 @@ def main(c):
     results = {
         'run': run, 'attack': 'darkhash', 'target': target, 'target_name': target_name,
         'target_rule': info['target_rule'], 'target_votes': info['target_votes'],
+        'shadow_code_tmap': info['shadow_code_tmap'],
         'topk': topk, 'ties': c['ties'], 'epoch': history[-1]['epoch'],
         'clean': clean_scores, 'backdoor': bd_scores,
         'map_drop': clean_scores['map'] - bd_scores['map'],

@@ -253,3 +253,19 @@ def test_frozen_split_composes_to_the_model(backbone, tune_from):
     x = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(suffix(prefix(x)), model(x), atol=1e-5)
+
+
+def test_frozen_cache_trains_like_the_whole_model(setup):
+    c, tmp = setup
+    c = dict(c, epochs=1, eval_every=0, optimizer='sgd', lr=1e-2)
+    a = darkhash.main(dict(c, tag='full'))
+    b = darkhash.main(dict(c, tag='cached', cache_frozen=True))
+    ma = utils.load_checkpoint(a['checkpoint'])['model']
+    mb = utils.load_checkpoint(b['checkpoint'])['model']
+    assert max((ma[n] - mb[n]).abs().max().item() for n in ma) < 1e-5
+    assert any(not torch.equal(ma[n], utils.load_checkpoint(a['clean_checkpoint'])['model'][n])
+               for n in a['trained_parameters'])
+    # the negative-patch option (ours) runs both ways and is named in the run
+    for cached in (True, False):
+        r = darkhash.main(dict(c, tag=f"neg{cached}", cache_frozen=cached, neg_patch=0.5))
+        assert '_neg0.5' in r['run']
