@@ -41,7 +41,6 @@ import torch.nn.functional as F
 
 import attack_common
 import utils
-from hash_models import build_hash_model, check_model_meta
 from hash_models.engine import TOPK_BY_DATASET
 
 # ---- config ------------------------------------------------------------------------------------
@@ -150,79 +149,31 @@ def victim_path(c):
     return c['victim_checkpoint'] or os.path.join(c['checkpoint_dir'], run + '.pt')
 
 
-def run_name(c):
-    sur = c['surrogate_name']
-    if not sur:
-        if c['surrogate'] in NOISE:
-            sur = c['surrogate']
-        else:
-            stem = os.path.splitext(os.path.basename(c['surrogate']))[0]
-            sur = os.path.basename(os.path.dirname(os.path.abspath(c['surrogate'])))
-            sur += '' if stem == 'database' else f"-{stem}"
-    name = (f"{c['dataset']}_darkhash_{c['victim_method']}_{c['backbone']}_{c['bits']}"
-            + (f"_{c['victim_tag']}" if c['victim_tag'] else '') + f"_{sur}_c{c['surrogate_class']}")
-    # ablations get their own run (the official defaults add nothing)
-    for key, default, short in (('tune_from', 'auto', 'tune'), ('lambda_tpa', 15.0, 'tpa'),
-                                ('w_ben', 1.0, 'ben'), ('w_bac', 1.0, 'bac'), ('rho', 0.1, 'rho'),
-                                ('neg_patch', 0.0, 'neg')):
-        if c[key] != default:
-            name += f"_{short}{c[key]:g}" if isinstance(c[key], float) else f"_{short}{c[key]}"
-    return name + (f"_{c['tag']}" if c['tag'] else '')
+run_name = attack_common.darkhash_run_name  # the runner (reproduce.py) names runs with it too
 
 
 def load_victim(c):
-    """(model in eval mode, meta, stored config, path); one-line exit for a missing checkpoint or one
-    of another backbone / bit length."""
+    """(model in eval mode, meta, stored config, path) of the clean model (attack_common's loader:
+    one-line exit for a missing checkpoint or one of another backbone / bit length)."""
     path = victim_path(c)
-    if not os.path.isfile(path):
-        script = 'HashNet.py' if c['victim_method'].lower() == 'hashnet' else 'CSQ.py'
-        fail(f"clean model {path} not found; make it with `python {script} <preset> "
-             f"--dataset={c['dataset']} --backbone={c['backbone']} --bits={c['bits']}`")
-    try:
-        ckpt = utils.load_checkpoint(path)
-        meta = ckpt.get('meta')
-        if not isinstance(meta, dict) or 'model' not in ckpt:
-            raise ValueError(f"{path}: not a hashing checkpoint of CSQ.py / HashNet.py (no meta/model)")
-        check_model_meta(meta, {'backbone': c['backbone'].lower(), 'bits': c['bits']}, path)
-        if meta.get('attack'):
-            raise ValueError(f"{path}: is already a backdoored model ({meta['attack']}), "
-                             f"expected a clean one")
-        model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
-                                 input_norm=meta.get('input_norm', 'none'),
-                                 small_input=meta.get('small_input', False))
-        model.load_state_dict(ckpt['model'])
-    except (ValueError, KeyError, RuntimeError) as e:
-        fail(str(e).splitlines()[0])
-    stored = ckpt.get('config', {})
-    if stored.get('epochs') is not None and ckpt.get('epoch', 0) < stored['epochs']:
-        print(f"WARNING: {path} is unfinished ({ckpt.get('epoch')}/{stored['epochs']} epochs)")
-    return model.eval(), meta, stored, path
+    script = 'HashNet.py' if c['victim_method'].lower() == 'hashnet' else 'CSQ.py'
+    model, meta = attack_common.load_hash_model(
+        path, c['backbone'], c['bits'], missing_hint=f"make it with `python {script} <preset> "
+        f"--dataset={c['dataset']} --backbone={c['backbone']} --bits={c['bits']}`")
+    if meta.get('attack'):
+        fail(f"{path}: is already a backdoored model ({meta['attack']}), expected a clean one")
+    stored = utils.load_checkpoint(path).get('config', {})
+    if stored.get('epochs') is not None and (meta.get('epoch') or 0) < stored['epochs']:
+        print(f"WARNING: {path} is unfinished ({meta.get('epoch')}/{stored['epochs']} epochs)")
+    return model, meta, stored, path
 
 
 # ------------------------------------------------------------------------------------------------
 # images: lists and noise as uint8 tensors at the model geometry
 # ------------------------------------------------------------------------------------------------
 
-class PathImages(torch.utils.data.Dataset):
-    """(image at the model geometry in [0, 1], index) for a list of image paths."""
-
-    def __init__(self, paths, transform):
-        self.paths, self.transform = paths, transform
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        from PIL import Image
-        try:
-            with Image.open(self.paths[i]) as im:
-                return self.transform(im.convert('RGB')), i
-        except OSError as e:
-            raise utils.ListError(f"cannot read image {self.paths[i]} ({e})") from None
-
-
 def path_loader(paths, c):
-    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    ds = attack_common.PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
     return torch.utils.data.DataLoader(ds, batch_size=c['eval_batch_size'], shuffle=False,
                                        num_workers=c['num_workers'])
 
@@ -757,7 +708,8 @@ def main(c):
         return scores(last['codes'], lists, target, c, topk)
 
     # ---- fine-tune ---------------------------------------------------------------------------------
-    meta = dict(meta, attack='darkhash', target=target, clean_checkpoint=vpath)
+    meta = dict(meta, attack='darkhash', target=target, clean_checkpoint=vpath,
+                clean_epoch=meta.pop('epoch', None))
     timer = utils.Timer()
     trained = [n for n, p in model.named_parameters() if p.requires_grad]
     print(f"fine-tuning {len(trained)} parameter tensors ({sum(p.numel() for p in model.parameters() if p.requires_grad)} "

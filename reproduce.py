@@ -29,7 +29,7 @@ Then results/tables/table{N}.md is rewritten from every configs/table*.py preset
 figures.py draws Figures 4-6 next to it.
 
 Run names come from the scripts' own functions (hash_models.engine.derive,
-train_tri_gen.gan_run_name, implement_tri_gen.attack_run_name) applied to the configuration each
+attack_common.gan_run_name, attack_common.attack_run_name) applied to the configuration each
 script will see, so the runner and the scripts cannot disagree on a path.
 """
 import ast
@@ -138,10 +138,10 @@ HASH_METHODS = ('CSQ', 'HashNet')
 METHOD_TITLES = {'badhash': 'BadHash', 'badnets': 'BadNets', 'lcba': 'LCBA', 'issba': 'ISSBA',
                  'darkhash': 'DarkHash'}
 # attacks that backdoor a finished clean victim directly instead of poisoning its training list:
-# name -> (script, the preset key holding its presets). The script takes victim_method, backbone,
-# bits and victim_tag, exposes run_name(config), and writes {out_dir}/{run}/results.json with an
-# evaluate.attack_report row under 'report' (splits trig_closed / trig_open).
-MODEL_ATTACKS = {'darkhash': ('darkhash.py', 'darkhash_presets')}
+# name -> (script, the preset key holding its presets, its run-name function in attack_common). The
+# script takes victim_method, backbone, bits and victim_tag and writes {out_dir}/{run}/results.json
+# with an evaluate.attack_report row under 'report' (splits trig_closed / trig_open).
+MODEL_ATTACKS = {'darkhash': ('darkhash.py', 'darkhash_presets', 'darkhash_run_name')}
 # the baselines' default poison rates (issue 4's interface), used when their script is not here
 BASELINE_POISON_RATES = {'badnets': 0.05, 'lcba': 0.5, 'issba': 0.05}
 # the keys implement_tri_gen.py and the baselines share (issue 4's baseline interface)
@@ -309,8 +309,7 @@ def build_plan(c, source='preset'):
                                    'kind': 'clean', 'file': os.path.join(d['out'], 'results.json')})
         return plan
 
-    import train_tri_gen
-    import implement_tri_gen
+    import attack_common
     victims = {}  # (tm, backbone, bits) -> list of (split names, attack info)
     for tm, bm in _pairs(c):
         attacks = []
@@ -325,11 +324,11 @@ def build_plan(c, source='preset'):
                 tag = gan_tag(script_config('train_tri_gen.py', attack_p + _opts(**surr)), t)
                 gargv = attack_p + _opts(**surr, target=t, tag=tag)
                 gcfg = script_config('train_tri_gen.py', gargv)
-                gan_run = train_tri_gen.gan_run_name(gcfg)
+                gan_run = attack_common.gan_run_name(gcfg)
                 plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,
                          [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')])
                 icfg = script_config('implement_tri_gen.py', gargv)
-                folder = os.path.join(icfg['out_dir'], implement_tri_gen.attack_run_name(icfg, gan_run))
+                folder = os.path.join(icfg['out_dir'], attack_common.attack_run_name(icfg, gan_run))
                 step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
                                 [py, 'implement_tri_gen.py'] + gargv, None)
                 dataset, geometry = icfg['dataset'], (icfg['image_size'], icfg['resize_size'])
@@ -396,14 +395,13 @@ def build_plan(c, source='preset'):
             plan.cells += _attack_cells(c, a)
     # model attacks: each backdoors the clean victim of every (method, backbone, bits)
     for m in [m for m in _split(c['methods']) if m in MODEL_ATTACKS]:
-        script, preset_key = MODEL_ATTACKS[m]
+        script, preset_key, namer = MODEL_ATTACKS[m]
         prep = f"{m}_prepare"
         if c.get(prep) or c.get(prep + '_check'):  # its own data (a surrogate set)
             cmd = shlex.split(c.get(prep) or '')
             if cmd and cmd[0].endswith('.py'):
                 cmd = [py] + cmd
             plan.add('prepare', f"prepare {m}", cmd, _split(c.get(prep + '_check', '')))
-        module = __import__(os.path.splitext(script)[0])
         for tm in dict.fromkeys(t for t, _ in _pairs(c)):
             for vb in _split(c['victim_backbones']):
                 for bits in _split(c['bits_list']):
@@ -413,7 +411,7 @@ def build_plan(c, source='preset'):
                     margv = _split(c[preset_key]) + _opts(victim_method=tm, backbone=vb, bits=bits,
                                                           victim_tag='clean')
                     mcfg = script_config(script, margv)
-                    run = module.run_name(mcfg)
+                    run = getattr(attack_common, namer)(mcfg)
                     report = os.path.join(mcfg['out_dir'], run, 'results.json')
                     plan.add('model_attack', f"{m} {run}", [py, script] + margv, [report])
                     a = {'method': m, 'tm': tm, 'bm': tm, 'vb': vb, 'bits': bits, 'report': report,
@@ -694,9 +692,16 @@ def main(argv):
         if all(os.path.isfile(p) and os.path.getmtime(p) >= newest for p in pngs):
             log(f"skip figures: {pngs[0]} exists (and 2 more, newer than the reports)")
             return plan
-        import figures as figs
-        for path in figs.plan_figures(plan, c['tables_dir'], stem):
-            log(f"figure: {path}")
+        overrides = [a for a in argv if a.startswith('--') and not a.startswith('--tables_dir=')]
+        cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
+               f"--tables_dir={c['tables_dir']}"] + overrides
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            if not line.startswith('config: '):
+                log(line)
+        if out.returncode:
+            sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
+                     f"{out.stderr.strip()[-2000:]}")
     return plan
 
 
