@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import torch
@@ -111,15 +110,8 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every', 'e
 REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
 
 
-def fail(msg):
-    sys.exit(f"error: {msg}")
-
-
-def read(path, num_classes=None):
-    try:
-        return utils.read_list(path, num_classes=num_classes)
-    except utils.ListError as e:
-        fail(str(e))
+fail = attack_common.fail                # one-line exit
+read = attack_common.read_list_or_exit  # a list, or a one-line exit naming file and line
 
 
 def sha1_file(path):
