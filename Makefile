@@ -63,8 +63,10 @@ darkhash-toy: $(VENV_STAMP)
 	$(PY) CSQ.py configs/demo.py
 	$(PY) darkhash.py configs/darkhash_toy.py
 
-# The same on ../shared/data/tiny-imagenet-10, 2,090 Tiny ImageNet-200 images of 190 other classes
-# as the surrogate (developer machines only)
+# The same on ../shared/data/tiny-imagenet-10, 2,000 Tiny ImageNet-200 images of 190 other classes
+# as the surrogate (developer machines only). The clean model is the first 8 epochs of `make tiny`'s
+# run; after a full `make tiny` (20 epochs) the CSQ step stops with a one-line error: run
+# `python darkhash.py configs/darkhash_tiny.py` on that model directly instead.
 darkhash-tiny: $(VENV_STAMP)
 	$(PY) data/prepare_tiny200.py
 	$(PY) CSQ.py configs/tiny_imagenet10.py --epochs=8

@@ -25,3 +25,4 @@ rho = 0.5
 epochs = 8
 eval_every = 0
 cache_frozen = True
+neg_patch = 0.25      # our option (README "DarkHash"): clean draws with a random patch, so the backdoor keys on the trigger
