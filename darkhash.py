@@ -106,7 +106,8 @@ out_dir = 'results'
 FORMAT_VERSION = 1
 NOISE = {'gauss1': ('normal', 0.5, 1.0), 'gauss2': ('normal', 0.5, 0.2), 'uniform': ('uniform', 0, 1)}
 # keys that may change between an interrupted run and its resumption / a finished run's reuse
-RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every', 'epochs'}
+# ('epochs' is not one: the cosine learning rate of every epoch depends on it)
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every'}
 REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
 
 

@@ -189,8 +189,22 @@ def test_data_free_run_freeze_outputs_resume_reuse(setup, capsys):
     r2 = darkhash.main(dict(c))
     assert 'finished run found' in capsys.readouterr().out and r2['checkpoint_sha1'] == r['checkpoint_sha1']
 
-    # resume: one epoch, then two = an uninterrupted two-epoch run, bit for bit
-    darkhash.main(dict(c, epochs=1, tag='split'))
+    # resume: a run interrupted after its first epoch's checkpoint, run again = an uninterrupted
+    # run, bit for bit
+    real_save, calls = utils.save_checkpoint, []
+
+    def crash_on_second_epoch(path, obj):
+        if obj.get('epoch') == 2:
+            raise KeyboardInterrupt
+        calls.append(path)
+        real_save(path, obj)
+    darkhash.utils.save_checkpoint = crash_on_second_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            darkhash.main(dict(c, tag='split'))
+    finally:
+        darkhash.utils.save_checkpoint = real_save
+    assert utils.load_checkpoint(calls[-1])['epoch'] == 1
     capsys.readouterr()
     r3 = darkhash.main(dict(c, tag='split'))
     assert 'resumed from' in capsys.readouterr().out
