@@ -1,0 +1,166 @@
+"""The pieces of the regime ladder (issue 11): pretrained=PATH (a torchvision-format state dict),
+freeze (frozen parameters and BatchNorm statistics), init_parts=trunk, and pretrain.py."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+from hash_models import build_hash_model, freeze, torchvision_model, trunk_stages
+
+
+def _run(script, args, check=True):
+    p = subprocess.run([sys.executable, script] + [str(a) for a in args], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS='1'))
+    if check and p.returncode != 0:
+        raise AssertionError(p.stdout + p.stderr)
+    return p
+
+
+def _args(data, tmp, **kw):
+    base = dict(data_dir=data, dataset='fx', epochs=1, eval_every=0, image_size=16, bits=16,
+                checkpoint_dir=os.path.join(tmp, 'ckpt'), out_dir=os.path.join(tmp, 'res'))
+    base.update(kw)
+    return ['configs/demo.py'] + [f"--{k}={v}" for k, v in base.items()]
+
+
+def _classifier_file(path, name='resnet18', small_input=True, num_classes=200, seed=1):
+    torch.manual_seed(seed)
+    net = torchvision_model(name, small_input, num_classes=num_classes)
+    torch.save(net.state_dict(), path)
+    return net.state_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# pretrained=PATH
+# ------------------------------------------------------------------------------------------------
+
+def test_pretrained_path_loads_the_trunk(tmp_path):
+    path = str(tmp_path / 'r18.pth')
+    sd = _classifier_file(path)
+    model = build_hash_model('resnet18', 16, pretrained=path, small_input=True)
+    body = model.trunk.body  # conv1, bn1, relu, maxpool, layer1..4, avgpool
+    assert torch.equal(body[0].weight, sd['conv1.weight'])
+    assert torch.equal(body[7][1].bn2.running_var, sd['layer4.1.bn2.running_var'])
+    assert model.hash_layer.weight.shape == (16, 512)  # a new hash layer; the 200-class fc is not used
+    from hash_models import file_sha1
+    assert model.meta['pretrained_sha1'] == file_sha1(path) and model.meta['pretrained'] == path
+    # a fresh model differs from the file (the load did something)
+    assert not torch.equal(build_hash_model('resnet18', 16, small_input=True).trunk.body[0].weight,
+                           sd['conv1.weight'])
+
+
+def test_pretrained_mismatch_names_the_keys(tmp_path):
+    path = str(tmp_path / 'r18.pth')
+    sd = _classifier_file(path)
+    with pytest.raises(ValueError) as e:  # 3x3 conv1 file into a 7x7 model
+        build_hash_model('resnet18', 16, pretrained=path, small_input=False)
+    msg = str(e.value)
+    assert '\n' not in msg and path in msg and 'conv1.weight [64, 3, 3, 3] vs [64, 3, 7, 7]' in msg
+    del sd['layer2.0.conv1.weight']
+    sd['extra.weight'] = torch.zeros(1)
+    torch.save(sd, path)
+    with pytest.raises(ValueError) as e:
+        build_hash_model('resnet18', 16, pretrained=path, small_input=True)
+    msg = str(e.value)
+    assert 'missing keys layer2.0.conv1.weight' in msg and 'unexpected keys extra.weight' in msg
+    other = str(tmp_path / 'densenet.pth')
+    _classifier_file(other, 'densenet121', num_classes=10)
+    with pytest.raises(ValueError, match='not a resnet34 state dict.*missing keys bn1.bias'):
+        build_hash_model('resnet34', 16, pretrained=other)
+    torch.save({'model': {}, 'epoch': 3}, path)
+    with pytest.raises(ValueError, match='use init_from'):
+        build_hash_model('resnet18', 16, pretrained=path)
+    with pytest.raises(ValueError, match='file not found'):
+        build_hash_model('resnet18', 16, pretrained=str(tmp_path / 'absent.pth'))
+
+
+def test_pretrained_densenet_file_skips_its_classifier_head(tmp_path):
+    path = str(tmp_path / 'densenet.pth')
+    sd = _classifier_file(path, 'densenet121', small_input=False, num_classes=200)
+    model = build_hash_model('densenet121', 8, pretrained=path)
+    assert torch.equal(model.trunk.features.norm5.running_mean, sd['features.norm5.running_mean'])
+
+
+# ------------------------------------------------------------------------------------------------
+# freeze
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name, upto', [('resnet18', 'trunk'), ('resnet18', 'layer2'),
+                                        ('densenet121', 'block2')])
+def test_freeze_keeps_parameters_and_batchnorm_statistics(name, upto):
+    torch.manual_seed(0)
+    model = build_hash_model(name, 8, small_input=True)
+    frozen = freeze(model, upto)
+    stages = trunk_stages(model)
+    assert frozen == [n for n, _ in stages][:len(frozen)] and frozen[-1] == (
+        stages[-1][0] if upto == 'trunk' else upto)
+    fmods = [m for n, ms in stages if n in frozen for m in ms]
+    live = [m for n, ms in stages if n not in frozen for m in ms] + [model.hash_layer]
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in fmods]
+    live_before = [{k: v.clone() for k, v in m.state_dict().items()} for m in live]
+    model.train()
+    assert all(not m.training for m in fmods) and model.hash_layer.training
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9,
+                          weight_decay=0.1)
+    for _ in range(2):
+        loss = model(torch.rand(4, 3, 32, 32)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for m, b in zip(fmods, before):  # bit-identical: weights and BatchNorm running statistics
+        assert all(torch.equal(v, b[k]) for k, v in m.state_dict().items())
+    changed = [any(not torch.equal(v, b[k]) for k, v in m.state_dict().items())
+               for m, b in zip(live, live_before) if b]
+    assert all(changed), 'the unfrozen stages and the hash layer must train'
+    with pytest.raises(ValueError, match='stem, layer1, layer2'):
+        freeze(build_hash_model('resnet18', 8), 'block3')
+
+
+def test_csq_with_pretrained_file_frozen_trunk_and_recorded_digest(image_lists, tmp_path):
+    """Through CSQ.py: pretrained=PATH + freeze=trunk trains the hash layer only; the file's digest
+    is in the results' config; the checkpoint's trunk is the file's, BatchNorm statistics included."""
+    tmp = str(tmp_path)
+    path = str(tmp_path / 'r18.pth')
+    sd = _classifier_file(path)
+    p = _run('CSQ.py', _args(image_lists, tmp, pretrained=path, freeze='trunk', tag='fr'))
+    assert 'frozen stages: stem, layer1, layer2, layer3, layer4' in p.stdout
+    res = json.load(open(os.path.join(tmp, 'res', 'fx_CSQ_resnet18_16_fr', 'results.json')))
+    from hash_models import file_sha1
+    assert res['config']['pretrained_sha1'] == file_sha1(path) and res['config']['freeze'] == 'trunk'
+    ck = torch.load(os.path.join(tmp, 'ckpt', 'fx_CSQ_resnet18_16_fr.pt'), weights_only=True)['model']
+    names = {'trunk.body.0.weight': 'conv1.weight', 'trunk.body.1.running_mean': 'bn1.running_mean',
+             'trunk.body.7.1.bn2.running_var': 'layer4.1.bn2.running_var'}
+    assert all(torch.equal(ck[a], sd[b]) for a, b in names.items())
+    # another file under the same run name is not resumed or reused silently
+    _classifier_file(path, seed=2)
+    p = _run('CSQ.py', _args(image_lists, tmp, pretrained=path, freeze='trunk', tag='fr'), check=False)
+    assert p.returncode != 0 and 'pretrained_sha1' in p.stderr.strip().splitlines()[-1]
+
+
+def test_init_parts_trunk_and_bad_freeze(tmp_path):
+    """init_from with init_parts=trunk: that run's trunk, a fresh hash layer (rung R1)."""
+    from hash_models import engine
+    torch.manual_seed(3)
+    src = build_hash_model('resnet18', 16, small_input=True)
+    path = str(tmp_path / 'run.pt')
+    torch.save({'model': src.state_dict(), 'meta': dict(src.meta), 'epoch': 5}, path)
+    config = dict(backbone='resnet18', bits=16, pretrained=False, input_norm='none', small_input=True,
+                  init_from=path, init_parts='trunk', freeze='trunk')
+    torch.manual_seed(4)
+    net, cfg = engine.build_model(config)
+    assert cfg['pretrained_sha1'] == ''
+    a, b = src.state_dict(), net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith('trunk.'))
+    assert not torch.equal(a['hash_layer.weight'], b['hash_layer.weight'])
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == ['hash_layer.weight',
+                                                                          'hash_layer.bias']
+    with pytest.raises(SystemExit, match="freeze must be 'none', 'trunk' or a stage"):
+        engine.build_model(dict(config, freeze='layer9'))
+    with pytest.raises(SystemExit, match="init_parts must be 'all' or 'trunk'"):
+        engine.build_model(dict(config, init_parts='head'))
