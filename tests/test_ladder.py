@@ -164,3 +164,55 @@ def test_init_parts_trunk_and_bad_freeze(tmp_path):
         engine.build_model(dict(config, freeze='layer9'))
     with pytest.raises(SystemExit, match="init_parts must be 'all' or 'trunk'"):
         engine.build_model(dict(config, init_parts='head'))
+
+
+# ------------------------------------------------------------------------------------------------
+# pretrain.py
+# ------------------------------------------------------------------------------------------------
+
+def _pretrain(args, capsys, monkeypatch):
+    """pretrain.py in this process (no second torch import: the test stays cheap); its stdout, and
+    its exit status (0 when it ends normally)."""
+    import runpy
+    monkeypatch.setattr(sys, 'argv', ['pretrain.py'] + args)
+    monkeypatch.chdir(ROOT)
+    capsys.readouterr()
+    code = 0
+    try:
+        runpy.run_path(os.path.join(ROOT, 'pretrain.py'), run_name='__main__')
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return out.out, code
+
+
+def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lists, tmp_path, capsys,
+                                                                       monkeypatch):
+    tmp = str(tmp_path)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    common = [f"--train_list={os.path.join(image_lists, 'train.txt')}",
+              f"--val_list={os.path.join(image_lists, 'test.txt')}", '--image_size=16',
+              '--small_input=True', '--epochs=2', '--batch_size=8', '--lr=0.05', '--num_workers=0',
+              f'--checkpoint_dir={tmp}/ckpt', f'--out_dir={tmp}/res', f'--cache_dir={tmp}/cache']
+    out, code = _pretrain(common + ['--tag=a'], capsys, monkeypatch)
+    assert code == 0 and 'epoch 2/2' in out and 'val top-1' in out
+    # split in two (stop_after, then the same command): the same weights as in one go
+    out, code = _pretrain(common + ['--tag=b', '--stop_after=1'], capsys, monkeypatch)
+    lines = out.splitlines()
+    assert code == 0 and 'stopped after epoch 1' in out and not any(l.startswith('epoch 2/2') for l in lines)
+    out, code = _pretrain(common + ['--tag=b'], capsys, monkeypatch)
+    lines = out.splitlines()
+    assert 'resumed from' in out and not any(l.startswith('epoch 1/2') for l in lines)
+    run = f"{tmp}/ckpt/tiny-imagenet-200_pretrain_resnet18_s_16"
+    a, b = (torch.load(f"{run}_{t}.pth", weights_only=True) for t in 'ab')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a['fc.weight'].shape == (4, 512)  # a torchvision ResNet18 with 4 classes
+    rec = json.load(open(f"{run}_a.json"))
+    from hash_models import file_sha1
+    assert rec['sha1'] == file_sha1(f"{run}_a.pth") and len(rec['history']) == 2
+    assert 0.0 <= rec['val_top1'] <= 1.0 and rec['history'][-1]['images_per_s'] > 0
+    model = build_hash_model('resnet18', 16, pretrained=f"{run}_a.pth", small_input=True)
+    assert torch.equal(model.trunk.body[0].weight, a['conv1.weight'])
+    # another schedule under the same run name is refused
+    out, code = _pretrain(common + ['--tag=b', '--lr=0.1'], capsys, monkeypatch)
+    assert code != 0 and 'lr=0.05' in str(code)
