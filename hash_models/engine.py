@@ -40,7 +40,7 @@ LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cach
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
 # datasets are ranked over the whole database (DeepHash uses -1 for CIFAR-10).
 TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10': -1,
-                   'toy': -1, 'tiny-imagenet-10': -1}
+                   'toy': -1, 'tiny-imagenet-10': -1, 'tiny-imagenet-100': 1000}
 
 
 def derive(config, method):

@@ -216,3 +216,47 @@ def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lis
     # another schedule under the same run name is refused
     out, code = _pretrain(common + ['--tag=b', '--lr=0.1'], capsys, monkeypatch)
     assert code != 0 and 'lr=0.05' in str(code)
+
+
+# ------------------------------------------------------------------------------------------------
+# code_space.py (the R1 diagnostic)
+# ------------------------------------------------------------------------------------------------
+
+def test_code_space_places_groups_against_measured_centres(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    import runpy
+    from PIL import Image
+    import utils
+    K, C, target, conf = 8, 3, 0, 2
+    cen = np.array([[1] * 8, [1, -1] * 4, [-1] * 8])
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.eye(C, dtype=np.uint8), 10, axis=0)
+    db = cen[labels.argmax(1)].copy()
+    db[rng.random(db.shape) < 0.1] *= -1            # noisy, but the class means keep the centres
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    np.savez(victim / 'codes_database.npz', codes=db.astype(np.int8), labels=labels)
+    poisons = np.tile(cen[conf], (4, 1))
+    poisons[:, :2] = 1                                # 2 bits from the confusing centre, 6 from the target
+    np.savez(victim / 'codes_poisons.npz', codes=poisons.astype(np.int8), labels=np.tile(np.eye(C)[0], (4, 1)))
+    np.savez(victim / 'codes_trig_open.npz', codes=np.tile(cen[target], (5, 1)).astype(np.int8),
+             labels=np.tile(np.eye(C)[0], (5, 1)))
+    attack = tmp_path / 'attack'
+    (attack / 'poisons').mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(attack / 'poisons' / f'{i}.png')
+    (attack / 'poisons.json').write_text(json.dumps({
+        'target': target, 'conf_label': [0, 0, 1], 'conf_classes': [conf],
+        'poisons': [{'poison': f'poisons/{i}.png'} for i in range(4)]}))
+    monkeypatch.setattr(sys, 'argv', ['code_space.py', f'--attack_dir={attack}', f'--victim_dir={victim}'])
+    runpy.run_path(os.path.join(ROOT, 'code_space.py'), run_name='__main__')
+    res = json.load(open(victim / 'code_space.json'))['backdoored']
+    assert res['target_conf_centre_distance'] == 8
+    p = res['groups']['poisons']
+    assert (p['n'], p['to_target'], p['to_conf'], p['nearest_conf']) == (4, 6.0, 2.0, 1.0)
+    o = res['groups']['trig_open']
+    assert (o['to_target'], o['nearest_target'], o['within_2_of_target']) == (0.0, 1.0, 1.0)
+    assert res['groups']['confusing clean (database)']['n'] == 10
+    paths, lab = utils.read_list(str(attack / 'poisons_list.txt'))
+    assert len(paths) == 4 and (lab.argmax(1) == target).all() and lab.shape[1] == C
+    assert 'poisons' in capsys.readouterr().out
