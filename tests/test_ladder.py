@@ -260,3 +260,36 @@ def test_code_space_places_groups_against_measured_centres(tmp_path, capsys, mon
     paths, lab = utils.read_list(str(attack / 'poisons_list.txt'))
     assert len(paths) == 4 and (lab.argmax(1) == target).all() and lab.shape[1] == C
     assert 'poisons' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# the ladder presets
+# ------------------------------------------------------------------------------------------------
+
+def _csq_defaults():
+    import ast
+    with open(os.path.join(ROOT, 'CSQ.py')) as f:
+        tree = ast.parse(f.read())
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+            and n.targets[0].id.islower() and isinstance(n.value, ast.Constant)}
+
+
+@pytest.mark.parametrize('dataset, rung', [('tiny_imagenet10', 'r0'), ('tiny_imagenet10', 'r1'),
+                                           ('tiny_imagenet10', 'r2'), ('tiny_imagenet100', 'r1'),
+                                           ('tiny_imagenet100', 'r3')])
+def test_ladder_presets_resolve_for_csq(dataset, rung):
+    import utils
+    from hash_models import BACKBONES
+    g = _csq_defaults()
+    utils.apply_overrides(g, [os.path.join(ROOT, 'configs', f'{dataset}.py'),
+                              os.path.join(ROOT, 'configs', f'ladder_{rung}.py')])
+    assert g['backbone'] in BACKBONES
+    if rung == 'r1':
+        assert (g['freeze'], g['init_parts']) == ('trunk', 'trunk') and g['init_from']
+    if rung == 'r2':
+        assert (g['optimizer'], g['lr'], g['weight_decay'], g['freeze']) == ('rmsprop', 1e-5, 1e-5, 'none')
+    if rung in ('r0', 'r3'):  # another architecture than the ResNet18 surrogate
+        assert g['backbone'] == 'resnet34' and not g['init_from']
+    if rung == 'r3':
+        assert g['pretrained'].endswith('resnet34_64.pth') and g['input_norm'] == 'imagenet'
