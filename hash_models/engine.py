@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import utils
-from hash_models import build_hash_model, check_model_meta, freeze
+from hash_models import build_hash_model, check_model_meta, file_sha1, freeze
 
 CHECKPOINT_FORMAT = 1
 # keys that may change between an interrupted run and its resumption
@@ -36,7 +36,8 @@ RESUME_FREE_KEYS = {'device', 'eval_every', 'epochs', 'report', 'queries',
 REUSE_FREE_KEYS = {'device', 'eval_batch_size', 'cache', 'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
-              'init_from': '', 'init_parts': 'all', 'freeze': 'none', 'pretrained_sha1': ''}
+              'init_from': '', 'init_parts': 'all', 'freeze': 'none', 'pretrained_sha1': '',
+              'init_from_sha1': ''}
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
 # datasets are ranked over the whole database (DeepHash uses -1 for CIFAR-10).
 TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10': -1,
@@ -259,14 +260,15 @@ def load_datasets(config, derived, rank):
 def build_model(config, rank=0):
     """The hash model of a run: backbone, initial weights (pretrained: True / False / a
     torchvision-format file; init_from: another run's checkpoint, all of it or its trunk only) and
-    the frozen stages (freeze). Returns the model and the config with `pretrained_sha1`, the digest
-    of a pretrained file ('' otherwise), so that a run is resumed or reused only with the same file."""
+    the frozen stages (freeze). Returns the model and the config with `pretrained_sha1` and
+    `init_from_sha1`, the digests of those files ('' when unused), so that a run is resumed or
+    reused only when it would start from the same weights."""
     try:
         net = build_hash_model(config['backbone'], config['bits'], pretrained=config['pretrained'],
                                input_norm=config['input_norm'], small_input=config['small_input'])
     except ValueError as e:
         sys.exit(f"error: {e}")
-    config = dict(config, pretrained_sha1=net.meta.get('pretrained_sha1', ''))
+    config = dict(config, pretrained_sha1=net.meta.get('pretrained_sha1', ''), init_from_sha1='')
     if rank == 0 and config['pretrained_sha1']:
         print(f"initial trunk weights from {config['pretrained']} (sha1 {config['pretrained_sha1']})")
     parts = config.get('init_parts', 'all')
@@ -277,6 +279,7 @@ def build_model(config, rank=0):
             init = utils.load_checkpoint(config['init_from'])
             check_model_meta(init.get('meta', {}), {'backbone': config['backbone'].lower(),
                                                      'bits': config['bits']}, config['init_from'])
+            config['init_from_sha1'] = file_sha1(config['init_from'])
             if parts == 'all':
                 net.load_state_dict(init['model'])
             else:  # the trunk only; the hash layer keeps its fresh initialisation (ladder rung R1)

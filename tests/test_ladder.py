@@ -154,7 +154,8 @@ def test_init_parts_trunk_and_bad_freeze(tmp_path):
                   init_from=path, init_parts='trunk', freeze='trunk')
     torch.manual_seed(4)
     net, cfg = engine.build_model(config)
-    assert cfg['pretrained_sha1'] == ''
+    from hash_models import file_sha1
+    assert cfg['pretrained_sha1'] == '' and cfg['init_from_sha1'] == file_sha1(path)
     a, b = src.state_dict(), net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith('trunk.'))
     assert not torch.equal(a['hash_layer.weight'], b['hash_layer.weight'])
