@@ -3,7 +3,7 @@ regime ladder, issue 11) and write a torchvision-format state dict for `pretrain
 
     python data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip
     python pretrain.py                                  # ResNet18, 64 px, 200 classes
-    python pretrain.py --backbone=resnet34 --epochs=8
+    python pretrain.py --backbone=resnet34 --epochs=5
     python CSQ.py configs/ladder_r3.py --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet18_64.pth
 
 Recipe (our choice; the usual one for this data): random crop (padding image_size/8) + horizontal
@@ -48,7 +48,8 @@ weight_decay = 5e-4       # SGD; AdamW: about 0.05
 warmup_epochs = 1         # linear warm-up from 0, then cosine to 0 (per step)
 label_smoothing = 0.1     # cross-entropy label smoothing
 batch_size = 128
-epochs = 10               # about 16 min each for ResNet18 on 2 CPU cores (README "Regime ladder")
+epochs = 9                # ResNet18: about 16 min each on 2 idle CPU cores, 2.3 h in all (issue 11's
+                          # 2.5 h budget); ResNet34: --epochs=5 (docs/RESULTS.md "Regime ladder")
 # run
 seed = 0
 device = 'auto'           # auto | cpu | cuda
