@@ -314,17 +314,10 @@ class Setup:
                 raise DefenseInputError(f"{self.lists[name]}: labels of width "
                                         f"{self.data[name].labels.shape[1]}, expected "
                                         f"{self.num_classes} (the database's)")
-        # the codes saved by the training run (the "before" figures) ...
-        self.codes = {s: saved_codes(run_dir, s, len(self.data[s]), self.bits, role)
-                      for s in ('database', 'test')}
-        # ... and of the triggered list, when the run evaluated this very list
+        # the codes saved by the training run (the "before" figures), when their list is unchanged
+        self.codes = {s: self.run_codes(s, [s]) for s in ('database', 'test')}
         own = [k for k, v in lists.items() if os.path.abspath(v) == os.path.abspath(trigger_path)]
-        if own:
-            self.codes['trigger'] = saved_codes(run_dir, own[0], len(self.data['trigger']),
-                                                self.bits, role)
-        else:
-            say(f"{role}: encoding {trigger_path} (not among the run's evaluated lists)")
-            self.codes['trigger'] = self.encode_list('trigger')
+        self.codes['trigger'] = self.run_codes('trigger', own)
         t = self.data['trigger'].labels
         targets = np.unique(t.argmax(1))
         if c['target'] >= 0:
@@ -345,6 +338,26 @@ class Setup:
         keep = np.flatnonzero(test_cls != self.target)  # target class left out (DARKHASH §5)
         self.clean_idx = keep[seeded_subset(len(keep), c['n_queries'], c['seed'])]
         self.trig_idx = seeded_subset(len(self.data['trigger']), c['n_queries'], c['seed'])
+
+    def run_codes(self, split, names):
+        """The run's saved codes of this list (under one of `names`), checked against its length
+        and bit length; encoded anew when the run did not evaluate the list or the list (bytes,
+        images) changed since (results.json list_keys). A run without the saved codes of its
+        own database or test list is an error: its "before" figures would be a guess."""
+        ds = self.data[split]
+        key = utils.ImageCache.key(ds.list_file, ds.paths, self.transform)
+        keys = self.results.get('list_keys', {})
+        for name in names:
+            path = os.path.join(self.run_dir, f"codes_{name}.npz")
+            if split == 'trigger' and not os.path.isfile(path):
+                continue
+            if keys.get(name) != key and os.path.isfile(path):
+                self.say(f"{self.role}: {self.lists[split]} changed since the run (or the run "
+                         f"recorded no list key): encoding it")
+                return self.encode_list(split)
+            return saved_codes(self.run_dir, name, len(ds), self.bits, self.role)
+        self.say(f"{self.role}: encoding {self.lists[split]} (not among the run's evaluated lists)")
+        return self.encode_list(split)
 
     # -- images and codes --------------------------------------------------------------------
     def images(self, split, idx):

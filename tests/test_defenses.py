@@ -117,21 +117,26 @@ def test_balanced_subset_and_prediction():
 
 # ---- defend.py end to end --------------------------------------------------------------------------
 
-def _run(args, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    p = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
-                       timeout=600, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError(p.stdout + p.stderr)
-    return p
+def _configure(module, argv):
+    import utils
+    return utils.configure(dict(vars(module)), argv, show=False)
+
+
+def _defend(argv, capsys):
+    """defend.py in this process (its config block and main), returning (doc, stdout)."""
+    import defend
+    doc = defend.main(_configure(defend, argv))
+    return doc, capsys.readouterr().out
 
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     """A tiny data set, a triggered list (white 4 px corner on the non-target test images) and two
-    2-epoch CSQ models evaluated on it (16 and 8 bits)."""
+    1-epoch CSQ models evaluated on it (16 and 8 bits), trained in this process."""
     from PIL import Image
+    import CSQ
     import utils
+    from hash_models import engine
     tmp = tmp_path_factory.mktemp('def')
     data = make_image_lists(str(tmp / 'data'))
     paths, labels = utils.read_list(os.path.join(data, 'test.txt'))
@@ -148,10 +153,11 @@ def runs(tmp_path_factory):
                      np.eye(4, dtype=np.uint8)[[0] * len(rows)])
     out = {}
     for bits in (16, 8):
-        _run(['CSQ.py', 'configs/demo.py', f'--data_dir={data}', '--dataset=fx', '--epochs=2',
-              '--eval_every=0', '--image_size=16', f'--bits={bits}',
-              f"--checkpoint_dir={tmp / 'ckpt'}", f"--out_dir={tmp / 'res'}",
-              f"--queries=trig_closed={os.path.join(data, 'trig.txt')}"])
+        c = _configure(CSQ, ['configs/demo.py', f'--data_dir={data}', '--dataset=fx', '--epochs=1',
+                             '--eval_every=0', '--image_size=16', f'--bits={bits}',
+                             f"--checkpoint_dir={tmp / 'ckpt'}", f"--out_dir={tmp / 'res'}",
+                             f"--queries=trig_closed={os.path.join(data, 'trig.txt')}"])
+        engine.run(c, 'CSQ', CSQ.make_loss)
         out[bits] = str(tmp / 'res' / f"fx_CSQ_resnet18_{bits}")
     return out
 
@@ -162,54 +168,78 @@ SMALL = ['--defender_fraction=0.34', '--n_queries=6', '--ft_epochs=1', '--ft_opt
          '--num_workers=0']
 
 
-def test_defend_end_to_end_and_reuse(runs):
-    args = ['defend.py', f'--model_dir={runs[16]}', f'--control_dir={runs[16]}'] + SMALL
-    p = _run(args)
-    doc = json.load(open(os.path.join(runs[16], 'defense.json')))
+def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
+    import shutil
+    control = str(tmp_path / 'control')  # the same model as its own control, in another folder
+    shutil.copytree(runs[16], control)
+    args = [f'--model_dir={runs[16]}', f'--control_dir={control}'] + SMALL
+    doc, out = _defend(args, capsys)
     r = doc['results']['model']
     assert set(r) == {'finetune', 'fineprune', 'nc', 'nc_collapse', 'strip', 'sentinet'}
     assert doc['target'] == 0 and len(r['nc']['norms']) == 4
-    assert 'NC class 3 [4/4]' in p.stdout  # progress line per class
+    assert 'NC class 3 [4/4]' in out  # progress line per class
     assert [q['fraction'] for q in r['fineprune']['curve']][0] == 0.0
     assert r['finetune']['before']['map'] == pytest.approx(
         json.load(open(os.path.join(runs[16], 'results.json')))['final']['test'])
     assert 0 <= r['strip']['h_bit']['auroc'] <= 1 and len(r['strip']['scores']['clean']['h_bit']) == 6
     assert doc['inputs']['model']['checkpoint_sha1'] == common.file_digest(
         os.path.join(os.path.dirname(os.path.dirname(runs[16])), 'ckpt', 'fx_CSQ_resnet18_16.pt'))
+    # the control is the same network on the same inputs: the same figures
+    assert doc['results']['control']['nc']['norms'] == r['nc']['norms']
+    assert json.load(open(os.path.join(runs[16], 'defense.json')))['target'] == 0
     md = open(os.path.join(runs[16], 'defense.md')).read()
     assert '(backdoored)' in md and '(clean control)' in md and 'Pruning curve' in md
-    # the same command again reuses every result; a changed config key recomputes that defense
-    p = _run(args)
-    assert p.stdout.count('reusing') == 12 and 'NC class' not in p.stdout
-    p = _run(args + ['--strip_n=5', '--defenses=strip,nc'])
-    assert 'model: reusing nc' in p.stdout and 'model: strip on' in p.stdout
+    # the same command again reuses every result; a changed key recomputes that defense only
+    doc2, out = _defend(args, capsys)
+    assert out.count('reusing') == 12 and 'NC class' not in out
+    assert doc2['results'] == json.loads(json.dumps(doc['results']))
+    _, out = _defend(args + ['--strip_n=5', '--defenses=strip,nc'], capsys)
+    assert 'model: reusing nc' in out and 'model: strip on' in out
+    # a changed triggered list: the run's saved codes of it are stale and are not used, what reads
+    # it is recomputed, Neural Cleanse (which does not) is reused
+    trig = json.load(open(os.path.join(runs[16], 'results.json')))['lists']['trig_closed']
+    shutil.copy(trig, trig + '.bak')
+    try:
+        lines = open(trig).read().splitlines(True)
+        open(trig, 'w').write(''.join(lines[:-1]))
+        doc3, out = _defend(args + ['--defenses=nc,finetune'], capsys)
+        assert 'model: reusing nc' in out and 'model: finetune on' in out
+        assert 'changed since the run' in out
+        assert doc3['inputs']['model']['trigger']['key'] != doc['inputs']['model']['trigger']['key']
+    finally:
+        os.replace(trig + '.bak', trig)
 
 
-def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path):
+def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     import shutil
-    base = ['defend.py', f'--model_dir={runs[16]}'] + SMALL
-    p = _run(base + ['--defenses=nc,spectral'], check=False)
-    assert p.returncode != 0 and p.stderr.strip().splitlines() == [
-        "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, "
-        "strip, sentinet or 'all'"]
-    p = _run(base + [f'--control_dir={runs[8]}', '--defenses=nc'], check=False)
-    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1
-    assert 'is a 8-bit model, expected 16 bits' in p.stderr
-    p = _run(base + ['--defender_fraction=0.01', '--defenses=nc'], check=False)
-    assert p.returncode != 0 and 'defender subset is empty' in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1
+    base = [f'--model_dir={runs[16]}'] + SMALL
+
+    def error(argv):
+        with pytest.raises(common.DefenseInputError) as e:
+            _defend(argv, capsys)
+        assert '\n' not in str(e.value)
+        return str(e.value)
+
+    assert error(base + ['--defenses=nc,spectral']) == (
+        "unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, strip, "
+        "sentinet or 'all'")
+    assert 'is a 8-bit model, expected 16 bits' in error(base + [f'--control_dir={runs[8]}'])
+    assert 'defender subset is empty' in error(base + ['--defender_fraction=0.01'])
     nocodes = str(tmp_path / 'nocodes')
     shutil.copytree(runs[16], nocodes)
     os.remove(os.path.join(nocodes, 'codes_database.npz'))
-    p = _run(['defend.py', f'--model_dir={nocodes}', '--defenses=nc'] + SMALL, check=False)
-    assert p.returncode != 0 and 'no saved codes' in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1
+    assert 'no saved codes' in error([f'--model_dir={nocodes}'] + SMALL)
     # a results folder whose checkpoint is of another bit length
     other = str(tmp_path / 'other')
     shutil.copytree(runs[16], other)
     res = json.load(open(os.path.join(other, 'results.json')))
     res['checkpoint'] = json.load(open(os.path.join(runs[8], 'results.json')))['checkpoint']
     json.dump(res, open(os.path.join(other, 'results.json'), 'w'))
-    p = _run(['defend.py', f'--model_dir={other}', '--defenses=nc'] + SMALL, check=False)
-    assert p.returncode != 0 and 'checkpoint is for bits=8, expected bits=16' in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1
+    assert 'checkpoint is for bits=8, expected bits=16' in error([f'--model_dir={other}'] + SMALL)
+    # the command line turns them into one line on stderr and a non-zero exit
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    p = subprocess.run([sys.executable, 'defend.py', '--defenses=spectral'], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.strip().splitlines() == [
+        "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, "
+        "strip, sentinet or 'all'"]
