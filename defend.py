@@ -146,6 +146,8 @@ def main(c):
         rows.append((f"{control.run} (clean control)", results['control']))
     md = [f"# Defenses: {model.run}", '', f"Triggered queries: `{model.lists['trigger']}` "
           f"(target {model.target}).", '', report.table(rows), '']
+    lines, figures = report.summary(results['model'], results.get('control'), model.target)
+    md += [f"- {x}" for x in lines] + ['']
     for role, r in results.items():
         if 'fineprune' in r:
             md += [f"Pruning curve ({role}):", '', report.curve(r['fineprune']), '']
@@ -154,7 +156,7 @@ def main(c):
                       'control': control.input_keys(('test', 'database', 'trigger'))
                       if control else None},
            'runs': {'model': model.run, 'control': control.run if control else None},
-           'target': model.target, 'results': results,
+           'target': model.target, 'summary': figures, 'results': results,
            'wall_time_this_invocation_s': round(timer(), 1)}
     if control is not None and 'nc_collapse' in names:
         doc['nc_collapse_ratio'] = (results['model']['nc_collapse']['norm']

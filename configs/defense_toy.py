@@ -6,12 +6,12 @@
 The shared set-up keeps DARKHASH.md §5's defender share (5%: 50 of the toy's 1000 training images,
 5 per class); the loops are CPU-sized (our choice). Not a paper setting.
 """
-n_queries = 100               # clean and triggered queries (of 270 each)
+n_queries = 60                # clean and triggered queries (of 270 each)
 ties = 'expected'             # the toy's codes take few values (README, Reproduction notes, D19)
 ft_optimizer = 'adam'         # the toy victims' own optimiser (configs/demo.py) ...
 ft_lr = 1e-4                  # ... at a tenth of their training lr (our choice)
-nc_batch = 25                 # our choice: 2 steps per pass over the 50 defender images
-nc_epochs = 16                # 32 steps per class (DARKHASH.md §5's 500 images x 3 epochs at
+nc_batch = 10                 # our choice: 5 steps per pass over the 50 defender images
+nc_epochs = 6                 # 30 steps per class (DARKHASH.md §5's 500 images x 3 epochs at
                               # batch 32 is 48 steps)
 strip_n = 32                  # blended copies per query (paper-scale default 100)
 sentinet_n = 20               # defender images per query (paper-scale default 100)

@@ -47,3 +47,48 @@ def curve(fp):
     lines = ['| pruned fraction | MAP | t-MAP |', '|---|---|---|']
     lines += [f"| {p['fraction']:.2f} | {p['map']:.4f} | {p['t_map']:.4f} |" for p in fp['curve']]
     return '\n'.join(lines)
+
+
+def summary(model, control, target):
+    """Plain-language reading of the table (README "Defenses"): which defense caught or repaired the
+    model, measured against the clean control where it has one. Returns (lines, figures)."""
+    lines, fig = [], {}
+    nc = model.get('nc')
+    if nc:
+        fig['nc_index'] = nc['anomaly_index']
+        fig['nc_target_flagged'] = target in nc['flagged_classes']
+        line = (f"Neural Cleanse: anomaly index {nc['anomaly_index']:.2f} (flags above 2), flagged "
+                f"classes {nc['flagged_classes'] or 'none'}, target {target} "
+                f"{'flagged' if fig['nc_target_flagged'] else 'not flagged'}")
+        if control and control.get('nc'):
+            fig['nc_control_index'] = control['nc']['anomaly_index']
+            line += f"; clean control's index {fig['nc_control_index']:.2f}"
+        lines.append(line + '.')
+    for name, label in (('strip', 'STRIP (code-bit entropy)'), ('sentinet', 'SentiNet')):
+        r = model.get(name)
+        if r:
+            a = r['h_bit']['auroc'] if name == 'strip' else r['auroc']
+            fig[f'{name}_auroc'] = a
+            line = f"{label}: AUROC {a:.3f} triggered vs clean queries"
+            if control and control.get(name):
+                ca = control[name]['h_bit']['auroc'] if name == 'strip' else control[name]['auroc']
+                line += f" (clean control on the same queries: {ca:.3f})"
+            lines.append(line + '.')
+    ref = (control or {}).get('finetune') or (control or {}).get('fineprune')
+    for name, label in (('finetune', 'Fine-tuning'), ('fineprune', 'Fine-pruning')):
+        r = model.get(name)
+        if not r:
+            continue
+        b, a = r['before'], r['after']
+        line = (f"{label}: t-MAP {b['t_map']:.4f} -> {a['t_map']:.4f}, MAP {b['map']:.4f} -> "
+                f"{a['map']:.4f}")
+        if ref:
+            floor = ref['before']['t_map']
+            gap = b['t_map'] - floor
+            closed = (b['t_map'] - a['t_map']) / gap if gap > 0 else float('nan')
+            fig[f'{name}_gap_closed'] = closed
+            fig[f'{name}_map_change'] = a['map'] - b['map']
+            line += (f"; closes {closed:.0%} of the gap to the clean control's t-MAP "
+                     f"{floor:.4f}")
+        lines.append(line + '.')
+    return lines, fig

@@ -243,3 +243,32 @@ def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     assert p.returncode == 1 and p.stderr.strip().splitlines() == [
         "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, "
         "strip, sentinet or 'all'"]
+
+
+def test_reproduce_plans_the_defenses_and_writes_their_table(tmp_path, monkeypatch):
+    """reproduce.py --defenses=...: one defend.py step per backdoored victim with the clean victim as
+    control and the attack's closed-set triggered queries; the table has a row per attack and a
+    control row per attack's queries."""
+    import reproduce
+    monkeypatch.chdir(ROOT)
+    c = reproduce.script_config('reproduce.py', ['configs/table5_toy.py', '--methods=badnets,lcba',
+                                                 '--defenses=nc,strip',
+                                                 f'--tables_dir={tmp_path}'])
+    plan = reproduce.build_plan(c, 'configs/table5_toy.py')
+    steps = [s for s in plan.ordered() if s['cmd'][1] == 'defend.py']
+    assert [s['name'].split()[1] for s in steps] == [os.path.basename(a['victim_dir'])
+                                                    for a in plan.attacks]
+    cmd = steps[0]['cmd']
+    assert plan.ordered()[-2:] == steps and 'configs/defense_toy.py' in cmd
+    assert f"--control_dir={plan.attacks[0]['clean_dir']}" in cmd and '--defenses=nc,strip' in cmd
+    assert f"--trigger={plan.attacks[0]['splits']['trigger_closed']}" in cmd
+    assert steps[0]['outputs'] == [os.path.join(plan.attacks[0]['victim_dir'], 'defense.json')]
+    for a in plan.attacks:  # stand-ins for defend.py's output
+        a['defense'] = str(tmp_path / f"{a['method']}.json")
+        nc = {'anomaly_index': 3.5 if a['method'] == 'badnets' else 1.0, 'flagged_classes': [0]}
+        json.dump({'results': {'model': {'nc': nc}, 'control': {}}}, open(a['defense'], 'w'))
+    text = open(reproduce.write_defense_table(plan, 'configs/table5_toy.py')).read()
+    lines = [x for x in text.splitlines() if x.startswith('| ')]
+    assert len(lines) == 5 and lines[1].startswith('| BadNets (CSQ ResNet34 32 bits) |')
+    assert ' 3.50 | 0 |' in lines[1] and ' 1.00 | 0 |' in lines[2]
+    assert lines[3].startswith("| clean control, BadNets's queries |")
