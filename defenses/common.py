@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import attack_common
 import utils
-from hash_models import build_hash_model, check_model_meta
 
 
 class DefenseInputError(ValueError):
@@ -277,20 +277,10 @@ class Setup:
         if not os.path.isfile(self.checkpoint):
             raise DefenseInputError(f"{role}: checkpoint {self.checkpoint} (named in {run_dir}/"
                                     f"results.json) not found")
-        try:
-            ckpt = utils.load_checkpoint(self.checkpoint)
-            meta = ckpt.get('meta', {})
-            check_model_meta(meta, {'backbone': cfg['backbone'].lower(), 'bits': self.bits},
-                             self.checkpoint)
-            model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
-                                     input_norm=meta.get('input_norm', 'none'),
-                                     small_input=meta.get('small_input', False))
-            model.load_state_dict(ckpt['model'])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise DefenseInputError(f"{role}: {str(e).splitlines()[0]}") from None
-        self.ckpt_state = ckpt
-        self.model = model.to(device).eval()
-        self.meta = meta
+        # one loader for every finished model (one-line exit for another backbone / bit length)
+        self.model, self.meta = attack_common.load_hash_model(self.checkpoint, cfg['backbone'],
+                                                              self.bits, device=device)
+        ckpt = utils.load_checkpoint(self.checkpoint)  # the CSQ centres of its loss state
         self.transform = utils.build_transform(cfg['image_size'], cfg['resize_size'], 'none')
         self.topk = res.get('topk', -1)
         lists = res['lists']

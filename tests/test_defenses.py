@@ -235,7 +235,10 @@ def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     res = json.load(open(os.path.join(other, 'results.json')))
     res['checkpoint'] = json.load(open(os.path.join(runs[8], 'results.json')))['checkpoint']
     json.dump(res, open(os.path.join(other, 'results.json'), 'w'))
-    assert 'checkpoint is for bits=8, expected bits=16' in error([f'--model_dir={other}'] + SMALL)
+    with pytest.raises(SystemExit) as e:  # attack_common.load_hash_model's one-line exit
+        _defend([f'--model_dir={other}'] + SMALL, capsys)
+    assert 'checkpoint is for bits=8, expected bits=16' in str(e.value)
+    assert '\n' not in str(e.value)
     # the command line turns them into one line on stderr and a non-zero exit
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
     p = subprocess.run([sys.executable, 'defend.py', '--defenses=spectral'], cwd=ROOT, env=env,
