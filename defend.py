@@ -40,6 +40,8 @@ ft_lr = 1e-5                  # official victim lr
 ft_weight_decay = 1e-5        # official victim weight decay
 ft_epochs = 10                # DARKHASH.md §5
 ft_batch_size = 32            # our choice
+ft_bn = 'train'               # 'train': BatchNorm statistics follow D_def (BB fine-tuning) | 'frozen':
+                              # kept from the victim's training (our option for a tiny D_def)
 # fine-pruning (BB defense/fp.py)
 fp_step = 0.05                # pruned fraction step of the last block's channels
 fp_max_fraction = 0.95        # largest fraction tried
@@ -96,13 +98,17 @@ def defense_stamp(s, name, c):
                           'inputs': s.input_keys(reads), 'target': s.target})
 
 
+def _read_parts(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def run_all(s, names, c):
     """Every defense on one model, reusing the stamped results in {run_dir}/defense_parts.json."""
     path = os.path.join(s.run_dir, 'defense_parts.json')
-    parts = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            parts = json.load(f)
+    parts = _read_parts(path)
     out = {}
     for name in names:
         st = defense_stamp(s, name, c)
@@ -115,6 +121,7 @@ def run_all(s, names, c):
         fn = REGISTRY[name][0]
         res = fn(s, c, say)
         res['time_s'] = round(time.time() - t0, 1)
+        parts = _read_parts(path)  # again: another defend.py may have added entries meanwhile
         parts[st] = {'defense': name, 'result': res}
         utils.write_json(path, parts)  # after every defense: an interruption keeps what is done
         out[name] = json.loads(json.dumps(res, default=utils._json_default))

@@ -435,8 +435,14 @@ def fine_tune(model, x, y, protos, c, epochs, device, mask=None, say=print, what
     protos = protos.to(device)
     losses = []
     bs = c['ft_batch_size']
+    if c['ft_bn'] not in ('train', 'frozen'):
+        raise DefenseInputError(f"ft_bn must be 'train' or 'frozen', got {c['ft_bn']!r}")
     for ep in range(epochs):
         model.train()
+        if c['ft_bn'] == 'frozen':  # keep the running statistics of the victim's training data
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         perm = torch.randperm(len(x), generator=g)
         tot = 0.0
         for i in range(0, len(x), bs):
