@@ -49,6 +49,12 @@ def curve(fp):
     return '\n'.join(lines)
 
 
+def log_index(norms):
+    import numpy as np
+    from .common import anomaly_index
+    return anomaly_index(np.log(np.maximum(np.asarray(norms, np.float64), 1e-12)))[0]
+
+
 def summary(model, control, target):
     """Plain-language reading of the table (README "Defenses"): which defense caught or repaired the
     model, measured against the clean control where it has one. Returns (lines, figures)."""
@@ -63,6 +69,13 @@ def summary(model, control, target):
         if control and control.get('nc'):
             fig['nc_control_index'] = control['nc']['anomaly_index']
             line += f"; clean control's index {fig['nc_control_index']:.2f}"
+        # the same statistic on log norms (ratios of mask areas), printed for reading, never used
+        # to flag (an exploratory figure, README "Reproduction notes")
+        fig['nc_index_log'] = log_index(nc['norms'])
+        line += f". On log norms: {fig['nc_index_log']:.2f}"
+        if control and control.get('nc'):
+            fig['nc_control_index_log'] = log_index(control['nc']['norms'])
+            line += f" (control {fig['nc_control_index_log']:.2f})"
         lines.append(line + '.')
     for name, label in (('strip', 'STRIP (code-bit entropy)'), ('sentinet', 'SentiNet')):
         r = model.get(name)
