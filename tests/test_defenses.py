@@ -275,3 +275,19 @@ def test_reproduce_plans_the_defenses_and_writes_their_table(tmp_path, monkeypat
     assert len(lines) == 5 and lines[1].startswith('| BadNets (CSQ ResNet34 32 bits) |')
     assert ' 3.50 | 0 |' in lines[1] and ' 1.00 | 0 |' in lines[2]
     assert lines[3].startswith("| clean control, BadNets's queries |")
+
+
+def test_fine_tune_with_frozen_batchnorm_keeps_the_running_statistics():
+    torch.manual_seed(0)
+    model = build_hash_model('resnet18', 8, small_input=True).eval()
+    bn = model.trunk.body[1]
+    before = bn.running_mean.clone()
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])
+    protos = torch.tensor([[1.0] * 8, [-1.0] * 8])
+    c = dict(ft_optimizer='adam', ft_lr=1e-3, ft_weight_decay=0.0, ft_batch_size=4, seed=0,
+             ft_bn='frozen')
+    w = model.hash_layer.weight.clone()
+    common.fine_tune(model, x, y, protos, c, 1, 'cpu', say=lambda m: None)
+    assert torch.equal(bn.running_mean, before) and not torch.equal(model.hash_layer.weight, w)
+    common.fine_tune(model, x, y, protos, dict(c, ft_bn='train'), 1, 'cpu', say=lambda m: None)
+    assert not torch.equal(bn.running_mean, before)
