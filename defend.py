@@ -94,8 +94,11 @@ def defense_stamp(s, name, c):
     reads = REGISTRY[name][1]
     keys = {k: v for k, v in c.items()
             if k in SHARED_KEYS or k.startswith(PREFIXES[name])}
-    return common.digest({'defense': name, 'format': FORMAT, 'config': keys,
-                          'inputs': s.input_keys(reads), 'target': s.target})
+    made = {'defense': name, 'format': FORMAT, 'config': keys, 'inputs': s.input_keys(reads),
+            'target': s.target}
+    if s.proto_source != 'csq_centres':  # prototypes from the database codes, not the checkpoint
+        made['prototypes'] = common.digest(s.protos.tolist())
+    return common.digest(made)
 
 
 def _read_parts(path):
