@@ -193,7 +193,8 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     doc2, out = _defend(args, capsys)
     assert out.count('reusing') == 12 and 'NC class' not in out
     assert doc2['results'] == json.loads(json.dumps(doc['results']))
-    _, out = _defend(args + ['--strip_n=5', '--defenses=strip,nc'], capsys)
+    alone = [f'--model_dir={runs[16]}'] + SMALL  # the model alone from here on (test time)
+    _, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc'], capsys)
     assert 'model: reusing nc' in out and 'model: strip on' in out
     # a changed triggered list: the run's saved codes of it are stale and are not used, what reads
     # it is recomputed, Neural Cleanse (which does not) is reused
@@ -202,7 +203,7 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     try:
         lines = open(trig).read().splitlines(True)
         open(trig, 'w').write(''.join(lines[:-1]))
-        doc3, out = _defend(args + ['--defenses=nc,finetune'], capsys)
+        doc3, out = _defend(alone + ['--defenses=nc,finetune'], capsys)
         assert 'model: reusing nc' in out and 'model: finetune on' in out
         assert 'changed since the run' in out
         assert doc3['inputs']['model']['trigger']['key'] != doc['inputs']['model']['trigger']['key']
