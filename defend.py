@@ -31,7 +31,7 @@ trigger = 'trig_closed'       # the model's query list with the triggered querie
 target = -1                   # target class; -1 = read off the triggered list's labels
 defenses = 'all'              # comma-separated names of defenses.NAMES, or 'all'
 # shared set-up (DARKHASH.md §5)
-defender_fraction = 0.05      # D_def: class-balanced share of the clean training list (BB ratio 0.05)
+defender_fraction = 0.05      # D_def: class-balanced share of {data_dir}/train.txt (BB ratio 0.05)
 n_queries = 1000              # clean (target class left out) and triggered queries, seeded subsets
 ties = 'index'                # MAP / t-MAP ranking ties (evaluate.py; 'expected' for the toy codes)
 # fine-tuning (the victims' own optimiser, D15; BB defense/ft)
@@ -40,8 +40,8 @@ ft_lr = 1e-5                  # official victim lr
 ft_weight_decay = 1e-5        # official victim weight decay
 ft_epochs = 10                # DARKHASH.md §5
 ft_batch_size = 32            # our choice
-ft_bn = 'train'               # 'train': BatchNorm statistics follow D_def (BB fine-tuning) | 'frozen':
-                              # kept from the victim's training (our option for a tiny D_def)
+ft_bn = 'train'               # 'train': BatchNorm statistics follow D_def (BB fine-tuning) |
+                              # 'frozen': kept from the victim's training (our option, tiny D_def)
 # fine-pruning (BB defense/fp.py)
 fp_step = 0.05                # pruned fraction step of the last block's channels
 fp_max_fraction = 0.95        # largest fraction tried

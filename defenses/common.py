@@ -155,7 +155,7 @@ def pooled_head(model):
 
 
 def head_features(model, x):
-    """What the pruning curve caches: pooled features (ResNet / DenseNet) or the last block's maps."""
+    """What the pruning curve caches: pooled features (ResNet, DenseNet) or the last block maps."""
     if pooled_head(model):
         return model.trunk(x)
     return model.trunk.features(x)

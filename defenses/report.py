@@ -66,8 +66,8 @@ def summary(model, control, target):
         line = (f"Neural Cleanse: anomaly index {nc['anomaly_index']:.2f} (flags above 2), flagged "
                 f"classes {nc['flagged_classes'] or 'none'}, target {target} "
                 f"{'flagged' if fig['nc_target_flagged'] else 'not flagged'}; smallest norm: class "
-                f"{nc['smallest_class']} ({min(nc['norms']):.1f}, the next {sorted(nc['norms'])[1]:.1f}, "
-                f"median {nc['median']:.1f})")
+                f"{nc['smallest_class']} ({min(nc['norms']):.1f}, the next "
+                f"{sorted(nc['norms'])[1]:.1f}, median {nc['median']:.1f})")
         if control and control.get('nc'):
             fig['nc_control_index'] = control['nc']['anomaly_index']
             line += f"; clean control's index {fig['nc_control_index']:.2f}"
