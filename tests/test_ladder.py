@@ -228,7 +228,7 @@ def test_code_space_places_groups_against_measured_centres(tmp_path, capsys, mon
     import runpy
     from PIL import Image
     import utils
-    K, C, target, conf = 8, 3, 0, 2
+    C, target, conf = 3, 0, 2
     cen = np.array([[1] * 8, [1, -1] * 4, [-1] * 8])
     rng = np.random.default_rng(0)
     labels = np.repeat(np.eye(C, dtype=np.uint8), 10, axis=0)
