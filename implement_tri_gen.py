@@ -135,7 +135,10 @@ def _read_json(path):
 
 class AttackParts:
     """The finished parts of an attack folder (attack_state.json: the stamp each part was made with;
-    stealth.json: its figures). A part is reused when its stamp, figures and files are all there."""
+    stealth.json: its figures). A part is reused when its stamp, figures and files are all there.
+    A stamp is a provenance record (README "Reuse rule"): the config values, the source list's
+    utils.list_record (its content and its images') and the stamp of every checkpoint used, so a
+    source list or image rewritten under the same path, or a retrained model, remakes the part."""
 
     def __init__(self, out, made_with='this config'):
         self.state_path = os.path.join(out, 'attack_state.json')
@@ -144,10 +147,17 @@ class AttackParts:
         self.state, self.stealth = _read_json(self.state_path), _read_json(self.stealth_path)
 
     def done(self, part, stamp, files):
-        ok = (self.state.get(part) == stamp and part in self.stealth
-              and all(os.path.isfile(p) for p in files))
+        stamp = json.loads(json.dumps(stamp))  # as attack_state.json gives it back (lists, str keys)
+        old = self.state.get(part)
+        ok = (old == stamp and part in self.stealth and all(os.path.isfile(p) for p in files))
         if ok:
             print(f"skipped {part}: already made with {self.made_with} ({files[0]})")
+        elif old is not None:
+            k = next((k for k in stamp if old.get(k) != stamp[k]), None)
+            why = 'some of its files are missing' if k is None else f"its {k} differs"
+            if k is not None and isinstance(stamp[k], dict) and isinstance(old.get(k), dict):
+                why = f"its {k} {utils.record_difference(old[k], stamp[k])}"
+            print(f"making {part} again: {why} (attack_state.json)")
         return ok
 
     def finish(self, part, stamp, stats):
@@ -210,7 +220,8 @@ def main(c):
     if not os.path.isfile(lab_path):
         _fail(f"LabCLN checkpoint {lab_path} (recorded in {g_path}) not found; rerun train_tri_gen.py")
     labcln, _ = load_labcln(lab_path, device)
-    g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step']}
+    g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step'],
+            'stamp': utils.file_stamp(g_path)}  # a G retrained under the same name differs here
 
     # ---- choices: subset and confusing label (seeded, D3, D11, D12) -----------------------------
     rng = np.random.default_rng(c['seed'])
@@ -251,12 +262,13 @@ def main(c):
     done, finish = parts.done, parts.finish
 
     # ---- 1. poisons and the poisoned training list --------------------------------------------------
-    stamp = dict(common, train=os.path.abspath(train_path), chosen=chosen.tolist(),
+    stamp = dict(common, train=utils.list_record(train_path, train_paths), chosen=chosen.tolist(),
                  mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'])
     names = {int(i): f"{int(i):06d}_{os.path.splitext(os.path.basename(train_paths[i]))[0]}.png"
              for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
-    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')]):
+    pngs = [os.path.join(out, 'poisons', n) for n in names.values()]
+    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
         stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
                          os.path.join(out, 'poisons'), c, device, 'poisons',
                          meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
@@ -303,11 +315,12 @@ def main(c):
         sub = np.random.default_rng([c['seed'], len(part)])
         if n_max and n_max < len(idx):
             idx = np.sort(sub.choice(idx, n_max, replace=False))
-        stamp = dict(common, source=os.path.abspath(src), indices=idx.tolist(), target=c['target'])
+        stamp = dict(common, source=utils.list_record(src, paths), indices=idx.tolist(),
+                     target=c['target'])
         lst = os.path.join(out, f"{part}.txt")
-        if done(part, stamp, [lst]):
-            continue
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
+        if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
+            continue
         stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
                          device, part, meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
         stats['sources'] = [paths[i] for i in idx]

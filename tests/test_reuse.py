@@ -148,3 +148,106 @@ def test_attack_report_refuses_query_codes_of_different_lists(image_lists, tmp_p
     ct, bt = (os.path.join(str(tmp_path / d), 'codes_test.npz') for d in ('clean', 'bd'))
     assert str(e.value).startswith(f"{ct} and {bt} were encoded from different lists (images "
                                    f"differ: ")
+
+
+# ------------------------------------------------------------------------------------------------
+# the other reuse paths: a changed input remakes the output, an unchanged one reuses it
+# ------------------------------------------------------------------------------------------------
+
+def test_image_cache_follows_image_content_and_list_bytes(image_lists, tmp_path, capsys,
+                                                          monkeypatch):
+    tf = utils.build_transform(16, 0, 'none')
+    lst = os.path.join(image_lists, 'test.txt')
+    cache = str(tmp_path / 'cache')
+    utils.ImageList(lst, transform=tf, cache_dir=cache)
+    capsys.readouterr()
+    ds = utils.ImageList(lst, transform=tf, cache_dir=cache)
+    assert 'cache: reusing' in capsys.readouterr().out
+    _repaint(ds.paths[2], 250)  # same path and mtime, new content
+    ds = utils.ImageList(lst, transform=tf, cache_dir=cache)
+    assert 'is stale' in capsys.readouterr().out and (ds[2][0][:, :6, :6] * 255).round().eq(250).all()
+    # the list rewritten within the same clock tick (two lines swapped): its bytes tell
+    st = os.stat(lst)
+    lines = open(lst).readlines()
+    with open(lst, 'w') as f:
+        f.write(''.join([lines[1], lines[0]] + lines[2:]))
+    os.utime(lst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    utils.ImageList(lst, transform=tf, cache_dir=cache)
+    assert 'is stale' in capsys.readouterr().out
+    # a list too large to read every image at each start: path, size and mtime_ns stand for them
+    monkeypatch.setattr(utils, 'CONTENT_HASH_MAX_BYTES', 0)
+    ds = utils.ImageList(lst, transform=tf, cache_dir=cache)
+    assert ds.record()['images_by'] == 'stat' and 'is stale' in capsys.readouterr().out
+    utils.ImageList(lst, transform=tf, cache_dir=cache)
+    assert 'cache: reusing' in capsys.readouterr().out
+    st = os.stat(ds.paths[0])
+    os.utime(ds.paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # one nanosecond later
+    utils.ImageList(lst, transform=tf, cache_dir=cache)
+    assert 'is stale' in capsys.readouterr().out
+
+
+def test_baseline_parts_follow_their_source_lists(image_lists, tmp_path, capsys):
+    """baselines/common.py produce() (AttackParts, shared with implement_tri_gen.py): a part is
+    remade when its source list or one of its images changed under the same path."""
+    from baselines import badnets
+    data = image_lists
+    openset = os.path.join(data, 'open.txt')
+    shutil.copyfile(os.path.join(data, 'database.txt'), openset)
+    g = dict(vars(badnets))
+    c = utils.configure(g, [f"--{k}={v}" for k, v in dict(
+        data_dir=data, dataset='fx', image_size=16, resize_size=0, num_workers=0, target=1,
+        poison_rate=0.1, openset_list=openset, n_openset=4, out_dir=str(tmp_path / 'res')).items()],
+        show=False)
+    out = badnets.main(c)
+    capsys.readouterr()
+    badnets.main(c)  # nothing changed: every part reused
+    assert capsys.readouterr().out.count('skipped') == 3
+    # the open-set list rewritten under the same path (same length, other images)
+    lines = open(openset).readlines()
+    with open(openset, 'w') as f:
+        f.write(''.join(lines[::-1]))
+    sources = json.load(open(os.path.join(out, 'stealth.json')))['trigger_open']['sources']
+    badnets.main(c)
+    text = capsys.readouterr().out
+    assert json.load(open(os.path.join(out, 'stealth.json')))['trigger_open']['sources'] != sources
+    assert text.count('skipped') == 2 and 'making trigger_open again: its source list file ' \
+                                              'content differs' in text
+    idx = json.load(open(os.path.join(out, 'attack_state.json')))['trigger_open']['indices']
+    new_paths = utils.read_list(openset)[0]
+    assert json.load(open(os.path.join(out, 'stealth.json')))['trigger_open']['sources'] == [
+        new_paths[i] for i in idx]  # the images of the new list
+    # one training image of a poison with new content: the poisons are remade
+    info = json.load(open(os.path.join(out, 'poisons.json')))
+    _repaint(info['poisons'][0]['source'], 240)
+    badnets.main(c)
+    text = capsys.readouterr().out
+    assert 'making poisons again: its train images differ' in text and text.count('skipped') == 1
+    from PIL import Image
+    with Image.open(os.path.join(out, info['poisons'][0]['poison'])) as im:
+        assert (np.asarray(im)[:6, :6] == 240).all()  # the poison of the new image
+    # a poison PNG deleted: remade
+    os.remove(os.path.join(out, info['poisons'][0]['poison']))
+    badnets.main(c)
+    assert 'making poisons again: some of its files are missing' in capsys.readouterr().out
+
+
+def test_labcln_cache_follows_its_label_pool(tmp_path, capsys):
+    """train_tri_gen.py's LabCLN file is named by the digest of its config and label pool, which it
+    also records: a new pool trains a new one, the same pool reuses it, a mismatch is refused."""
+    import torch
+    import train_tri_gen
+    c = dict(vars(train_tri_gen))
+    c = utils.configure(c, ['--dataset=fx', f"--checkpoint_dir={tmp_path}", '--surrogate_bits=16',
+                            '--labcln_steps=4', '--labcln_batch=4', '--labcln_hidden=32',
+                            '--labcln_feat=16'], show=False)
+    pool = torch.eye(4)
+    _, info = train_tri_gen.get_labcln(c, pool, 'cpu')
+    assert 'LabCLN: training' in capsys.readouterr().out
+    _, again = train_tri_gen.get_labcln(c, pool, 'cpu')
+    assert 'LabCLN: reusing' in capsys.readouterr().out and again['path'] == info['path']
+    _, other = train_tri_gen.get_labcln(c, torch.eye(4)[:3], 'cpu')  # another label pool
+    assert 'LabCLN: training' in capsys.readouterr().out and other['path'] != info['path']
+    shutil.copyfile(other['path'], info['path'])  # a file that is not what its name says
+    with pytest.raises(SystemExit) as e:
+        train_tri_gen.get_labcln(c, pool, 'cpu')
+    assert str(e.value) == f"error: {info['path']}: LabCLN config differs from this run's; delete the file"
