@@ -251,3 +251,57 @@ def test_labcln_cache_follows_its_label_pool(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         train_tri_gen.get_labcln(c, pool, 'cpu')
     assert str(e.value) == f"error: {info['path']}: LabCLN config differs from this run's; delete the file"
+
+
+def test_runner_skips_a_step_only_when_its_inputs_are_unchanged(tmp_path, monkeypatch):
+    """reproduce.py: a step is skipped when its outputs exist and what it was made from (the lists
+    and images it reads, the earlier steps' outputs it depends on) is as recorded; else it runs."""
+    import itertools
+    import reproduce
+    from conftest import make_image_lists
+    from test_reproduce import TABLE5, _plan, _setup
+    data = make_image_lists(str(tmp_path / 'data'), size=8)
+    shutil.copyfile(os.path.join(data, 'database.txt'), os.path.join(data, 'openset.txt'))
+    c, plan = _plan(_setup(tmp_path, TABLE5))
+    steps = {' '.join(s['cmd']): s for s in plan.ordered()}
+    count, calls = itertools.count(), []
+
+    def fake(cmd, **kw):  # every run writes new output content, as a real rerun that remade them
+        calls.append(steps[' '.join(cmd)]['name'].split()[0])
+        for f in steps[' '.join(cmd)]['outputs']:
+            os.makedirs(os.path.dirname(f), exist_ok=True)
+            with open(f, 'w') as fh:
+                fh.write(str(next(count)))
+        return 0
+    monkeypatch.setattr(subprocess, 'call', fake)
+    reproduce.run_steps(plan, lambda m: None)
+    assert len(calls) == 6
+    calls.clear()
+    log = []
+    reproduce.run_steps(plan, log.append)  # nothing changed: nothing runs
+    assert calls == [] and all(line.endswith('made from the same inputs') for line in log)
+    # the open-set list rewritten under the same path and mtime: the attack and what follows run
+    openset = os.path.join(data, 'openset.txt')
+    st = os.stat(openset)
+    lines = open(openset).readlines()
+    with open(openset, 'w') as f:
+        f.write(''.join(lines[::-1]))
+    os.utime(openset, ns=(st.st_atime_ns, st.st_mtime_ns))
+    log.clear()
+    reproduce.run_steps(plan, log.append)
+    assert calls == ['implement_tri_gen', 'backdoored', 'clean', 'report']
+    assert f"run implement_tri_gen toy_badhash_CSQ_resnet18_32_t3_p0.5_replace_conf2 ({openset} " \
+           f"changed since it ran)" in '\n'.join(log)
+    calls.clear()
+    # one training image with new content (same path and mtime): every step runs again
+    _repaint(os.path.join(data, open(os.path.join(data, 'train.txt')).readline().split()[0]))
+    reproduce.run_steps(plan, lambda m: None)
+    assert calls == ['surrogate', 'train_tri_gen', 'implement_tri_gen', 'backdoored', 'clean',
+                     'report']
+    calls.clear()
+    # an output edited since its step ran: that step runs again, and the steps that read it
+    report = plan.ordered()[-1]['outputs'][0]
+    with open(report, 'w') as f:
+        f.write('edited')
+    reproduce.run_steps(plan, lambda m: None)
+    assert calls == ['report']
