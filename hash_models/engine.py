@@ -334,6 +334,10 @@ def run(config, method, make_loss):
             _check_resume(ckpt, config, d['checkpoint'], meta)
         except ValueError as e:
             sys.exit(f"error: {e}")
+        why = _train_list_changed(ckpt, datasets['train'])
+        if why:
+            sys.exit(f"error: {d['checkpoint']}: trained on {d['train_list']} as it was before "
+                     f"({why}); set tag=... for a new run or delete the checkpoint")
         net.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         loss_fn.load_state_dict(ckpt['loss'])
@@ -419,7 +423,8 @@ def run(config, method, make_loss):
         utils.save_checkpoint(d['checkpoint'], {
             'format': CHECKPOINT_FORMAT, 'model': net.state_dict(),
             'optimizer': optimizer.state_dict(), 'loss': loss_fn.state_dict(),
-            'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history})
+            'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history,
+            'train_record': datasets['train'].record()})  # what it was trained on (Reuse rule)
 
     if start_epoch >= config['epochs']:  # checkpoint complete: results missing, other queries or stale
         metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main, reuse)
@@ -452,6 +457,19 @@ def run(config, method, make_loss):
     _print_final(results)
     print(f"results: {results_path}")
     return results
+
+
+def _train_list_changed(ckpt, train_set):
+    """Why a checkpoint's training list differs from the one given now (its content or its images,
+    e.g. a poisoned list made again under the same path), or None. Checkpoints written before these
+    records cannot tell: a note says so and they are taken as they are."""
+    old = ckpt.get('train_record')
+    if old is None:
+        if utils.dist_info()[0] == 0:
+            print(f"note: the checkpoint has no record of its training list (written before them); "
+                  f"assuming it was trained on {train_set.list_file} as it is now")
+        return None
+    return utils.record_difference(old, train_set.record(), ('list_sha1', 'images_sha1', 'n'))
 
 
 def _finished_results(path, config, epoch):

@@ -100,6 +100,16 @@ def test_rewritten_query_list_and_image_are_encoded_again(image_lists, tmp_path,
     res, out = _csq(data, tmp, capsys, queries=f"trig={q}")
     assert 'nothing to train' in out and 'encoding again' not in out and 'reusing' not in out
 
+    # 4. the training list made again under the same path (a poisoned list with other poisons):
+    # the finished checkpoint is not what this command would train; refused in one line
+    train = os.path.join(data, 'train.txt')
+    _repaint(os.path.join(data, open(train).readline().split()[0]), 30)
+    with pytest.raises(SystemExit) as e:
+        _csq(data, tmp, capsys, queries=f"trig={q}")
+    ckpt = os.path.join(tmp, 'ckpt', 'fx_CSQ_resnet18_16.pt')
+    assert str(e.value) == (f"error: {ckpt}: trained on {train} as it was before (images differ); "
+                            f"set tag=... for a new run or delete the checkpoint")
+
 
 def _codes_run(folder, lists, bits=8, seed=0):
     """A run folder whose codes_{split}.npz carry the provenance of real list files."""
