@@ -315,3 +315,25 @@ def test_runner_skips_a_step_only_when_its_inputs_are_unchanged(tmp_path, monkey
         f.write('edited')
     reproduce.run_steps(plan, lambda m: None)
     assert calls == ['report']
+
+
+def test_issba_encoder_follows_its_training_list(image_lists, tmp_path, capsys):
+    """baselines/issba.py's encoder checkpoint records its training list: reused while the list
+    and its images are unchanged, refused in one line once one image changed under its path."""
+    from baselines import issba
+    keys = dict(data_dir=image_lists, dataset='fx', image_size=16, resize_size=0, num_workers=0,
+                checkpoint_dir=str(tmp_path / 'ck'), issba_steps=2, issba_batch=4,
+                issba_secret_bits=4, issba_width=4, issba_depth=1, issba_lpips='none',
+                issba_save_every=1)
+    c = utils.configure(dict(vars(issba)), [f"--{k}={v}" for k, v in keys.items()], show=False)
+    paths = utils.read_list(os.path.join(image_lists, 'train.txt'))[0]
+    _, _, first = issba.train_or_load(c, paths, 'cpu')
+    capsys.readouterr()
+    _, _, again = issba.train_or_load(c, paths, 'cpu')
+    assert 'ISSBA encoder: reusing' in capsys.readouterr().out and again == first
+    _repaint(paths[5], 20)
+    with pytest.raises(SystemExit) as e:
+        issba.train_or_load(c, paths, 'cpu')
+    assert str(e.value) == (f"error: {first['checkpoint']}: trained on "
+                            f"{os.path.join(image_lists, 'train.txt')} as it was before (images "
+                            f"differ); delete it to retrain")
