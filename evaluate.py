@@ -560,6 +560,19 @@ def check_same_list(path_a, a, path_b, b):
     return None
 
 
+def check_same_model(path_q, q, path_db, db):
+    """Stop (MismatchError) when query and database codes carry records of different checkpoints
+    (path, size, mtime): codes of two models are not comparable by Hamming distance."""
+    rq, rd = _provenance(q), _provenance(db)
+    if rq is None or rd is None:
+        return
+    key = ('checkpoint', 'checkpoint_stamp')
+    if [rq.get(k) for k in key] != [rd.get(k) for k in key]:
+        raise MismatchError(f"{path_q} and {path_db} were encoded by different checkpoints "
+                            f"({rq.get('checkpoint')} {rq.get('checkpoint_stamp')} vs "
+                            f"{rd.get('checkpoint')} {rd.get('checkpoint_stamp')})")
+
+
 def _provenance(npz):
     if 'provenance' not in npz.files:
         return None
@@ -583,6 +596,10 @@ def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None, ties
                                os.path.join(backdoor_dir, f"codes_{s}.npz"), loaded[backdoor_dir][s])
         if note:
             print(f"note: {note}")
+    for run_dir in (clean_dir, backdoor_dir):
+        for s in ['test'] + splits:
+            check_same_model(os.path.join(run_dir, f"codes_{s}.npz"), loaded[run_dir][s],
+                             os.path.join(run_dir, 'codes_database.npz'), loaded[run_dir]['database'])
     for tag, run_dir in (('clean', clean_dir), ('backdoor', backdoor_dir)):
         db, test = loaded[run_dir]['database'], loaded[run_dir]['test']
         row[f"map_{tag}"] = mean_average_precision(test['codes'], db['codes'], test['labels'],
@@ -640,6 +657,10 @@ def main():
         sys.exit('error: give --query=... and --database=... (.npz files written by CSQ.py / '
                  'HashNet.py), or --clean_dir=... and --backdoor_dir=... for the attack report')
     q, db = np.load(query), np.load(database)
+    try:
+        check_same_model(query, q, database, db)
+    except MismatchError as e:
+        sys.exit(f"error: {e}")
     t0 = time.time()
     q_labels = q['labels'] if target < 0 else _target_labels(target, len(q['codes']), db['labels'].shape[1])
     name = 'MAP' if target < 0 else f't-MAP(target={target})'

@@ -337,3 +337,25 @@ def test_issba_encoder_follows_its_training_list(image_lists, tmp_path, capsys):
     assert str(e.value) == (f"error: {first['checkpoint']}: trained on "
                             f"{os.path.join(image_lists, 'train.txt')} as it was before (images "
                             f"differ); delete it to retrain")
+
+
+def test_query_and_database_codes_of_different_checkpoints_are_refused(image_lists, tmp_path):
+    lists = {s: os.path.join(image_lists, f"{s}.txt") for s in ('database', 'test')}
+    for run, stamp in (('a', '1:1'), ('b', '1:2')):
+        os.makedirs(tmp_path / run)
+        for split, list_file in lists.items():
+            paths, labels = utils.read_list(list_file)
+            engine.save_codes(str(tmp_path / run / f"codes_{split}.npz"),
+                              np.ones((len(paths), 8), np.int8), labels,
+                              dict(utils.list_record(list_file, paths), checkpoint='m.pt',
+                                   checkpoint_stamp=stamp))
+    ok = subprocess.run([sys.executable, 'evaluate.py', f"--query={tmp_path / 'a' / 'codes_test.npz'}",
+                         f"--database={tmp_path / 'a' / 'codes_database.npz'}", '--topk=-1'],
+                        cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and 'MAP@-1 = ' in ok.stdout
+    p = subprocess.run([sys.executable, 'evaluate.py', f"--query={tmp_path / 'a' / 'codes_test.npz'}",
+                        f"--database={tmp_path / 'b' / 'codes_database.npz'}"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr == (
+        f"error: {tmp_path / 'a' / 'codes_test.npz'} and {tmp_path / 'b' / 'codes_database.npz'} "
+        f"were encoded by different checkpoints (m.pt 1:1 vs m.pt 1:2)\n")
