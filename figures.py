@@ -288,13 +288,18 @@ def plan_figures(plan, out_dir, stem, cfg=None):
 
 
 def main(argv):
-    import reproduce
-    config = utils.configure(globals(), argv)
+    """python figures.py <table preset> [--figure keys] [--runner keys]: the figures of the plan
+    reproduce.py makes for that preset (runner overrides such as --methods=... are passed on)."""
+    import reproduce  # one direction only: reproduce.py runs this file as a subprocess
+    own = set(_fig_config())
+    mine = [a for a in argv if a.startswith('--') and a[2:].split('=', 1)[0] in own]
+    runner = [a for a in argv if a.startswith('--') and a not in mine]
     files = [a for a in argv if not a.startswith('--')]
     if len(files) != 1:
         sys.exit("error: give exactly one table preset, e.g. python figures.py configs/table5_toy.py")
+    config = utils.configure(globals(), mine)
     try:
-        c = reproduce.load_preset(files[0])
+        c = reproduce.load_preset(files[0], runner)
         plan = reproduce.build_plan(c, files[0])
     except reproduce.PlanError as e:
         sys.exit(f"error: {e}")

@@ -113,3 +113,19 @@ class Generator(nn.Module):
         h = self.encoder(torch.cat([label_map, x_norm], dim=1))
         h = self.decoder(h)
         return self.head(torch.cat([h, x_norm], dim=1))
+
+
+def apply_generator(G, x, r_b, g_output='image', g_eps=0.0):
+    """Poisoned batch x_b from a [0,1] batch x. 'image' (official, D8): G's tanh output used directly as
+    a [0,1] image; 'residual' (our option): clamp(x + s * tanh output, 0, 1), s = g_eps or 1 if 0."""
+    out = G(normalize_for_generator(x), r_b)
+    if g_output == 'residual':
+        return (x + (g_eps if g_eps > 0 else 1.0) * out).clamp(0, 1)
+    return out
+
+
+def init_generator_output(G, g_output):
+    """'residual': zero the head conv, so tanh(0) = 0 and x_b = x at step 0 (our option)."""
+    if g_output == 'residual':
+        torch.nn.init.zeros_(G.head[0].weight)
+

@@ -18,7 +18,6 @@ Loads G (and its LabCLN) written by train_tri_gen.py with the same config keys, 
      for the poisons and for each triggered set; poisons.json: target, subset, confusing label, seed.
 A rerun with the same config and the same G reuses finished parts.
 """
-import json
 import os
 import sys
 
@@ -26,9 +25,10 @@ import numpy as np
 import torch
 
 import utils
-from generator import Generator
-from labcln import confusing_code
-from train_tri_gen import apply_generator, gan_run_name, load_labcln, quantize
+from attack_common import (AttackParts, PathImages, attack_run_name, gan_run_name, quantize, stealth_stats,
+                           read_list_or_exit as read)
+from generator import Generator, apply_generator
+from labcln import confusing_code, load_labcln
 
 # ---- config ------------------------------------------------------------------------------------
 # names shared with train_tri_gen.py (they locate the generator)
@@ -69,39 +69,6 @@ def _fail(msg):
     sys.exit(f"error: {msg}")
 
 
-def attack_run_name(c, gan_run):
-    name = f"{gan_run}_t{c['target']}_p{c['poison_rate']:g}_{c['poison_mode']}"
-    if c['copies'] != 1:
-        name += f"_x{c['copies']}"
-    if c['conf_label'] != 'other':
-        name += f"_conf{c['conf_label']}"
-    if c['labels_mode'] != 'keep':
-        name += f"_labels{c['labels_mode']}"
-    return name + (f"_{c['attack_tag']}" if c['attack_tag'] else '')
-
-
-def read(path, num_classes=None):
-    try:
-        return utils.read_list(path, num_classes=num_classes)
-    except utils.ListError as e:
-        _fail(str(e))
-
-
-class PathImages(torch.utils.data.Dataset):
-    """(image at the model's geometry, index) for a list of image paths; also used by baselines/."""
-
-    def __init__(self, paths, transform):
-        self.paths, self.transform = paths, transform
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        from PIL import Image
-        with Image.open(self.paths[i]) as im:
-            return self.transform(im.convert('RGB')), i
-
-
 @torch.no_grad()
 def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_eps=0.0):
     """G(normalize(x), r_b) for every image; saves uint8 PNGs as folder/name; returns stealth stats."""
@@ -124,57 +91,6 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
             ssim.append(float(structural_similarity(clean[k], pois[k], channel_axis=-1,
                                                     data_range=255)))
     return stealth_stats(mse, ssim)
-
-
-def _read_json(path):
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
-class AttackParts:
-    """The finished parts of an attack folder (attack_state.json: the stamp each part was made with;
-    stealth.json: its figures). A part is reused when its stamp, figures and files are all there.
-    A stamp is a provenance record (README "Reuse rule"): the config values, the source list's
-    utils.list_record (its content and its images') and the stamp of every checkpoint used, so a
-    source list or image rewritten under the same path, or a retrained model, remakes the part."""
-
-    def __init__(self, out, made_with='this config'):
-        self.state_path = os.path.join(out, 'attack_state.json')
-        self.stealth_path = os.path.join(out, 'stealth.json')
-        self.made_with = made_with
-        self.state, self.stealth = _read_json(self.state_path), _read_json(self.stealth_path)
-
-    def done(self, part, stamp, files):
-        stamp = json.loads(json.dumps(stamp))  # as attack_state.json gives it back (lists, str keys)
-        old = self.state.get(part)
-        ok = (old == stamp and part in self.stealth and all(os.path.isfile(p) for p in files))
-        if ok:
-            print(f"skipped {part}: already made with {self.made_with} ({files[0]})")
-        elif old is not None:
-            k = next((k for k in stamp if old.get(k) != stamp[k]), None)
-            why = 'some of its files are missing' if k is None else f"its {k} differs"
-            if k is not None and isinstance(stamp[k], dict) and isinstance(old.get(k), dict):
-                why = f"its {k} {utils.record_difference(old[k], stamp[k])}"
-            print(f"making {part} again: {why} (attack_state.json)")
-        return ok
-
-    def finish(self, part, stamp, stats):
-        self.stealth[part] = stats
-        self.state[part] = stamp
-        utils.write_json(self.stealth_path, self.stealth)
-        utils.write_json(self.state_path, self.state)
-        psnr = 'inf' if stats['psnr_db'] is None else f"{stats['psnr_db']:.3f}"
-        print(f"{part}: {stats['n']} images, MSE {stats['mse']:.3f}, PSNR {psnr} dB, "
-              f"SSIM {stats['ssim']:.4f}")
-
-
-def stealth_stats(mse, ssim):
-    """D21: dataset MSE = mean of per-image MSE (0-255); PSNR from that mean; SSIM averaged."""
-    m = float(np.mean(mse))
-    return {'n': len(mse), 'mse': m, 'psnr_db': None if m == 0 else 10 * np.log10(255.0 ** 2 / m),
-            'ssim': float(np.mean(ssim)), 'per_image_mse': mse, 'per_image_ssim': ssim}
 
 
 def main(c):

@@ -211,3 +211,14 @@ def confusing_code(model, label):
     if single:
         feat, h_c = feat[0], h_c[0]
     return feat.detach(), h_c.detach()
+
+
+def load_labcln(path, device):
+    """A LabCLN checkpoint written by train_tri_gen.py: (model in eval mode, checkpoint dict)."""
+    import utils
+    ckpt = utils.load_checkpoint(path)
+    m = ckpt['meta']
+    model = LabCLN(m['num_classes'], m['bits'], hidden=m['hidden'], feat_dim=m['feat_dim'])
+    model.load_state_dict(ckpt['model'])
+    return model.to(device).eval(), ckpt
+

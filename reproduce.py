@@ -27,7 +27,7 @@ Then results/tables/table{N}.md is rewritten from every configs/table*.py preset
 figures.py draws Figures 4-6 next to it.
 
 Run names come from the scripts' own functions (hash_models.engine.derive,
-train_tri_gen.gan_run_name, implement_tri_gen.attack_run_name) applied to the configuration each
+attack_common.gan_run_name, attack_common.attack_run_name) applied to the configuration each
 script will see, so the runner and the scripts cannot disagree on a path.
 """
 import ast
@@ -298,8 +298,7 @@ def build_plan(c, source='preset'):
                                    'kind': 'clean', 'file': os.path.join(d['out'], 'results.json')})
         return plan
 
-    import train_tri_gen
-    import implement_tri_gen
+    import attack_common
     victims = {}  # (tm, backbone, bits) -> list of (split names, attack info)
     for tm, bm in _pairs(c):
         attacks = []
@@ -312,12 +311,12 @@ def build_plan(c, source='preset'):
                 tag = gan_tag(script_config('train_tri_gen.py', attack_p + _opts(**surr)), t)
                 gargv = attack_p + _opts(**surr, target=t, tag=tag)
                 gcfg = script_config('train_tri_gen.py', gargv)
-                gan_run = train_tri_gen.gan_run_name(gcfg)
+                gan_run = attack_common.gan_run_name(gcfg)
                 plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,
                          [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')],
                          [gcfg['train_list'] or os.path.join(gcfg['data_dir'], 'train.txt')])
                 icfg = script_config('implement_tri_gen.py', gargv)
-                folder = os.path.join(icfg['out_dir'], implement_tri_gen.attack_run_name(icfg, gan_run))
+                folder = os.path.join(icfg['out_dir'], attack_common.attack_run_name(icfg, gan_run))
                 step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
                                 [py, 'implement_tri_gen.py'] + gargv, None, _attack_lists(icfg))
                 dataset, geometry = icfg['dataset'], (icfg['image_size'], icfg['resize_size'])
@@ -750,22 +749,29 @@ def main(argv):
     log(f"table: {out}")
     if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
         stem = os.path.splitext(os.path.basename(source))[0]
-        import figures as figs
         pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
-        # the figures as a step (the reuse rule above): made from every step's outputs
-        step = {'name': 'figures', 'cmd': [sys.executable, 'figures.py', source], 'outputs': pngs,
-                'phase': 'figures'}
+        overrides = [a for a in argv if a.startswith('--') and not a.startswith('--tables_dir=')]
+        cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
+               f"--tables_dir={c['tables_dir']}"] + overrides
+        # the figures as a step (the reuse rule above): made from every step's outputs, with this
+        # command and figures.py's config block (the file itself stands for it)
+        step = {'name': 'figures', 'cmd': cmd, 'outputs': pngs, 'phase': 'figures'}
         inputs = {f: _file_stamp(os.path.join(ROOT, f)) for s in plan.ordered()
                   for f in s['outputs'] or []}
-        inputs['figures.py config'] = json.dumps(figs._fig_config(), sort_keys=True)
+        inputs['figures.py'] = _file_stamp(os.path.join(ROOT, 'figures.py'))
         why = _stale_reason(plan, step, inputs) if all(os.path.isfile(p) for p in pngs) else \
             'not drawn yet'
         if why is None:
             log(f"skip figures: {pngs[0]} exists (and 2 more), made from the same outputs")
             return plan
         log(f"figures ({why})")
-        for path in figs.plan_figures(plan, c['tables_dir'], stem):
-            log(f"figure: {path}")
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            if not line.startswith('config: '):
+                log(line)
+        if out.returncode:
+            sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
+                     f"{out.stderr.strip()[-2000:]}")
         step['outputs'] = [p for p in pngs if os.path.isfile(p)]
         _write_record(plan, step, inputs)
     return plan

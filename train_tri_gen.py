@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from generator import Generator, normalize_for_generator
-from hash_models import build_hash_model, check_model_meta
-from labcln import LabCLN, confusing_code, train_labcln
+from attack_common import gan_run_name, load_surrogate, psnr_uint8, quantize, surrogate_path
+from generator import Generator, apply_generator, init_generator_output
+from labcln import confusing_code, load_labcln, train_labcln
 
 # ---- config ------------------------------------------------------------------------------------
 # data
@@ -180,46 +180,6 @@ LOSSES = {'paper': (g_loss_paper, d_loss_paper), 'code': (g_loss_code, d_loss_co
 # helpers shared with implement_tri_gen.py
 # ================================================================================================
 
-def gan_run_name(c):
-    return (f"{c['dataset']}_badhash_{c['surrogate_method']}_{c['surrogate_backbone']}_"
-            f"{c['surrogate_bits']}" + ('_goalsur' if c.get('goal_code') == 'surrogate' else '')
-            + (f"_{c['tag']}" if c['tag'] else ''))
-
-
-def load_surrogate(c, num_classes, device):
-    """The clean surrogate F written by CSQ.py / HashNet.py, frozen in eval mode, with its meta and
-    path; one-line exit for a missing checkpoint or one of another backbone, bit length or class count."""
-    sp = surrogate_path(c)
-    if not os.path.isfile(sp):
-        method_script = 'HashNet.py' if c['surrogate_method'].lower() == 'hashnet' else 'CSQ.py'
-        _fail(f"surrogate checkpoint {sp} not found; make it with `python {method_script} <preset> "
-              f"--dataset={c['dataset']} --backbone={c['surrogate_backbone']} "
-              f"--bits={c['surrogate_bits']}` (same checkpoint_dir)")
-    try:
-        ckpt = utils.load_checkpoint(sp)
-        meta = ckpt.get('meta', {})
-        check_model_meta(meta, {'backbone': c['surrogate_backbone'].lower(),
-                                'bits': c['surrogate_bits']}, sp)
-        if meta.get('num_classes') not in (None, num_classes):
-            raise ValueError(f"{sp}: surrogate was trained on {meta['num_classes']} classes, "
-                             f"expected {num_classes}")
-        model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
-                                 input_norm=meta.get('input_norm', 'none'),
-                                 small_input=meta.get('small_input', False))
-        model.load_state_dict(ckpt['model'])
-    except (ValueError, KeyError, RuntimeError) as e:
-        _fail(str(e).splitlines()[0])
-    model.to(device).eval().requires_grad_(False)
-    meta = dict(meta, epoch=ckpt.get('epoch'))
-    return model, meta, sp
-
-
-def surrogate_path(c):
-    return c['surrogate_checkpoint'] or os.path.join(
-        c['checkpoint_dir'],
-        f"{c['dataset']}_{c['surrogate_method']}_{c['surrogate_backbone']}_{c['surrogate_bits']}.pt")
-
-
 def gan_inputs(c):
     """The provenance of G's inputs: the training list and its images (utils.list_record) and the
     stamp (size, mtime) of the surrogate checkpoint, recorded in G's checkpoint."""
@@ -245,41 +205,6 @@ def gan_inputs_changed(old, new):
     if old.get('surrogate_stamp') != new['surrogate_stamp']:
         return f"against {new['surrogate']} as it was before (the checkpoint was written since)"
     return None
-
-
-def load_labcln(path, device):
-    ckpt = utils.load_checkpoint(path)
-    m = ckpt['meta']
-    model = LabCLN(m['num_classes'], m['bits'], hidden=m['hidden'], feat_dim=m['feat_dim'])
-    model.load_state_dict(ckpt['model'])
-    return model.to(device).eval(), ckpt
-
-
-def quantize(x):
-    """[0,1]-space batch -> uint8 [B,H,W,3] exactly as save_image: clamp(0,1), round(255 x) (D8)."""
-    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def psnr_uint8(clean, poisoned):
-    """D21: per-image MSE on 0-255, dataset MSE = mean, PSNR = 10 log10(255^2 / mean MSE)."""
-    mse = ((clean.astype(np.float64) - poisoned.astype(np.float64)) ** 2).reshape(len(clean), -1).mean(1)
-    m = float(mse.mean())
-    return m, (float('inf') if m == 0 else 10 * math.log10(255.0 ** 2 / m))
-
-
-def apply_generator(G, x, r_b, g_output='image', g_eps=0.0):
-    """Poisoned batch x_b from a [0,1] batch x. 'image' (official, D8): G's tanh output used directly as
-    a [0,1] image; 'residual' (our option): clamp(x + s * tanh output, 0, 1), s = g_eps or 1 if 0."""
-    out = G(normalize_for_generator(x), r_b)
-    if g_output == 'residual':
-        return (x + (g_eps if g_eps > 0 else 1.0) * out).clamp(0, 1)
-    return out
-
-
-def init_generator_output(G, g_output):
-    """'residual': zero the head conv, so tanh(0) = 0 and x_b = x at step 0 (our option)."""
-    if g_output == 'residual':
-        torch.nn.init.zeros_(G.head[0].weight)
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ Outputs and their layout: baselines/common.py (the same as implement_tri_gen.py)
 
 Where the patch goes, and the MSE. The square is pasted on the image at the model's input geometry
 (after Resize(resize_size) and CentreCrop(image_size)), in the corner of the crop, 18 px at 224 px
-(scaled to other sizes: common.patch_side). stealth.json compares that crop with the saved PNG, so a
+(scaled to other sizes: attack_common.patch_side). stealth.json compares that crop with the saved PNG, so a
 fully visible 18x18 white square gives an MSE of about 324/50176 * (255 - mean pixel)^2, i.e. ~150
 on natural images, against the paper's 6.18 (Table 5): the paper most likely pasted the square on the
 full-size image before Resize(256)/CentreCrop(224), which cropped most of it away (SPEC §1.7, D25).
@@ -28,6 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import utils  # noqa: E402
+import attack_common  # noqa: E402
 from baselines import common  # noqa: E402
 
 # ---- config ------------------------------------------------------------------------------------
@@ -60,12 +61,12 @@ num_workers = 4               # DataLoader workers
 
 def main(c):
     d = common.load_inputs(c)
-    side = common.patch_side(c['badnets_patch'], c['image_size'], c['patch_ref_size'])
-    patch = common.white_patch(side)
+    side = attack_common.patch_side(c['badnets_patch'], c['image_size'], c['patch_ref_size'])
+    patch = attack_common.white_patch(side)
     chosen, pool = common.choose_poisons(d, c, 'others')
 
     def attack(x, idx):
-        return common.paste_bottom_right(x, patch)
+        return attack_common.paste_bottom_right(x, patch)
 
     params = {'patch': 'white', 'side_px': side, 'position': 'bottom-right of the model crop'}
     return common.produce(c, d, 'badnets', chosen, pool, 'target', attack, attack, params, None,

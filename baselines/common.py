@@ -17,7 +17,7 @@ resize_size > 0, then CentreCrop image_size: what the hash models and BadHash's 
 to uint8 (exact: ToTensor gives k/255), attacked there, and saved at that size. The stealth figures
 compare that uint8 crop with the saved PNG, as implement_tri_gen.py does for G.
 
-Patches are specified by their side at a reference size (patch_ref_size, 224 = the paper's crop)
+Patches (attack_common.py) are specified by their side at a reference size (patch_ref_size, 224 = the paper's crop)
 and scaled to the geometry: side = max(3, round(side_at_ref * image_size / patch_ref_size)), so a
 patch covers the same fraction of the image at every size (18 px at 224 -> 3 px at 32).
 """
@@ -34,22 +34,12 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import utils  # noqa: E402
-from implement_tri_gen import AttackParts, PathImages, stealth_stats  # noqa: E402  (shared with BadHash)
-from train_tri_gen import quantize  # noqa: E402  (clamp(0,1) -> round(255 x), D8)
+from attack_common import (AttackParts, MIN_PATCH, PathImages, quantize,  # noqa: E402
+                           read_list_or_exit as read, stealth_stats)
 
 FORMAT_VERSION = 1
-MIN_PATCH = 3  # smallest patch side in pixels: below 3 a checkerboard has no pattern
-
-
 def fail(msg):
     sys.exit(f"error: {msg}")
-
-
-def read(path, num_classes=None):
-    try:
-        return utils.read_list(path, num_classes=num_classes)
-    except utils.ListError as e:
-        fail(str(e))
 
 
 def config_digest(d):
@@ -120,34 +110,6 @@ def png_name(i, path):
 # ------------------------------------------------------------------------------------------------
 # geometry and patches
 # ------------------------------------------------------------------------------------------------
-
-def patch_side(side_at_ref, image_size, ref_size):
-    """Patch side at the model's geometry (rule in the module docstring)."""
-    if side_at_ref < 1 or ref_size < 1:
-        fail(f"patch sides and patch_ref_size must be >= 1, got {side_at_ref}, {ref_size}")
-    return min(image_size, max(MIN_PATCH, int(round(side_at_ref * image_size / ref_size))))
-
-
-def white_patch(side):
-    """[3, side, side] ones: BadNets' white square."""
-    return torch.ones(3, side, side)
-
-
-def checkerboard(side, cells=3):
-    """[3, side, side] black/white `cells` x `cells` checkerboard (white where row + col cell index
-    is even), stretched to `side` px by nearest neighbour: Turner et al.'s corner pattern."""
-    cell = torch.arange(side) * cells // side
-    board = ((cell.view(-1, 1) + cell.view(1, -1)) % 2 == 0).float()
-    return board.expand(3, side, side).clone()
-
-
-def paste_bottom_right(x, patch):
-    """x [B,3,H,W] with the patch [3,s,s] written into its bottom-right s x s corner (a copy)."""
-    s = patch.shape[-1]
-    out = x.clone()
-    out[:, :, -s:, -s:] = patch.to(x)
-    return out
-
 
 def batches(paths, c, batch_size, shuffle=False, seed=0):
     """DataLoader of ([B,3,H,W] images at the model's geometry, values k/255, indices)."""

@@ -22,7 +22,7 @@ and keep their labels. Triggered queries (test images not of the target class, o
 the patch alone, no PGD (Turner et al.: the perturbation only makes the poisons hard to learn).
 
 Geometry and MSE: everything happens on the image at the model's input geometry (after Resize and
-CentreCrop; the patch in the corner of the crop: common.patch_side), and stealth.json compares that
+CentreCrop; the patch in the corner of the crop: attack_common.patch_side), and stealth.json compares that
 crop with the saved PNG. At 224 px the 20x20 patch (400 of 50176 pixels, about half of it white)
 alone contributes roughly 0.008 * 127^2 ~ 130 to the MSE and PGD at 8/255 adds up to 64, close to
 the paper's 230 (Table 5); so the paper's LCBA figure is consistent with a patch inside the crop. At
@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 import utils  # noqa: E402
 from baselines import common  # noqa: E402
-import train_tri_gen  # noqa: E402
+import attack_common  # noqa: E402
 
 # ---- config ------------------------------------------------------------------------------------
 # data and geometry: the same keys and meanings as implement_tri_gen.py
@@ -79,8 +79,8 @@ num_workers = 4               # DataLoader workers
 
 
 def load_surrogate(c, num_classes, device):
-    """The frozen clean surrogate (train_tri_gen.load_surrogate) and what identifies it."""
-    model, meta, sp = train_tri_gen.load_surrogate(c, num_classes, device)
+    """The frozen clean surrogate (attack_common.load_surrogate) and what identifies it."""
+    model, meta, sp = attack_common.load_surrogate(c, num_classes, device)
     return model, {'checkpoint': sp, 'epoch': meta.get('epoch'), 'method': meta.get('method'),
                    'backbone': meta['backbone'], 'bits': meta['bits']}
 
@@ -117,8 +117,8 @@ def main(c):
     device = utils.resolve_device(c['device'])
     model, model_id = load_surrogate(c, d['num_classes'], device)
     utils.seed_everything(c['seed'])
-    side = common.patch_side(c['lcba_patch'], c['image_size'], c['patch_ref_size'])
-    patch = common.checkerboard(side)
+    side = attack_common.patch_side(c['lcba_patch'], c['image_size'], c['patch_ref_size'])
+    patch = attack_common.checkerboard(side)
     chosen, pool = common.choose_poisons(d, c, 'target')
     hamming = []
 
@@ -126,10 +126,10 @@ def main(c):
         x_adv, d_after = pgd_away(model, x.to(device), c['lcba_eps'], c['lcba_step_size'],
                                   c['lcba_steps'])
         hamming.extend(d_after.cpu().tolist())
-        return common.paste_bottom_right(x_adv.cpu(), patch)
+        return attack_common.paste_bottom_right(x_adv.cpu(), patch)
 
     def trigger(x, idx):
-        return common.paste_bottom_right(x, patch)
+        return attack_common.paste_bottom_right(x, patch)
 
     def extra():
         return {'pgd_hamming_to_own_code': {'mean': float(np.mean(hamming)),

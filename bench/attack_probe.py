@@ -21,8 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
 from hash_models import build_hash_model  # noqa: E402
-from labcln import confusing_code  # noqa: E402
-from train_tri_gen import load_labcln  # noqa: E402
+from labcln import confusing_code, load_labcln  # noqa: E402
 
 surrogate = 'checkpoint/toy_CSQ_resnet18_32.pt'   # a CSQ checkpoint written by CSQ.py
 labcln = 'checkpoint/toy_labcln_32_paper_*.pt'     # LabCLN written by train_tri_gen.py (glob)

@@ -14,6 +14,9 @@ from conftest import ROOT, make_image_lists
 
 sys.path.insert(0, ROOT)
 
+import attack_common  # noqa: E402
+import generator  # noqa: E402
+import labcln  # noqa: E402
 import train_tri_gen as ttg  # noqa: E402
 import utils  # noqa: E402
 from discriminator import discriminator_targets  # noqa: E402
@@ -302,18 +305,18 @@ def test_residual_output_starts_as_identity_and_respects_eps():
     G = Generator(image_size=16, feat_dim=8, ngf=8)
     x = torch.rand(2, 3, 16, 16)
     r_b = torch.randn(2, 8)
-    official = ttg.apply_generator(G, x, r_b)  # default: tanh output is the image
+    official = generator.apply_generator(G, x, r_b)  # default: tanh output is the image
     assert not torch.allclose(official, x, atol=0.1)
-    ttg.init_generator_output(G, 'image')  # no-op for the official output
-    assert torch.equal(ttg.apply_generator(G, x, r_b), official)
-    ttg.init_generator_output(G, 'residual')
-    assert torch.equal(ttg.apply_generator(G, x, r_b, 'residual'), x)  # zero head: identity
+    generator.init_generator_output(G, 'image')  # no-op for the official output
+    assert torch.equal(generator.apply_generator(G, x, r_b), official)
+    generator.init_generator_output(G, 'residual')
+    assert torch.equal(generator.apply_generator(G, x, r_b, 'residual'), x)  # zero head: identity
     torch.nn.init.normal_(G.head[0].weight, std=1.0)
     eps = 8 / 255
-    x_b = ttg.apply_generator(G, x, r_b, 'residual', eps)
+    x_b = generator.apply_generator(G, x, r_b, 'residual', eps)
     assert (x_b - x).abs().max().item() <= eps + 1e-6 and (x_b - x).abs().max().item() > eps / 2
     assert x_b.min().item() >= 0 and x_b.max().item() <= 1
-    mse, psnr = ttg.psnr_uint8(ttg.quantize(x), ttg.quantize(x_b))
+    mse, psnr = attack_common.psnr_uint8(attack_common.quantize(x), attack_common.quantize(x_b))
     assert psnr >= 30.0
 
 
@@ -362,7 +365,7 @@ def test_goal_code_surrogate(mini):
     with torch.no_grad():
         want = torch.where(torch.tanh(model(xs)).mean(0) >= 0, 1.0, -1.0)
     lab_path = utils.load_checkpoint(os.path.join(mini['ck'], run + '.pt'))['labcln']['path']
-    lab = ttg.load_labcln(lab_path, 'cpu')[0]
+    lab = labcln.load_labcln(lab_path, 'cpu')[0]
     from labcln import confusing_code
     _, h_lab = confusing_code(lab, torch.eye(4)[2:3])
     assert goal['hamming_to_labcln'] == [((16 - (want * h_lab[0]).sum()) / 2).item()]

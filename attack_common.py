@@ -1,0 +1,216 @@
+"""Pieces every attack (BadHash's two steps, the baselines, DarkHash) and defense shares.
+
+Nothing here is a step of the pipeline: step scripts import this module, never each other.
+  - reading a list with a one-line exit (read_list_or_exit)
+  - PathImages: (image at the model's geometry, index) for a list of paths
+  - the loader of a finished clean hashing model written by CSQ.py / HashNet.py (load_hash_model,
+    load_surrogate, surrogate_path), checked against the expected backbone, bits and classes
+  - the quantiser of saved poisons (quantize: clamp(0,1) -> round(255 x), SPEC D8) and the stealth
+    figures (stealth_stats, psnr_uint8: SPEC D21)
+  - AttackParts: the record of finished parts of an attack folder (attack_state.json, stealth.json)
+  - trigger stamping: patch sides scaled to the geometry, BadNets' white square, LCBA's
+    checkerboard, pasting into the bottom-right corner
+"""
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+import utils
+from hash_models import build_hash_model, check_model_meta
+
+MIN_PATCH = 3  # smallest patch side in pixels: below 3 a checkerboard has no pattern
+
+
+def fail(msg):
+    sys.exit(f"error: {msg}")
+
+
+def read_list_or_exit(path, num_classes=None):
+    """utils.read_list with its `file:line: what was expected` error as a one-line exit."""
+    try:
+        return utils.read_list(path, num_classes=num_classes)
+    except utils.ListError as e:
+        fail(str(e))
+
+
+class PathImages(torch.utils.data.Dataset):
+    """(image at the model's geometry, index) for a list of image paths."""
+
+    def __init__(self, paths, transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im.convert('RGB')), i
+
+
+def gan_run_name(c):
+    """BadHash's G run (both attack steps locate G by it)."""
+    return (f"{c['dataset']}_badhash_{c['surrogate_method']}_{c['surrogate_backbone']}_"
+            f"{c['surrogate_bits']}" + ('_goalsur' if c.get('goal_code') == 'surrogate' else '')
+            + (f"_{c['tag']}" if c['tag'] else ''))
+
+
+def attack_run_name(c, gan_run):
+    """BadHash's attack folder (step 2's outputs) for the G run gan_run."""
+    name = f"{gan_run}_t{c['target']}_p{c['poison_rate']:g}_{c['poison_mode']}"
+    if c['copies'] != 1:
+        name += f"_x{c['copies']}"
+    if c['conf_label'] != 'other':
+        name += f"_conf{c['conf_label']}"
+    if c['labels_mode'] != 'keep':
+        name += f"_labels{c['labels_mode']}"
+    return name + (f"_{c['attack_tag']}" if c['attack_tag'] else '')
+
+
+# ------------------------------------------------------------------------------------------------
+# finished clean hashing models
+# ------------------------------------------------------------------------------------------------
+
+def load_hash_model(path, backbone, bits, num_classes=None, device='cpu', missing_hint=''):
+    """A model written by CSQ.py / HashNet.py, frozen in eval mode, with its meta (plus the epoch).
+    One-line exit for a missing file or one of another backbone, bit length or class count."""
+    if not os.path.isfile(path):
+        fail(f"checkpoint {path} not found" + (f"; {missing_hint}" if missing_hint else ''))
+    try:
+        ckpt = utils.load_checkpoint(path)
+        meta = ckpt.get('meta', {})
+        check_model_meta(meta, {'backbone': backbone.lower(), 'bits': bits}, path)
+        if num_classes is not None and meta.get('num_classes') not in (None, num_classes):
+            raise ValueError(f"{path}: model was trained on {meta['num_classes']} classes, "
+                             f"expected {num_classes}")
+        model = build_hash_model(meta['backbone'], meta['bits'], pretrained=False,
+                                 input_norm=meta.get('input_norm', 'none'),
+                                 small_input=meta.get('small_input', False))
+        model.load_state_dict(ckpt['model'])
+    except (ValueError, KeyError, RuntimeError) as e:
+        fail(str(e).splitlines()[0])
+    model.to(device).eval().requires_grad_(False)
+    return model, dict(meta, epoch=ckpt.get('epoch'))
+
+
+def surrogate_path(c):
+    """The clean surrogate's checkpoint: surrogate_checkpoint, or the name CSQ.py / HashNet.py give it."""
+    return c['surrogate_checkpoint'] or os.path.join(
+        c['checkpoint_dir'],
+        f"{c['dataset']}_{c['surrogate_method']}_{c['surrogate_backbone']}_{c['surrogate_bits']}.pt")
+
+
+def load_surrogate(c, num_classes, device):
+    """The clean surrogate F of an attack config (surrogate_* keys): (model, meta, path)."""
+    sp = surrogate_path(c)
+    script = 'HashNet.py' if c['surrogate_method'].lower() == 'hashnet' else 'CSQ.py'
+    hint = (f"make it with `python {script} <preset> --dataset={c['dataset']} "
+            f"--backbone={c['surrogate_backbone']} --bits={c['surrogate_bits']}` (same checkpoint_dir)")
+    model, meta = load_hash_model(sp, c['surrogate_backbone'], c['surrogate_bits'], num_classes,
+                                  device, missing_hint=hint)
+    return model, meta, sp
+
+
+# ------------------------------------------------------------------------------------------------
+# saved images and their stealth figures
+# ------------------------------------------------------------------------------------------------
+
+def quantize(x):
+    """[0,1]-space batch -> uint8 [B,H,W,3] exactly as save_image: clamp(0,1), round(255 x) (D8)."""
+    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def psnr_uint8(clean, poisoned):
+    """D21: per-image MSE on 0-255, dataset MSE = mean, PSNR = 10 log10(255^2 / mean MSE)."""
+    mse = ((clean.astype(np.float64) - poisoned.astype(np.float64)) ** 2).reshape(len(clean), -1).mean(1)
+    m = float(mse.mean())
+    return m, (float('inf') if m == 0 else 10 * math.log10(255.0 ** 2 / m))
+
+
+def stealth_stats(mse, ssim):
+    """D21: dataset MSE = mean of per-image MSE (0-255); PSNR from that mean; SSIM averaged."""
+    m = float(np.mean(mse))
+    return {'n': len(mse), 'mse': m, 'psnr_db': None if m == 0 else 10 * np.log10(255.0 ** 2 / m),
+            'ssim': float(np.mean(ssim)), 'per_image_mse': mse, 'per_image_ssim': ssim}
+
+
+def _read_json(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+class AttackParts:
+    """The finished parts of an attack folder (attack_state.json: the stamp each part was made with;
+    stealth.json: its figures). A part is reused when its stamp, figures and files are all there.
+    A stamp is a provenance record (README "Reuse rule"): the config values, the source list's
+    utils.list_record (its content and its images') and the stamp of every checkpoint used, so a
+    source list or image rewritten under the same path, or a retrained model, remakes the part."""
+
+    def __init__(self, out, made_with='this config'):
+        self.state_path = os.path.join(out, 'attack_state.json')
+        self.stealth_path = os.path.join(out, 'stealth.json')
+        self.made_with = made_with
+        self.state, self.stealth = _read_json(self.state_path), _read_json(self.stealth_path)
+
+    def done(self, part, stamp, files):
+        stamp = json.loads(json.dumps(stamp))  # as attack_state.json gives it back (lists, str keys)
+        old = self.state.get(part)
+        ok = (old == stamp and part in self.stealth and all(os.path.isfile(p) for p in files))
+        if ok:
+            print(f"skipped {part}: already made with {self.made_with} ({files[0]})")
+        elif old is not None:
+            k = next((k for k in stamp if old.get(k) != stamp[k]), None)
+            why = 'some of its files are missing' if k is None else f"its {k} differs"
+            if k is not None and isinstance(stamp[k], dict) and isinstance(old.get(k), dict):
+                why = f"its {k} {utils.record_difference(old[k], stamp[k])}"
+            print(f"making {part} again: {why} (attack_state.json)")
+        return ok
+
+    def finish(self, part, stamp, stats):
+        self.stealth[part] = stats
+        self.state[part] = stamp
+        utils.write_json(self.stealth_path, self.stealth)
+        utils.write_json(self.state_path, self.state)
+        psnr = 'inf' if stats['psnr_db'] is None else f"{stats['psnr_db']:.3f}"
+        print(f"{part}: {stats['n']} images, MSE {stats['mse']:.3f}, PSNR {psnr} dB, "
+              f"SSIM {stats['ssim']:.4f}")
+
+
+# ------------------------------------------------------------------------------------------------
+# trigger stamping
+# ------------------------------------------------------------------------------------------------
+
+def patch_side(side_at_ref, image_size, ref_size):
+    """Patch side at the model's geometry: the side given at ref_size (224, the paper's crop) scaled
+    to image_size, at least MIN_PATCH and at most the image: 18 px at 224 -> 3 px at 32."""
+    if side_at_ref < 1 or ref_size < 1:
+        fail(f"patch sides and patch_ref_size must be >= 1, got {side_at_ref}, {ref_size}")
+    return min(image_size, max(MIN_PATCH, int(round(side_at_ref * image_size / ref_size))))
+
+
+def white_patch(side):
+    """[3, side, side] ones: BadNets' white square."""
+    return torch.ones(3, side, side)
+
+
+def checkerboard(side, cells=3):
+    """[3, side, side] black/white `cells` x `cells` checkerboard (white where row + col cell index
+    is even), stretched to `side` px by nearest neighbour: Turner et al.'s corner pattern."""
+    cell = torch.arange(side) * cells // side
+    board = ((cell.view(-1, 1) + cell.view(1, -1)) % 2 == 0).float()
+    return board.expand(3, side, side).clone()
+
+
+def paste_bottom_right(x, patch, margin=0):
+    """x [B,3,H,W] with the patch [3,s,s] written opaque into its bottom-right corner, `margin`
+    pixels from both edges (a copy)."""
+    s, h, w = patch.shape[-1], x.shape[-2], x.shape[-1]
+    out = x.clone()
+    out[:, :, h - margin - s:h - margin, w - margin - s:w - margin] = patch.to(x)
+    return out
