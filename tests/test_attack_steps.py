@@ -402,6 +402,20 @@ def test_gan_and_attack_parts_follow_their_inputs(mini, capsys):
     capsys.readouterr()
     implement_tri_gen.main(c)  # unchanged: reused
     assert capsys.readouterr().out.count('skipped') == 2
+    # the demo's victim command twice in a row: the second recomputes nothing
+    import CSQ
+    from hash_models import engine
+    out = os.path.join(mini['res'], run + '_t2_p0.5_replace_conf1_reuse')
+    victim = [os.path.join(ROOT, 'configs', 'demo.py'), f"--data_dir={mini['data']}", '--dataset=fx',
+              '--epochs=1', '--bits=16', '--image_size=32', f"--checkpoint_dir={mini['ck']}",
+              f"--out_dir={mini['res']}", '--eval_every=0', '--tag=poisoned_reuse',
+              f"--train_list={os.path.join(out, 'poisoned_train.txt')}",
+              f"--queries=trig_closed={os.path.join(out, 'trigger_closed.txt')}"]
+    for second in (False, True):
+        engine.run(utils.configure(dict(vars(CSQ)), victim, show=False), 'CSQ', CSQ.make_loss)
+        text = capsys.readouterr().out
+        assert ('nothing to train' in text and 'encoding again' not in text
+                and 'epoch 1/1 loss' not in text) == second, text
     g = os.stat(ckpt)
     os.utime(ckpt, ns=(g.st_atime_ns, g.st_mtime_ns + 10 ** 9))  # G trained again, same name
     try:
