@@ -359,3 +359,38 @@ def test_query_and_database_codes_of_different_checkpoints_are_refused(image_lis
     assert p.returncode != 0 and p.stderr == (
         f"error: {tmp_path / 'a' / 'codes_test.npz'} and {tmp_path / 'b' / 'codes_database.npz'} "
         f"were encoded by different checkpoints (m.pt 1:1 vs m.pt 1:2)\n")
+
+
+def test_figures_leave_out_panels_of_mismatched_codes(tmp_path, capsys):
+    """figures.py: the clean and backdoored t-SNE panels must show the same triggered queries, and a
+    run's query and database codes must come from one checkpoint; otherwise that figure is left out
+    with a line naming both files."""
+    pytest.importorskip('sklearn')
+    from types import SimpleNamespace
+    import figures
+    from test_figures import _attack_folder, _synthetic_run
+    victim = _synthetic_run(str(tmp_path / 'victim'))
+    clean = _synthetic_run(str(tmp_path / 'clean'), seed=1)
+    trig = os.path.join(clean, 'codes_trig_x_closed.npz')
+    with np.load(trig) as z:  # the clean run's closed-set queries: 15 of another list
+        codes, labels = z['codes'][:15], z['labels'][:15]
+    np.savez_compressed(trig, codes=codes, labels=labels)
+    with np.load(os.path.join(victim, 'codes_trig_x_open.npz')) as z:  # another model's codes
+        engine.save_codes(os.path.join(victim, 'codes_trig_x_open.npz'), z['codes'], z['labels'],
+                          {'checkpoint': 'other.pt', 'checkpoint_stamp': '1:1'})
+    with np.load(os.path.join(victim, 'codes_database.npz')) as z:
+        engine.save_codes(os.path.join(victim, 'codes_database.npz'), z['codes'], z['labels'],
+                          {'checkpoint': 'victim.pt', 'checkpoint_stamp': '1:2'})
+    attack = {'method': 'badhash', 'folder': _attack_folder(str(tmp_path / 'attack')),
+              'splits': {'trigger_closed': 'trig_x_closed', 'trigger_open': 'trig_x_open'},
+              'geometry': (12, 0), 'victim_dir': victim, 'clean_dir': clean, 'topk': -1,
+              'tm': 'CSQ', 'vb': 'resnet34', 'bits': '16'}
+    plan = SimpleNamespace(attacks=[attack], c={'target': 1})
+    paths = figures.plan_figures(plan, str(tmp_path / 'tables'), 'fake', {'tsne_points': 20})
+    out = capsys.readouterr().out
+    assert [os.path.basename(p) for p in paths] == ['fake_figure5.png']
+    assert (f"figure 4: BadHash left out: {trig} (15 rows) and "
+            f"{os.path.join(victim, 'codes_trig_x_closed.npz')} (20 rows) were encoded from "
+            f"different lists") in out
+    assert (f"figure 6: BadHash left out: {os.path.join(victim, 'codes_trig_x_open.npz')} and "
+            f"{os.path.join(victim, 'codes_database.npz')} were encoded by different checkpoints") in out
