@@ -358,8 +358,9 @@ def run(config, method, make_loss):
             if main:
                 _print_final(results)
             return results
-        if results is not None:
-            say(f"finished run found: {results_path}, but encoding again "
+        if stale:  # one line, whatever the config string says
+            say((f"finished run found: {results_path}, but" if results is not None else
+                 f"finished checkpoint {d['checkpoint']}:") + ' encoding '
                 + ', '.join(f"codes_{k}.npz ({why})" for k, why in stale.items()))
 
     model = net

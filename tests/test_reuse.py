@@ -76,7 +76,7 @@ def test_rewritten_query_list_and_image_are_encoded_again(image_lists, tmp_path,
     os.utime(q, ns=(q_mtime, q_mtime))  # within the same clock tick: the content still tells
     res, out = _csq(data, tmp, capsys, queries=f"trig={q}")
     assert 'nothing to train' not in out
-    assert 'encoding again codes_trig.npz (list file content differs)' in out
+    assert 'but encoding codes_trig.npz (list file content differs)' in out
     assert 'reusing codes_database.npz' in out and 'reusing codes_test.npz' in out
     codes, rec = _npz(os.path.join(run_dir, 'codes_trig.npz'))
     db_codes, _ = _npz(os.path.join(run_dir, 'codes_database.npz'))
@@ -91,14 +91,14 @@ def test_rewritten_query_list_and_image_are_encoded_again(image_lists, tmp_path,
     # 2. one image of the list with new content (same path, same mtime): encoded again
     _repaint(os.path.join(data, 'q', 'q3.png'))
     res, out = _csq(data, tmp, capsys, queries=f"trig={q}")
-    assert 'encoding again codes_trig.npz (images differ)' in out
+    assert 'but encoding codes_trig.npz (images differ)' in out
     _, rec2 = _npz(os.path.join(run_dir, 'codes_trig.npz'))
     assert rec2['images_sha1'] != rec['images_sha1']
     assert rec2['images_sha1'] == utils.list_record(q, utils.read_list(q)[0])['images_sha1']
 
     # 3. nothing changed: nothing is encoded, the results are reused
     res, out = _csq(data, tmp, capsys, queries=f"trig={q}")
-    assert 'nothing to train' in out and 'encoding again' not in out and 'reusing' not in out
+    assert 'nothing to train' in out and 'encoding codes_' not in out and 'reusing' not in out
 
     # 4. the training list made again under the same path (a poisoned list with other poisons):
     # the finished checkpoint is not what this command would train; refused in one line
