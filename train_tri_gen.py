@@ -177,7 +177,7 @@ LOSSES = {'paper': (g_loss_paper, d_loss_paper), 'code': (g_loss_code, d_loss_co
 
 
 # ================================================================================================
-# helpers shared with implement_tri_gen.py
+# what G is trained from besides its config (README "Reuse rule")
 # ================================================================================================
 
 def gan_inputs(c):
@@ -206,6 +206,10 @@ def gan_inputs_changed(old, new):
         return f"against {new['surrogate']} as it was before (the checkpoint was written since)"
     return None
 
+
+# ================================================================================================
+# helpers shared with implement_tri_gen.py
+# ================================================================================================
 
 @torch.no_grad()
 def surrogate_goal_codes(surrogate, train_set, conf_pool, c, device):

@@ -457,9 +457,10 @@ class ImageCache:
       {stem}.json the key, the image count and shape(s), the byte count; written last (atomically),
                   so it marks a complete .bin.
     The key is a SHA-1 of the list's provenance record (`list_record`: the list file's bytes, its
-    images' content or path, size and mtime) and the geometry (resize_size, centre crop). A .json whose key differs (the list, an image or the
-    transform changed), or a .bin of the wrong length (interrupted, truncated), is rebuilt with a
-    printed note. Both files are written to temporary names and renamed.
+    images' content or path, size and mtime) and the geometry (resize_size, centre crop). A .json
+    whose key differs (the list, an image or the transform changed), or a .bin of the wrong length
+    (interrupted, truncated), is rebuilt with a printed note. Both files are written to temporary
+    names and renamed.
     """
 
     FORMAT = 2  # 2: the key is built from list_record (images by content on small lists)
