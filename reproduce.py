@@ -708,6 +708,38 @@ def write_table(table_no, folder, out_dir, extra=()):
     return out
 
 
+def draw_figures(plan, source, argv, log=print):
+    """Figures 4-6 (figures.py in a subprocess) as a step under the reuse rule above: made from
+    every step's outputs, with this command and figures.py's config block (the file itself stands
+    for it); skipped when those are as recorded and the PNGs are there. Returns the PNG paths."""
+    c = plan.c
+    stem = os.path.splitext(os.path.basename(source))[0]
+    pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
+    overrides = [a for a in argv if a.startswith('--') and not a.startswith('--tables_dir=')]
+    cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
+           f"--tables_dir={c['tables_dir']}"] + overrides
+    step = {'name': 'figures', 'cmd': cmd, 'outputs': pngs, 'phase': 'figures'}
+    inputs = {f: _file_stamp(os.path.join(ROOT, f)) for s in plan.ordered()
+              for f in s['outputs'] or []}
+    inputs['figures.py'] = _file_stamp(os.path.join(ROOT, 'figures.py'))
+    why = _stale_reason(plan, step, inputs) if all(os.path.isfile(p) for p in pngs) else \
+        'not drawn yet'
+    if why is None:
+        log(f"skip figures: {pngs[0]} exists (and 2 more), made from the same outputs")
+        return pngs
+    log(f"figures ({why})")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if not line.startswith('config: '):
+            log(line)
+    if out.returncode:
+        sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
+                 f"{out.stderr.strip()[-2000:]}")
+    step['outputs'] = [p for p in pngs if os.path.isfile(p)]
+    _write_record(plan, step, inputs)
+    return step['outputs']
+
+
 # =============================================================================================
 # 5. main
 # =============================================================================================
@@ -748,32 +780,7 @@ def main(argv):
         sys.exit(f"error: {e}")
     log(f"table: {out}")
     if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
-        stem = os.path.splitext(os.path.basename(source))[0]
-        pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
-        overrides = [a for a in argv if a.startswith('--') and not a.startswith('--tables_dir=')]
-        cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
-               f"--tables_dir={c['tables_dir']}"] + overrides
-        # the figures as a step (the reuse rule above): made from every step's outputs, with this
-        # command and figures.py's config block (the file itself stands for it)
-        step = {'name': 'figures', 'cmd': cmd, 'outputs': pngs, 'phase': 'figures'}
-        inputs = {f: _file_stamp(os.path.join(ROOT, f)) for s in plan.ordered()
-                  for f in s['outputs'] or []}
-        inputs['figures.py'] = _file_stamp(os.path.join(ROOT, 'figures.py'))
-        why = _stale_reason(plan, step, inputs) if all(os.path.isfile(p) for p in pngs) else \
-            'not drawn yet'
-        if why is None:
-            log(f"skip figures: {pngs[0]} exists (and 2 more), made from the same outputs")
-            return plan
-        log(f"figures ({why})")
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        for line in out.stdout.splitlines():
-            if not line.startswith('config: '):
-                log(line)
-        if out.returncode:
-            sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
-                     f"{out.stderr.strip()[-2000:]}")
-        step['outputs'] = [p for p in pngs if os.path.isfile(p)]
-        _write_record(plan, step, inputs)
+        draw_figures(plan, source, argv, log)
     return plan
 
 

@@ -394,3 +394,40 @@ def test_figures_leave_out_panels_of_mismatched_codes(tmp_path, capsys):
             f"different lists") in out
     assert (f"figure 6: BadHash left out: {os.path.join(victim, 'codes_trig_x_open.npz')} and "
             f"{os.path.join(victim, 'codes_database.npz')} were encoded by different checkpoints") in out
+
+
+def test_runner_redraws_figures_only_when_their_inputs_changed(tmp_path, monkeypatch):
+    """reproduce.py's Figures 4-6: drawn again when a step's output changed since they were drawn
+    (or a PNG is missing), skipped otherwise."""
+    import reproduce
+    from test_reproduce import TABLE5, _plan, _setup
+    path = _setup(tmp_path, TABLE5)
+    c, plan = _plan(path)
+    for step in plan.ordered():  # every step finished
+        for f in step['outputs']:
+            os.makedirs(os.path.dirname(f), exist_ok=True)
+            with open(f, 'w') as fh:
+                fh.write(step['name'])
+    drawn = []
+
+    def fake_figures(cmd, **kw):  # figures.py's subprocess: writes the three PNGs
+        drawn.append(cmd)
+        for k in (4, 5, 6):
+            with open(os.path.join(c['tables_dir'], f"table5_fake_figure{k}.png"), 'w') as fh:
+                fh.write(str(len(drawn)))
+        return subprocess.CompletedProcess(cmd, 0, 'figure: ok\n', '')
+    monkeypatch.setattr(subprocess, 'run', fake_figures)
+    os.makedirs(c['tables_dir'], exist_ok=True)
+    log = []
+    reproduce.draw_figures(plan, path, [], log.append)
+    assert len(drawn) == 1 and log[0] == 'figures (not drawn yet)'
+    reproduce.draw_figures(plan, path, [], log.append)  # nothing changed: skipped
+    assert len(drawn) == 1 and log[-1].startswith('skip figures: ')
+    report = plan.ordered()[-1]['outputs'][0]
+    with open(report, 'w') as fh:  # a report written again with other figures
+        fh.write('{"report": {}}')
+    reproduce.draw_figures(plan, path, [], log.append)
+    assert len(drawn) == 2 and log[-2] == f"figures ({report} changed since it ran)"
+    os.remove(os.path.join(c['tables_dir'], 'table5_fake_figure5.png'))
+    reproduce.draw_figures(plan, path, [], log.append)
+    assert len(drawn) == 3
