@@ -549,7 +549,8 @@ def check_same_list(path_a, a, path_b, b):
     ra, rb = (_provenance(z) for z in (a, b))
     if ra is None or rb is None:
         old = path_a if ra is None else path_b
-        return f"{old} has no provenance record (written before them): its list is checked by length only"
+        return (f"{old} has no provenance record (written before them): its list is checked by "
+                f"length only")
     for k in SAME_LIST_KEYS:
         if ra.get(k) != rb.get(k):
             what = {'list_sha1': 'list file content differs', 'images_sha1': 'images differ'}.get(
@@ -596,6 +597,8 @@ def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None, ties
                                os.path.join(backdoor_dir, f"codes_{s}.npz"), loaded[backdoor_dir][s])
         if note:
             print(f"note: {note}")
+        rec = _provenance(loaded[backdoor_dir][s]) or {}
+        row.setdefault('lists', {})[s] = {k: rec.get(k) for k in ('list', 'list_sha1', 'images_sha1')}
     for run_dir in (clean_dir, backdoor_dir):
         for s in ['test'] + splits:
             check_same_model(os.path.join(run_dir, f"codes_{s}.npz"), loaded[run_dir][s],
