@@ -34,11 +34,16 @@ augment = 'none'          # 'none' (official code, D14) or 'deephash' (flip + ra
 # model
 backbone = 'resnet50'     # hash_models.BACKBONES
 bits = 64                 # hash length K
-pretrained = True         # torchvision ImageNet-1k weights (official code); False = from scratch
+pretrained = True         # True = torchvision ImageNet-1k weights (official code); False = from scratch;
+                          # a path = a torchvision-format state dict (pretrain.py's or torchvision's .pth)
 input_norm = 'none'       # 'none' = [0,1] input as the official code (D14); 'imagenet' = normalise inside
 small_input = False       # 3x3 stride-1 first conv for 32-64 px images (ResNets)
 init_from = ''            # our option: start from the weights of another checkpoint of this backbone and
                           # bit length (e.g. a model trained on other images, as a stand-in for pretraining)
+init_parts = 'all'        # what init_from gives: 'all' or 'trunk' (a new hash layer: ladder rung R1)
+freeze = 'none'           # our option: 'none' | 'trunk' (only the hash layer trains) | a depth stage
+                          # (hash_models.trunk_stages: stem, layer1..4 / block1..5, fc6, fc7), frozen from
+                          # the input up to it: weights fixed, BatchNorm statistics kept (eval mode)
 # optimisation (official code, D15)
 optimizer = 'rmsprop'     # rmsprop (official) | adam | sgd
 lr = 1e-5                 # official code

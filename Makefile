@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny defend-toy venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -63,6 +63,21 @@ table5-toy: $(VENV_STAMP)
 # The same on ../shared/data/tiny-imagenet-10 (developer machines only)
 table5-tiny: $(VENV_STAMP)
 	$(PY) reproduce.py configs/table5_tiny.py --methods=$(BADHASH_METHODS)
+
+# The defenses' known-answer check (README "Defenses", docs/RESULTS.md): a toy CSQ victim
+# backdoored with a visible 8 px BadNets patch (implants at 32 px) and its clean counterpart, then
+# every defense of defend.py on both. Each step reuses its finished outputs.
+P56 := results/toy_badnets_t0_p0.05_p56
+P56Q := trig_closed=$(P56)/trigger_closed.txt,trig_open=$(P56)/trigger_open.txt
+defend-toy: $(VENV_STAMP)
+	$(PY) data/prepare_toy.py
+	$(PY) baselines/badnets.py configs/demo.py configs/demo_attack.py --badnets_patch=56 --attack_tag=p56
+	$(PY) CSQ.py configs/demo.py configs/demo_victim.py --epochs=6 --augment=none \
+		--train_list=$(P56)/poisoned_train.txt --tag=badnets56 --queries=$(P56Q)
+	$(PY) CSQ.py configs/demo.py configs/demo_victim.py --epochs=6 --augment=none --tag=clean56 \
+		--queries=$(P56Q)
+	$(PY) defend.py configs/defense_toy.py --model_dir=results/toy_CSQ_resnet34_32_badnets56 \
+		--control_dir=results/toy_CSQ_resnet34_32_clean56
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q tests

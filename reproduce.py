@@ -67,6 +67,9 @@ target_name = ''              # the paper's name of the target, for the tables
 ties = 'index'                # evaluate.py's attack reports: 'index' (D19) | 'expected' (tie-aware AP,
                               # for codes with few distinct values such as the toy data's)
 clean_only = False            # Table 4: clean models only (pairs' method, surrogate_backbone, bits_list)
+defenses = ''                 # Table 5: defend.py's defenses ('all' or names) on every backdoored victim,
+                              # the clean victim as control -> {tables_dir}/{preset}_defenses.md; '' = none
+defense_presets = ''          # defend.py presets, comma-separated (e.g. configs/defense_toy.py)
 # runner
 dry_run = False               # print the commands, run nothing
 figures = True                # draw Figures 4-6 after an attack table
@@ -238,7 +241,8 @@ class Plan:
     def __init__(self, config, source):
         self.c, self.source = config, source
         self.steps = {}       # command line -> step {name, cmd, outputs}; a repeated step is kept once
-        self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean', 'report')}
+        self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean', 'report',
+                                        'defense')}
         self.cells = []       # {row, col, paper_key, kind, file, ...}: where read_ours finds our figure
         self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
 
@@ -380,6 +384,13 @@ def build_plan(c, source='preset'):
                                                  stealth=os.path.join(a['folder'], 'stealth.json'),
                                                  report_name=report, out_dir=cfg['out_dir']),
                      [a['report']])
+            if c['defenses']:  # issue 13: the defenses on this victim, the clean victim as control
+                a['defense'] = os.path.join(a['victim_dir'], 'defense.json')
+                closed = a['splits']['trigger_closed']
+                plan.add('defense', f"defend {report}", [py, 'defend.py']
+                         + _split(c['defense_presets'])
+                         + _opts(model_dir=a['victim_dir'], control_dir=d['out'], trigger=closed,
+                                 target=t, defenses=c['defenses']), [a['defense']])
             plan.attacks.append(a)
             plan.cells += _attack_cells(c, a)
     return plan
@@ -744,6 +755,32 @@ def draw_figures(plan, source, argv, log=print):
 # 5. main
 # =============================================================================================
 
+def write_defense_table(plan, source):
+    """{tables_dir}/{preset}_defenses.md: one row per attack's backdoored victim, then the clean
+    control on each attack's triggered queries (defenses/report.py's columns)."""
+    from defenses import report
+    rows, controls = [], []
+    for a in plan.attacks:
+        if not os.path.isfile(a.get('defense', '')):
+            continue
+        with open(a['defense']) as f:
+            doc = json.load(f)
+        title = f"{METHOD_TITLES[a['method']]} ({a['tm']} {_title(a['vb'])} {a['bits']} bits)"
+        rows.append((title, doc['results']['model']))
+        if 'control' in doc['results']:
+            controls.append((f"clean control, {METHOD_TITLES[a['method']]}'s queries",
+                             doc['results']['control']))
+    stem = os.path.splitext(os.path.basename(source))[0]
+    out = os.path.join(plan.c['tables_dir'], f"{stem}_defenses.md")
+    text = [f"# Defenses on the victims of {source}", '',
+            "MAP / t-MAP before repair; FT / FP after fine-tuning / fine-pruning; NC index > 2 flags; "
+            "AUROC of triggered vs clean queries (README, Defenses). The clean control is the "
+            "clean victim on each attack's triggered queries.", '', report.table(rows + controls),
+            '']
+    utils.atomic_write_text(out, '\n'.join(text))
+    return out
+
+
 def main(argv):
     files = [a for a in argv if not a.startswith('--')]
     if len(files) != 1:
@@ -779,6 +816,8 @@ def main(argv):
     except PlanError as e:
         sys.exit(f"error: {e}")
     log(f"table: {out}")
+    if c['defenses'] and plan.attacks:
+        log(f"defense table: {write_defense_table(plan, source)}")
     if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
         draw_figures(plan, source, argv, log)
     return plan

@@ -54,9 +54,19 @@ def _parse_value(text):
         return text  # a bare string such as --dataset=toy
 
 
+# keys that take True/False or a file path (hash_models: pretrained=True | False | PATH)
+BOOL_OR_PATH_KEYS = {'pretrained'}
+
+
 def _coerce(key, value, default, source):
     if default is None or value is None:
         return value
+    if key in BOOL_OR_PATH_KEYS:
+        if isinstance(value, str) and value.lower() in ('true', 'false'):
+            return value.lower() == 'true'
+        if isinstance(value, (bool, str)):
+            return value
+        raise ConfigError(f"{source}: {key} expects True/False or a file path, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

@@ -39,3 +39,6 @@ paper_tmap_badhash = 0.771
 paper_mse_badhash = 31.57
 paper_psnr_badhash = 33.138
 paper_ssim_badhash = 0.929
+# defenses (issue 13): --defenses=all runs defend.py on every victim (README, Defenses)
+defenses = ''
+defense_presets = ''          # defend.py's paper-scale defaults (DARKHASH.md §5)

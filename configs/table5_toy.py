@@ -46,3 +46,6 @@ paper_tmap_badhash = 0.912
 paper_mse_badhash = 3.486
 paper_psnr_badhash = 42.708
 paper_ssim_badhash = 0.988
+# defenses (issue 13): --defenses=all runs defend.py on every victim (README, Defenses)
+defenses = ''
+defense_presets = 'configs/defense_toy.py'  # CPU-sized loops

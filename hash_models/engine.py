@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import utils
-from hash_models import build_hash_model, check_model_meta
+from hash_models import build_hash_model, check_model_meta, file_sha1, freeze
 
 CHECKPOINT_FORMAT = 1
 # keys that may change between an interrupted run and its resumption
@@ -36,11 +36,12 @@ RESUME_FREE_KEYS = {'device', 'eval_every', 'epochs', 'report', 'queries',
 REUSE_FREE_KEYS = {'device', 'eval_batch_size', 'cache', 'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
-              'init_from': ''}
+              'init_from': '', 'init_parts': 'all', 'freeze': 'none', 'pretrained_sha1': '',
+              'init_from_sha1': ''}
 # MAP@K per dataset (SPEC D19): ImageNet and COCO use 1000 for the paper's tables; the small
 # datasets are ranked over the whole database (DeepHash uses -1 for CIFAR-10).
 TOPK_BY_DATASET = {'imagenet': 1000, 'imagenet100': 1000, 'coco': 1000, 'cifar10': -1,
-                   'toy': -1, 'tiny-imagenet-10': -1}
+                   'toy': -1, 'tiny-imagenet-10': -1, 'tiny-imagenet-100': 1000}
 
 
 def derive(config, method):
@@ -288,6 +289,52 @@ def load_datasets(config, derived, rank):
     return datasets, num_classes
 
 
+def build_model(config, rank=0):
+    """The hash model of a run: backbone, initial weights (pretrained: True / False / a
+    torchvision-format file; init_from: another run's checkpoint, all of it or its trunk only) and
+    the frozen stages (freeze). Returns the model and the config with `pretrained_sha1` and
+    `init_from_sha1`, the digests of those files ('' when unused), so that a run is resumed or
+    reused only when it would start from the same weights."""
+    try:
+        net = build_hash_model(config['backbone'], config['bits'], pretrained=config['pretrained'],
+                               input_norm=config['input_norm'], small_input=config['small_input'])
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    config = dict(config, pretrained_sha1=net.meta.get('pretrained_sha1', ''), init_from_sha1='')
+    if rank == 0 and config['pretrained_sha1']:
+        print(f"initial trunk weights from {config['pretrained']} (sha1 {config['pretrained_sha1']})")
+    parts = config.get('init_parts', 'all')
+    if parts not in ('all', 'trunk'):
+        sys.exit(f"error: init_parts must be 'all' or 'trunk', got {parts!r}")
+    if config.get('init_from'):  # our option: weights of another run of this backbone / bit length
+        try:
+            init = utils.load_checkpoint(config['init_from'])
+            check_model_meta(init.get('meta', {}), {'backbone': config['backbone'].lower(),
+                                                     'bits': config['bits']}, config['init_from'])
+            config['init_from_sha1'] = file_sha1(config['init_from'])
+            if parts == 'all':
+                net.load_state_dict(init['model'])
+            else:  # the trunk only; the hash layer keeps its fresh initialisation (ladder rung R1)
+                trunk = {k: v for k, v in init['model'].items() if k.startswith('trunk.')}
+                missing, unexpected = net.load_state_dict(trunk, strict=False)
+                if [k for k in missing if not k.startswith('hash_layer.')] or unexpected:
+                    raise ValueError(f"{config['init_from']}: trunk keys do not match this model")
+        except (ValueError, KeyError, RuntimeError) as e:
+            sys.exit(f"error: init_from: {str(e).splitlines()[0]}")
+        if rank == 0:
+            print(f"initial weights from {config['init_from']} (epoch {init.get('epoch')}"
+                  + ('' if parts == 'all' else ', trunk only: a new hash layer') + ')')
+    try:
+        frozen = freeze(net, config.get('freeze', 'none'))
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if rank == 0 and frozen:
+        n = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        print(f"frozen stages: {', '.join(frozen)} (parameters and BatchNorm statistics); "
+              f"{n:,} parameters train")
+    return net, config
+
+
 def run(config, method, make_loss):
     """Train (or resume, or reuse) a hashing model and evaluate it. Returns the results dict."""
     d = derive(config, method)
@@ -308,24 +355,13 @@ def run(config, method, make_loss):
     loaders = {name: eval_loader(ds, config, device, rank, world)
                for name, ds in datasets.items() if name != 'train'}
 
-    net = build_hash_model(config['backbone'], config['bits'], pretrained=config['pretrained'],
-                           input_norm=config['input_norm'], small_input=config['small_input'])
+    net, config = build_model(config, rank)
     meta = dict(net.meta, num_classes=num_classes, method=method)
-    if config.get('init_from'):  # our option: weights of another run of this backbone / bit length
-        try:
-            init = utils.load_checkpoint(config['init_from'])
-            check_model_meta(init.get('meta', {}), {'backbone': config['backbone'].lower(),
-                                                     'bits': config['bits']}, config['init_from'])
-            net.load_state_dict(init['model'])
-        except (ValueError, KeyError, RuntimeError) as e:
-            sys.exit(f"error: init_from: {str(e).splitlines()[0]}")
-        if rank == 0:
-            print(f"initial weights from {config['init_from']} (epoch {init.get('epoch')})")
     net.to(device)
     if config['channels_last']:
         net.to(memory_format=torch.channels_last)
     loss_fn = make_loss(config, datasets['train'].labels, len(datasets['train'])).to(device)
-    optimizer = build_optimizer(config, net.parameters())
+    optimizer = build_optimizer(config, [p for p in net.parameters() if p.requires_grad])
 
     start_epoch, history = 0, []
     if os.path.exists(d['checkpoint']):

@@ -15,7 +15,7 @@ from conftest import ROOT, make_image_lists
 sys.path.insert(0, ROOT)
 
 import utils  # noqa: E402
-from baselines import badnets, common, issba, lcba  # noqa: E402
+from baselines import badnets, issba, lcba  # noqa: E402
 
 PY = sys.executable
 N_CLASSES, PER_CLASS = 4, (10, 3, 10)  # train 40 (10 per class), test 12, database 40

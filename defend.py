@@ -1,0 +1,186 @@
+"""Run backdoor defenses adapted to hashing on one model and its clean counterpart (issue 13).
+
+    python defend.py configs/defense_toy.py --model_dir=results/toy_CSQ_resnet34_32_badnets56 \
+        --control_dir=results/toy_CSQ_resnet34_32_clean56
+    python defend.py ... --defenses=nc,strip          # some of them
+
+The model under test and the control are results folders of finished CSQ.py / HashNet.py runs
+(results.json + codes_{split}.npz); the triggered queries are the model's list named `trigger`
+(its labels are the target), and the control is run on the same list. Every defense of
+REGISTRY (fine-tuning, fine-pruning, Neural Cleanse, NC-collapse, STRIP, SentiNet; design
+in defenses/ and ../shared/DARKHASH.md §5) runs on both, and the results go to
+{model_dir}/defense.json and defense.md (the table, README "Defenses").
+
+Reuse: each (model, defense) result is kept in {run_dir}/defense_parts.json under a stamp made of
+the checkpoint's SHA-1, the keys (file bytes, images' size and mtime, geometry) of every list it
+reads, and its config keys; a rerun with the same stamp reuses it, anything else recomputes.
+"""
+import json
+import os
+import sys
+import time
+
+import utils
+from defenses import NAMES, REGISTRY, common, report
+
+# ---- config ------------------------------------------------------------------------------------
+# what to defend
+model_dir = ''                # results folder of the model under test (a backdoored victim)
+control_dir = ''              # results folder of its clean counterpart ('' = no control row)
+trigger = 'trig_closed'       # the model's query list with the triggered queries (labels = target)
+target = -1                   # target class; -1 = read off the triggered list's labels
+defenses = 'all'              # comma-separated names of defenses.NAMES, or 'all'
+# shared set-up (DARKHASH.md §5)
+defender_fraction = 0.05      # D_def: class-balanced share of {data_dir}/train.txt (BB ratio 0.05)
+n_queries = 1000              # clean (target class left out) and triggered queries, seeded subsets
+ties = 'index'                # MAP / t-MAP ranking ties (evaluate.py; 'expected' for the toy codes)
+# fine-tuning (the victims' own optimiser, D15; BB defense/ft)
+ft_optimizer = 'rmsprop'      # rmsprop | adam
+ft_lr = 1e-5                  # official victim lr
+ft_weight_decay = 1e-5        # official victim weight decay
+ft_epochs = 10                # DARKHASH.md §5
+ft_batch_size = 32            # our choice
+ft_bn = 'train'               # 'train': BatchNorm statistics follow D_def (BB fine-tuning) |
+                              # 'frozen': kept from the victim's training (our option, tiny D_def)
+# fine-pruning (BB defense/fp.py)
+fp_step = 0.05                # pruned fraction step of the last block's channels
+fp_max_fraction = 0.95        # largest fraction tried
+fp_max_drop = 0.1             # stop when MAP falls more than this (relative) below the unpruned MAP
+fp_finetune_epochs = 5        # fine-tuning after pruning (DARKHASH.md §5)
+# Neural Cleanse (BB defense/nc.py)
+nc_epochs = 3                 # passes over D_def per class (DARKHASH.md §5: 500 images, 3 epochs)
+nc_batch = 32                 # our choice
+nc_lr = 0.1                   # Adam, betas (0.5, 0.9)
+nc_lambda = 1e-3              # initial L1 weight
+nc_patience = 5               # steps before lambda x2 (success) or / 2^1.5 (failure)
+nc_success = 0.98             # fraction of a batch sent to the class
+nc_collapse_success = 0.9     # NC-collapse: fraction within K/8 bits of the majority code
+nc_threshold = 2.0            # anomaly index that flags
+# STRIP (BB detection_infer/strip.py)
+strip_n = 100                 # blended copies per query
+strip_blend = 'add'           # 'add' = clip(x + overlay) (STRIP paper) | 'mean'
+strip_topk = 50               # retrieved items per copy for the label entropy
+# SentiNet (BB detection_infer/sentinet.py)
+sentinet_n = 100              # defender images the region is pasted on
+sentinet_cam_threshold = 0.85 # region = Grad-CAM >= this (BB mask_cond)
+# run
+seed = 0
+device = 'auto'
+batch_size = 128              # encoding batch
+num_workers = 4
+# ------------------------------------------------------------------------------------------------
+
+FORMAT = 1
+PREFIXES = {'finetune': ('ft_',), 'fineprune': ('fp_', 'ft_'), 'nc': ('nc_',),
+            'nc_collapse': ('nc_',), 'strip': ('strip_',), 'sentinet': ('sentinet_',)}
+SHARED_KEYS = ('defender_fraction', 'n_queries', 'ties', 'target', 'seed')
+
+
+def say(msg):
+    print(msg, flush=True)
+
+
+def parse_defenses(text):
+    names = list(NAMES) if text == 'all' else [n.strip() for n in text.split(',')
+                                                        if n.strip()]
+    bad = [n for n in names if n not in REGISTRY]
+    if bad or not names:
+        raise common.DefenseInputError(f"unknown defense {bad[0] if bad else text!r}; choose from "
+                                       f"{', '.join(NAMES)} or 'all'")
+    return names
+
+
+def defense_stamp(s, name, c):
+    reads = REGISTRY[name][1]
+    keys = {k: v for k, v in c.items()
+            if k in SHARED_KEYS or k.startswith(PREFIXES[name])}
+    made = {'defense': name, 'format': FORMAT, 'config': keys, 'inputs': s.input_keys(reads),
+            'target': s.target}
+    if s.proto_source != 'csq_centres':  # prototypes from the database codes, not the checkpoint
+        made['prototypes'] = common.digest(s.protos.tolist())
+    return common.digest(made)
+
+
+def _read_parts(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_all(s, names, c):
+    """Every defense on one model, reusing the stamped results in {run_dir}/defense_parts.json."""
+    path = os.path.join(s.run_dir, 'defense_parts.json')
+    parts = _read_parts(path)
+    out = {}
+    for name in names:
+        st = defense_stamp(s, name, c)
+        if st in parts and parts[st].get('defense') == name:
+            say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config)")
+            out[name] = parts[st]['result']
+            continue
+        say(f"{s.role}: {name} on {s.run}")
+        t0 = time.time()
+        fn = REGISTRY[name][0]
+        res = fn(s, c, say)
+        res['time_s'] = round(time.time() - t0, 1)
+        parts = _read_parts(path)  # again: another defend.py may have added entries meanwhile
+        parts[st] = {'defense': name, 'result': res}
+        utils.write_json(path, parts)  # after every defense: an interruption keeps what is done
+        out[name] = json.loads(json.dumps(res, default=utils._json_default))
+        say(f"{s.role}: {name} done in {res['time_s']} s")
+    return out
+
+
+def main(c):
+    timer = utils.Timer()
+    names = parse_defenses(c['defenses'])
+    if not c['model_dir']:
+        raise common.DefenseInputError("model_dir is empty: give the results folder of the model "
+                                       "under test")
+    device = utils.resolve_device(c['device'])
+    utils.seed_everything(c['seed'])
+    model = common.Setup(c['model_dir'], c, 'model', device, say=say)
+    say(f"model {model.run}: {model.bits} bits, target {model.target}, prototypes "
+        f"{model.proto_source}, D_def {len(model.def_idx)} images, queries {len(model.clean_idx)} "
+        f"clean / {len(model.trig_idx)} triggered")
+    control = None
+    if c['control_dir']:
+        control = common.Setup(c['control_dir'], c, 'control', device,
+                               trigger_path=model.lists['trigger'], bits=model.bits, say=say)
+    results = {'model': run_all(model, names, c)}
+    if control is not None:
+        results['control'] = run_all(control, names, c)
+    rows = [(f"{model.run} (backdoored)", results['model'])]
+    if control is not None:
+        rows.append((f"{control.run} (clean control)", results['control']))
+    md = [f"# Defenses: {model.run}", '', f"Triggered queries: `{model.lists['trigger']}` "
+          f"(target {model.target}).", '', report.table(rows), '']
+    lines, figures = report.summary(results['model'], results.get('control'), model.target)
+    md += [f"- {x}" for x in lines] + ['']
+    for role, r in results.items():
+        if 'fineprune' in r:
+            md += [f"Pruning curve ({role}):", '', report.curve(r['fineprune']), '']
+    doc = {'format': FORMAT, 'config': c, 'defenses': names, 'git_commit': utils.git_commit(),
+           'inputs': {'model': model.input_keys(('test', 'database', 'trigger')),
+                      'control': control.input_keys(('test', 'database', 'trigger'))
+                      if control else None},
+           'runs': {'model': model.run, 'control': control.run if control else None},
+           'target': model.target, 'summary': figures, 'results': results,
+           'wall_time_this_invocation_s': round(timer(), 1)}
+    if control is not None and 'nc_collapse' in names:
+        doc['nc_collapse_ratio'] = (results['model']['nc_collapse']['norm']
+                                    / max(results['control']['nc_collapse']['norm'], 1e-12))
+    utils.write_json(os.path.join(c['model_dir'], 'defense.json'), doc)
+    utils.atomic_write_text(os.path.join(c['model_dir'], 'defense.md'), '\n'.join(md) + '\n')
+    say('\n'.join(md))
+    say(f"results: {os.path.join(c['model_dir'], 'defense.json')} "
+        f"(wall time {timer():.0f} s)")
+    return doc
+
+
+if __name__ == '__main__':
+    try:
+        main(utils.configure(globals()))
+    except common.DefenseInputError as e:
+        sys.exit(f"error: {e}")

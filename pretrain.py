@@ -1,0 +1,246 @@
+"""Pretrain a backbone as a classifier (Tiny ImageNet-200 at 64 px: the ImageNet-1k stand-in of the
+regime ladder, issue 11) and write a torchvision-format state dict for `pretrained=PATH`.
+
+    python data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip
+    python pretrain.py                                  # ResNet18, 64 px, 200 classes
+    python pretrain.py --backbone=resnet34 --epochs=5
+    python CSQ.py configs/ladder_r3.py --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet18_64.pth
+
+Recipe (our choice; the usual one for this data): random crop (padding image_size/8) + horizontal
+flip, SGD with momentum 0.9 (or AdamW), linear warm-up then a cosine decay per step, cross-entropy.
+Images are [0, 1] and normalised with the ImageNet mean/std inside (input_norm='imagenet', the
+convention of torchvision's weights, so our file and torchvision's are interchangeable).
+Every epoch: top-1 on val_list, one line on stdout, a line in results/<run>/log.jsonl, and a
+resumable checkpoint checkpoint/<run>.pt (run the same command again to continue). At the end:
+checkpoint/<run>.pth (the torchvision model's state dict, nothing else) and checkpoint/<run>.json
+(the config, the top-1 per epoch, the wall time and the .pth file's sha1).
+"""
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import utils
+from hash_models import BACKBONES, file_sha1, torchvision_model
+from hash_models.backbones import IMAGENET_MEAN, IMAGENET_STD
+
+# ---- config ------------------------------------------------------------------------------------
+# data
+dataset = 'tiny-imagenet-200'   # name in the run name
+data_dir = 'data/tiny-imagenet'  # data/prepare_tinyimagenet.py's output
+train_list = ''           # '' = {data_dir}/pretrain_train.txt (200 classes, one-hot)
+val_list = ''             # '' = {data_dir}/pretrain_val.txt (top-1 every epoch)
+train_subset = 0          # 0 = every training image; N = a seeded subset of N (smoke runs, a GPU's 64 MiB)
+image_size = 64           # Tiny ImageNet's own size
+augment = 'deephash'      # 'deephash' = flip + random crop (padding image_size/8); 'none'
+# model
+backbone = 'resnet18'     # hash_models.BACKBONES
+small_input = False       # ResNets: 3x3 stride-1 first conv (about 4x the compute at 64 px)
+input_norm = 'imagenet'   # normalise [0, 1] input with the ImageNet mean/std (torchvision convention)
+# optimisation
+optimizer = 'sgd'         # 'sgd' (momentum 0.9, nesterov) | 'adamw'
+lr = 0.1                  # peak learning rate (SGD at batch 128; AdamW: about 2e-3)
+weight_decay = 5e-4       # SGD; AdamW: about 0.05
+warmup_epochs = 1         # linear warm-up from 0, then cosine to 0 (per step)
+label_smoothing = 0.1     # cross-entropy label smoothing
+batch_size = 128
+epochs = 9                # ResNet18: about 16 min each on 2 idle CPU cores, 2.3 h in all (issue 11's
+                          # 2.5 h budget); ResNet34: --epochs=5 (docs/RESULTS.md "Regime ladder")
+# run
+seed = 0
+device = 'auto'           # auto | cpu | cuda
+num_workers = 2           # DataLoader workers
+eval_batch_size = 256
+dtype = 'float32'         # 'bfloat16' autocast: a CUDA speed option (slower on CPUs without bf16 units)
+channels_last = False     # NHWC layout (faster convolutions on recent GPUs)
+cache = 'disk'            # 'disk': decoded images memory-mapped from cache_dir (built once) | 'none'
+cache_dir = 'cache'
+checkpoint_dir = 'checkpoint'
+out_dir = 'results'
+tag = ''                  # suffix of the run name
+stop_after = 0            # 0 = train to `epochs`; N = stop after epoch N (a long run split over sessions;
+                          # the same command without it continues, with the same schedule)
+# ------------------------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = 1
+# keys that may change when a run is resumed (epochs may not: it sets the cosine schedule)
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'cache', 'cache_dir', 'stop_after'}
+
+
+class Classifier(torch.nn.Module):
+    """The torchvision model behind [0, 1] input; its state dict is the torchvision one."""
+
+    def __init__(self, net, input_norm):
+        super().__init__()
+        self.net, self.input_norm = net, input_norm
+        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        if self.input_norm == 'imagenet':
+            x = (x - self.mean) / self.std
+        return self.net(x)
+
+
+def step_lr(step, steps_per_epoch):
+    """Linear warm-up over warmup_epochs, then cosine decay to 0 at the last step."""
+    warm = warmup_epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
+    if step < warm:
+        return lr * (step + 1) / warm
+    return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+@torch.no_grad()
+def top1(model, loader, device):
+    model.eval()
+    right = n = 0
+    for x, y, _ in loader:
+        with utils.autocast(device, dtype):
+            out = model(utils.to_device(x, device, channels_last))
+        right += (out.float().argmax(1).cpu() == y.argmax(1)).sum().item()
+        n += len(x)
+    return right / n
+
+
+if __name__ == '__main__':
+    config = utils.configure(globals())
+
+    # ---- derive ------------------------------------------------------------------------------
+    if backbone.lower() not in BACKBONES:
+        sys.exit(f"error: backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if optimizer not in ('sgd', 'adamw'):
+        sys.exit(f"error: optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+    if input_norm not in ('none', 'imagenet') or cache not in ('none', 'disk'):
+        sys.exit("error: input_norm must be 'none' or 'imagenet', cache 'none' or 'disk'")
+    if epochs < 1 or batch_size < 1 or train_subset < 0:
+        sys.exit("error: epochs and batch_size must be >= 1, train_subset >= 0")
+    run = (f"{dataset}_pretrain_{backbone.lower()}{'_s' if small_input else ''}_{image_size}"
+           + (f"_n{train_subset}" if train_subset else '') + (f"_{tag}" if tag else ''))
+    ckpt_path = os.path.join(checkpoint_dir, run + '.pt')
+    pth_path = os.path.join(checkpoint_dir, run + '.pth')
+    out = os.path.join(out_dir, run)
+    tr_list = train_list or os.path.join(data_dir, 'pretrain_train.txt')
+    va_list = val_list or os.path.join(data_dir, 'pretrain_val.txt')
+    dev = utils.resolve_device(device)
+    utils.check_dtype(dtype, dev)
+    print(f"run {run}  device {dev}  checkpoint {ckpt_path}")
+
+    # ---- data (a seeded subset is written as its own list, so the cache and the record name it) --
+    try:
+        if train_subset:
+            paths, labels = utils.read_list(tr_list)
+            if train_subset > len(paths):
+                sys.exit(f"error: train_subset={train_subset} but {tr_list} has {len(paths)} images")
+            pick = np.sort(np.random.default_rng(seed).permutation(len(paths))[:train_subset])
+            sub = os.path.join(out, 'train_subset.txt')
+            utils.write_list(sub, [os.path.abspath(paths[i]) for i in pick], labels[pick])
+            tr_list = sub
+        tf_train = utils.build_transform(image_size, 0, augment)
+        tf_eval = utils.build_transform(image_size, 0, 'none')
+        cdir = cache_dir if cache == 'disk' else None
+        train = utils.ImageList(tr_list, transform=tf_train, cache_dir=cdir, num_workers=num_workers)
+        num_classes = train.labels.shape[1]
+        val = utils.ImageList(va_list, transform=tf_eval, num_classes=num_classes, cache_dir=cdir,
+                              num_workers=num_workers)
+    except utils.ListError as e:
+        sys.exit(f"error: {e}")
+    if (train.labels.sum(1) != 1).any():
+        sys.exit(f"error: {tr_list}: pretraining needs one-hot (single-label) rows")
+    print(f"images: train {len(train)}  val {len(val)}; classes {num_classes}")
+    val_loader = torch.utils.data.DataLoader(val, batch_size=eval_batch_size, shuffle=False,
+                                             num_workers=num_workers, persistent_workers=num_workers > 0)
+
+    # ---- model, optimiser, resume -------------------------------------------------------------
+    utils.seed_everything(seed)
+    model = Classifier(torchvision_model(backbone.lower(), small_input, num_classes=num_classes),
+                       input_norm).to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]       # no decay on biases / norms
+    other = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': other, 'weight_decay': 0.0}]
+    opt = (torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True) if optimizer == 'sgd'
+           else torch.optim.AdamW(groups, lr=lr))
+    start, history = 0, []
+    if os.path.isfile(ckpt_path):
+        try:
+            ck = utils.load_checkpoint(ckpt_path)
+        except ValueError as e:
+            sys.exit(f"error: {e}")
+        diff = [k for k in config if k not in RESUME_FREE_KEYS and ck['config'].get(k) != config[k]]
+        if diff:
+            sys.exit(f"error: {ckpt_path}: trained with {diff[0]}={ck['config'].get(diff[0])!r}, this "
+                     f"run has {diff[0]}={config[diff[0]]!r}; set tag=... or delete the checkpoint")
+        if ck.get('list_key') != utils.ImageCache.key(tr_list, train.paths, tf_train):
+            sys.exit(f"error: {ckpt_path}: the training list or its images changed since; "
+                     f"set tag=... or delete the checkpoint")
+        model.net.load_state_dict(ck['model'])
+        opt.load_state_dict(ck['optimizer'])
+        start, history = ck['epoch'], list(ck['history'])
+        print(f"resumed from {ckpt_path} at epoch {start}/{epochs}")
+    if start > epochs:
+        sys.exit(f"error: {ckpt_path} holds {start} epochs, more than epochs={epochs}")
+
+    # ---- train ----------------------------------------------------------------------------------
+    log_path = os.path.join(out, 'log.jsonl')
+    gen = torch.Generator()
+    steps = math.ceil(len(train) / batch_size)
+    for epoch in range(start, epochs):
+        torch.manual_seed(seed * 100003 + epoch)  # per-epoch seeding: a resumed run is identical
+        gen.manual_seed(seed * 100003 + epoch)
+        loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True,
+                                             num_workers=num_workers, generator=gen, drop_last=False,
+                                             pin_memory=dev.startswith('cuda'))
+        model.train()
+        t0, total, right, n = time.time(), 0.0, 0, 0
+        for i, (x, y, _) in enumerate(loader):
+            for g in opt.param_groups:
+                g['lr'] = step_lr(epoch * steps + i, steps)
+            x, y = utils.to_device(x, dev, channels_last), y.argmax(1).to(dev)
+            with utils.autocast(dev, dtype):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            if not torch.isfinite(loss):
+                sys.exit(f"error: non-finite loss at epoch {epoch + 1} step {i}; checkpoint of epoch "
+                         f"{epoch} kept at {ckpt_path}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x)
+            right += (logits.argmax(1) == y).sum().item()
+            n += len(x)
+        train_s = time.time() - t0
+        acc = top1(model, val_loader, dev)
+        rec = {'epoch': epoch + 1, 'loss': total / n, 'train_top1': right / n, 'val_top1': acc,
+               'train_s': round(train_s, 1), 'images_per_s': round(n / train_s, 1),
+               'eval_s': round(time.time() - t0 - train_s, 1)}
+        history.append(rec)
+        print(f"epoch {epoch + 1}/{epochs} loss {rec['loss']:.4f} train top-1 {rec['train_top1']:.4f} "
+              f"val top-1 {acc:.4f} ({train_s:.0f}s, {rec['images_per_s']:.1f} img/s)", flush=True)
+        utils.append_jsonl(log_path, rec)
+        utils.save_checkpoint(ckpt_path, {
+            'format': CHECKPOINT_FORMAT, 'model': model.net.state_dict(), 'optimizer': opt.state_dict(),
+            'epoch': epoch + 1, 'config': config, 'history': history,
+            'list_key': utils.ImageCache.key(tr_list, train.paths, tf_train)})
+        if stop_after and epoch + 1 >= stop_after and epoch + 1 < epochs:
+            print(f"stopped after epoch {epoch + 1} (stop_after); the same command without "
+                  f"stop_after continues from {ckpt_path}")
+            sys.exit(0)
+
+    # ---- write the torchvision-format state dict and its record ---------------------------------
+    utils.save_checkpoint(pth_path, model.net.state_dict())
+    record = {'run': run, 'file': pth_path, 'sha1': file_sha1(pth_path), 'backbone': backbone.lower(),
+              'small_input': small_input, 'input_norm': input_norm, 'image_size': image_size,
+              'num_classes': num_classes, 'epochs': epochs, 'val_top1': history[-1]['val_top1'],
+              'train_time_s': round(sum(h['train_s'] + h['eval_s'] for h in history), 1),
+              'train_list': tr_list, 'val_list': va_list, 'config': config, 'history': history,
+              'git_commit': utils.git_commit()}
+    utils.write_json(os.path.splitext(pth_path)[0] + '.json', record)
+    print(f"final val top-1 {record['val_top1']:.4f} after {epochs} epochs; weights {pth_path} "
+          f"(sha1 {record['sha1'][:12]}); use pretrained={pth_path}"
+          + (" small_input=True" if small_input else '') + f" input_norm={input_norm}")

@@ -1,0 +1,294 @@
+"""defenses/ and defend.py: the parts against hand-computed cases, then the command end to end on a
+tiny model (results, reuse, bad inputs). The known-answer check on the BadNets toy model is
+`make defend-toy` (docs/RESULTS.md), not a test: it trains two victims (minutes of CPU)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, make_image_lists
+
+from defenses import common
+from hash_models import build_hash_model
+
+
+# ---- the statistics ------------------------------------------------------------------------------
+
+def test_mad_anomaly_index_hand_case():
+    # median 10; |n - 10| = 0 0 2 2 8 -> median 2 -> MAD 1.4826 * 2 = 2.9652; index of 2: 8 / 2.9652
+    norms = [10, 10, 12, 8, 2]
+    index, per_class, med, mad = common.anomaly_index(norms)
+    assert med == 10 and mad == pytest.approx(2.9652)
+    assert index == pytest.approx(8 / 2.9652)
+    assert per_class[2] == pytest.approx(2 / 2.9652)
+    # below the median and above 2: class 4 only (class 2 is above the median, 3's index is 0.67)
+    assert common.flagged_classes(norms, per_class, 2.0) == [4]
+    # a flat set has index 0; a zero MAD with one outlier is infinite
+    assert common.anomaly_index([5, 5, 5])[0] == 0
+    assert common.anomaly_index([5, 5, 5, 1])[0] == np.inf
+
+
+def test_auroc_and_far_at_frr_hand_cases():
+    assert common.auroc([3, 4], [1, 2]) == 1.0
+    assert common.auroc([1, 2], [3, 4]) == 0.0
+    assert common.auroc([1, 2], [1, 2]) == 0.5          # ties count one half
+    assert common.auroc([2], [1, 2, 3]) == pytest.approx(0.5)  # (1 + 0.5 + 0) / 3
+    clean = np.arange(100, dtype=float)                  # quantile 0.95 = 94.05
+    far, t, frr = common.far_at_frr(clean, [50, 95, 99, 200], 0.05)
+    assert t == pytest.approx(94.05) and frr == 0.05 and far == 0.25
+
+
+def test_entropies():
+    assert common.binary_entropy([0.5, 0.0, 1.0]).tolist() == [1.0, 0.0, 0.0]
+    assert common.binary_entropy(0.25) == pytest.approx(0.811278, abs=1e-6)
+    assert common.label_entropy([5, 5, 0]) == pytest.approx(1.0)
+    assert common.label_entropy([7, 0]) == 0.0
+
+
+# ---- image-space pieces ----------------------------------------------------------------------------
+
+def test_blending_add_clips_and_mean_averages():
+    x = torch.full((3, 2, 2), 0.6)
+    ov = torch.stack([torch.full((3, 2, 2), 0.7), torch.full((3, 2, 2), 0.1)])
+    add = common.blend(x, ov, 'add')
+    assert add.shape == (2, 3, 2, 2)
+    assert torch.allclose(add[0], torch.ones(3, 2, 2)) and torch.allclose(add[1], torch.full((3, 2, 2), 0.7))
+    mean = common.blend(x, ov, 'mean')
+    assert torch.allclose(mean[0], torch.full((3, 2, 2), 0.65))
+    with pytest.raises(common.DefenseInputError):
+        common.blend(x, ov, 'max')
+
+
+def test_mask_parametrisation_and_stamp():
+    a = torch.tensor([[[0.0, 20.0], [-20.0, float(np.arctanh(0.5))]]])
+    b = torch.zeros(3, 2, 2)
+    m, p = common.mask_and_pattern(a, b)
+    assert m[0, 0, 0] == 0.5 and m[0, 0, 1] == pytest.approx(1.0) and m[0, 1, 0] == pytest.approx(0.0)
+    assert m[0, 1, 1] == pytest.approx(0.75)  # tanh(atanh(0.5)) / 2 + 0.5
+    assert torch.all(p == 0.5)
+    x = torch.full((2, 3, 2, 2), 0.2)
+    out = common.stamp(x, m, torch.ones(3, 2, 2))
+    # (1 - m) 0.2 + m 1: 0.6 where m = 0.5, 1 where m = 1, 0.2 where m = 0, 0.8 where m = 0.75
+    assert torch.allclose(out[1, 2], torch.tensor([[0.6, 1.0], [0.2, 0.8]]), atol=1e-6)
+
+
+def test_pruning_mask_lowest_activation_first():
+    assert common.prune_mask([3, 1, 2, 0], 0.5).tolist() == [1, 0, 1, 0]
+    assert common.prune_mask([3, 1, 2, 0], 0.25).tolist() == [1, 1, 1, 0]
+    assert common.prune_mask([3, 1, 2, 0], 0.0).tolist() == [1, 1, 1, 1]
+    assert common.prune_mask([1, 1, 2, 0], 0.5).tolist() == [0, 1, 1, 0]  # tie: lower index first
+
+
+@pytest.mark.parametrize('backbone', ['resnet18', 'vgg11'])
+def test_cached_head_equals_the_masked_network(backbone):
+    """The pruning curve's shortcut (head_output on cached features) = the network with the last
+    block's channels zeroed by a forward hook (what fine-pruning trains and evaluates)."""
+    torch.manual_seed(0)
+    size = 16 if backbone == 'resnet18' else 32
+    model = build_hash_model(backbone, 8, small_input=True).eval()
+    x = torch.rand(3, 3, size, size)
+    width = 512
+    mask = torch.tensor(common.prune_mask(np.random.default_rng(0).random(width), 0.3))
+    with torch.no_grad():
+        plain = model(x)
+        assert torch.allclose(common.head_output(model, common.head_features(model, x),
+                                                 torch.ones(width)), plain, atol=1e-5)
+        h = common.last_block(model).register_forward_hook(lambda m, i, o: o * mask.view(1, -1, 1, 1))
+        hooked = model(x)
+        h.remove()
+        cached = common.head_output(model, common.head_features(model, x), mask)
+    assert torch.allclose(cached, hooked, atol=1e-5) and not torch.allclose(cached, plain)
+
+
+def test_balanced_subset_and_prediction():
+    labels = np.eye(3, dtype=np.uint8)[[0] * 10 + [1] * 20 + [2] * 40]
+    idx = common.balanced_subset(labels, 0.1, 0, 'x.txt')
+    assert np.bincount(labels[idx].argmax(1)).tolist() == [1, 2, 4]
+    with pytest.raises(common.DefenseInputError, match='empty'):
+        common.balanced_subset(labels, 0.01, 0, 'x.txt')
+    protos = np.array([[1, 1, 1, 1], [-1, -1, 1, 1]], np.float32)
+    codes = np.array([[1, 1, 1, -1], [-1, -1, -1, 1]], np.float32)
+    assert common.predict(codes, protos).tolist() == [0, 1]
+
+
+# ---- defend.py end to end --------------------------------------------------------------------------
+
+def _configure(module, argv):
+    import utils
+    return utils.configure(dict(vars(module)), argv, show=False)
+
+
+def _defend(argv, capsys):
+    """defend.py in this process (its config block and main), returning (doc, stdout)."""
+    import defend
+    doc = defend.main(_configure(defend, argv))
+    return doc, capsys.readouterr().out
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    """A tiny data set, a triggered list (white 4 px corner on the non-target test images) and two
+    1-epoch CSQ models evaluated on it (16 and 8 bits), trained in this process."""
+    from PIL import Image
+    import CSQ
+    import utils
+    from hash_models import engine
+    tmp = tmp_path_factory.mktemp('def')
+    data = make_image_lists(str(tmp / 'data'))
+    paths, labels = utils.read_list(os.path.join(data, 'test.txt'))
+    rows = []
+    os.makedirs(os.path.join(data, 'trig'))
+    for i, p in enumerate(paths):
+        if labels[i, 0]:
+            continue
+        a = np.array(Image.open(p))
+        a[-4:, -4:] = 255
+        Image.fromarray(a).save(os.path.join(data, 'trig', f"{i}.png"))
+        rows.append(f"trig/{i}.png")
+    utils.write_list(os.path.join(data, 'trig.txt'), rows,
+                     np.eye(4, dtype=np.uint8)[[0] * len(rows)])
+    out = {}
+    for bits in (16, 8):
+        c = _configure(CSQ, ['configs/demo.py', f'--data_dir={data}', '--dataset=fx', '--epochs=1',
+                             '--eval_every=0', '--image_size=16', f'--bits={bits}',
+                             f"--checkpoint_dir={tmp / 'ckpt'}", f"--out_dir={tmp / 'res'}",
+                             f"--queries=trig_closed={os.path.join(data, 'trig.txt')}"])
+        engine.run(c, 'CSQ', CSQ.make_loss)
+        out[bits] = str(tmp / 'res' / f"fx_CSQ_resnet18_{bits}")
+    return out
+
+
+SMALL = ['--defender_fraction=0.34', '--n_queries=6', '--ft_epochs=1', '--ft_optimizer=adam',
+         '--ft_lr=1e-4', '--fp_step=0.25', '--fp_finetune_epochs=1', '--nc_epochs=1',
+         '--nc_batch=4', '--strip_n=4', '--strip_topk=5', '--sentinet_n=3', '--batch_size=16',
+         '--num_workers=0']
+
+
+def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
+    import shutil
+    control = str(tmp_path / 'control')  # the same model as its own control, in another folder
+    shutil.copytree(runs[16], control)
+    args = [f'--model_dir={runs[16]}', f'--control_dir={control}'] + SMALL
+    doc, out = _defend(args, capsys)
+    r = doc['results']['model']
+    assert set(r) == {'finetune', 'fineprune', 'nc', 'nc_collapse', 'strip', 'sentinet'}
+    assert doc['target'] == 0 and len(r['nc']['norms']) == 4
+    assert 'NC class 3 [4/4]' in out  # progress line per class
+    assert [q['fraction'] for q in r['fineprune']['curve']][0] == 0.0
+    assert r['finetune']['before']['map'] == pytest.approx(
+        json.load(open(os.path.join(runs[16], 'results.json')))['final']['test'])
+    assert 0 <= r['strip']['h_bit']['auroc'] <= 1 and len(r['strip']['scores']['clean']['h_bit']) == 6
+    assert doc['inputs']['model']['checkpoint_sha1'] == common.file_digest(
+        os.path.join(os.path.dirname(os.path.dirname(runs[16])), 'ckpt', 'fx_CSQ_resnet18_16.pt'))
+    # the control is the same network on the same inputs: the same figures
+    assert doc['results']['control']['nc']['norms'] == r['nc']['norms']
+    assert json.load(open(os.path.join(runs[16], 'defense.json')))['target'] == 0
+    md = open(os.path.join(runs[16], 'defense.md')).read()
+    assert '(backdoored)' in md and '(clean control)' in md and 'Pruning curve' in md
+    # the same command again reuses every result; a changed key recomputes that defense only
+    doc2, out = _defend(args, capsys)
+    assert out.count('reusing') == 12 and 'NC class' not in out
+    assert doc2['results'] == json.loads(json.dumps(doc['results']))
+    alone = [f'--model_dir={runs[16]}'] + SMALL  # the model alone from here on (test time)
+    _, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc'], capsys)
+    assert 'model: reusing nc' in out and 'model: strip on' in out
+    # a changed triggered list: the run's saved codes of it are stale and are not used, what reads
+    # it is recomputed, Neural Cleanse (which does not) is reused
+    trig = json.load(open(os.path.join(runs[16], 'results.json')))['lists']['trig_closed']
+    shutil.copy(trig, trig + '.bak')
+    try:
+        lines = open(trig).read().splitlines(True)
+        open(trig, 'w').write(''.join(lines[:-1]))
+        doc3, out = _defend(alone + ['--defenses=nc,finetune'], capsys)
+        assert 'model: reusing nc' in out and 'model: finetune on' in out
+        assert 'changed since the run' in out
+        assert doc3['inputs']['model']['trigger']['key'] != doc['inputs']['model']['trigger']['key']
+    finally:
+        os.replace(trig + '.bak', trig)
+
+
+def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
+    import shutil
+    base = [f'--model_dir={runs[16]}'] + SMALL
+
+    def error(argv):
+        with pytest.raises(common.DefenseInputError) as e:
+            _defend(argv, capsys)
+        assert '\n' not in str(e.value)
+        return str(e.value)
+
+    assert error(base + ['--defenses=nc,spectral']) == (
+        "unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, strip, "
+        "sentinet or 'all'")
+    assert 'is a 8-bit model, expected 16 bits' in error(base + [f'--control_dir={runs[8]}'])
+    assert 'defender subset is empty' in error(base + ['--defender_fraction=0.01'])
+    nocodes = str(tmp_path / 'nocodes')
+    shutil.copytree(runs[16], nocodes)
+    os.remove(os.path.join(nocodes, 'codes_database.npz'))
+    assert 'no saved codes' in error([f'--model_dir={nocodes}'] + SMALL)
+    # a results folder whose checkpoint is of another bit length
+    other = str(tmp_path / 'other')
+    shutil.copytree(runs[16], other)
+    res = json.load(open(os.path.join(other, 'results.json')))
+    res['checkpoint'] = json.load(open(os.path.join(runs[8], 'results.json')))['checkpoint']
+    json.dump(res, open(os.path.join(other, 'results.json'), 'w'))
+    with pytest.raises(SystemExit) as e:  # attack_common.load_hash_model's one-line exit
+        _defend([f'--model_dir={other}'] + SMALL, capsys)
+    assert 'checkpoint is for bits=8, expected bits=16' in str(e.value)
+    assert '\n' not in str(e.value)
+    # the command line turns them into one line on stderr and a non-zero exit
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    p = subprocess.run([sys.executable, 'defend.py', '--defenses=spectral'], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.strip().splitlines() == [
+        "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, "
+        "strip, sentinet or 'all'"]
+
+
+def test_reproduce_plans_the_defenses_and_writes_their_table(tmp_path, monkeypatch):
+    """reproduce.py --defenses=...: one defend.py step per backdoored victim with the clean victim as
+    control and the attack's closed-set triggered queries; the table has a row per attack and a
+    control row per attack's queries."""
+    import reproduce
+    monkeypatch.chdir(ROOT)
+    c = reproduce.script_config('reproduce.py', ['configs/table5_toy.py', '--methods=badnets,lcba',
+                                                 '--defenses=nc,strip',
+                                                 f'--tables_dir={tmp_path}'])
+    plan = reproduce.build_plan(c, 'configs/table5_toy.py')
+    steps = [s for s in plan.ordered() if s['cmd'][1] == 'defend.py']
+    assert [s['name'].split()[1] for s in steps] == [os.path.basename(a['victim_dir'])
+                                                    for a in plan.attacks]
+    cmd = steps[0]['cmd']
+    assert plan.ordered()[-2:] == steps and 'configs/defense_toy.py' in cmd
+    assert f"--control_dir={plan.attacks[0]['clean_dir']}" in cmd and '--defenses=nc,strip' in cmd
+    assert f"--trigger={plan.attacks[0]['splits']['trigger_closed']}" in cmd
+    assert steps[0]['outputs'] == [os.path.join(plan.attacks[0]['victim_dir'], 'defense.json')]
+    for a in plan.attacks:  # stand-ins for defend.py's output
+        a['defense'] = str(tmp_path / f"{a['method']}.json")
+        nc = {'anomaly_index': 3.5 if a['method'] == 'badnets' else 1.0, 'flagged_classes': [0]}
+        json.dump({'results': {'model': {'nc': nc}, 'control': {}}}, open(a['defense'], 'w'))
+    text = open(reproduce.write_defense_table(plan, 'configs/table5_toy.py')).read()
+    lines = [x for x in text.splitlines() if x.startswith('| ')]
+    assert len(lines) == 5 and lines[1].startswith('| BadNets (CSQ ResNet34 32 bits) |')
+    assert ' 3.50 | 0 |' in lines[1] and ' 1.00 | 0 |' in lines[2]
+    assert lines[3].startswith("| clean control, BadNets's queries |")
+
+
+def test_fine_tune_with_frozen_batchnorm_keeps_the_running_statistics():
+    torch.manual_seed(0)
+    model = build_hash_model('resnet18', 8, small_input=True).eval()
+    bn = model.trunk.body[1]
+    before = bn.running_mean.clone()
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])
+    protos = torch.tensor([[1.0] * 8, [-1.0] * 8])
+    c = dict(ft_optimizer='adam', ft_lr=1e-3, ft_weight_decay=0.0, ft_batch_size=4, seed=0,
+             ft_bn='frozen')
+    w = model.hash_layer.weight.clone()
+    common.fine_tune(model, x, y, protos, c, 1, 'cpu', say=lambda m: None)
+    assert torch.equal(bn.running_mean, before) and not torch.equal(model.hash_layer.weight, w)
+    common.fine_tune(model, x, y, protos, dict(c, ft_bn='train'), 1, 'cpu', say=lambda m: None)
+    assert not torch.equal(bn.running_mean, before)

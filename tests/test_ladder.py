@@ -1,0 +1,296 @@
+"""The pieces of the regime ladder (issue 11): pretrained=PATH (a torchvision-format state dict),
+freeze (frozen parameters and BatchNorm statistics), init_parts=trunk, and pretrain.py."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+from hash_models import build_hash_model, freeze, torchvision_model, trunk_stages
+
+
+def _run(script, args, check=True):
+    p = subprocess.run([sys.executable, script] + [str(a) for a in args], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS='1'))
+    if check and p.returncode != 0:
+        raise AssertionError(p.stdout + p.stderr)
+    return p
+
+
+def _args(data, tmp, **kw):
+    base = dict(data_dir=data, dataset='fx', epochs=1, eval_every=0, image_size=16, bits=16,
+                checkpoint_dir=os.path.join(tmp, 'ckpt'), out_dir=os.path.join(tmp, 'res'))
+    base.update(kw)
+    return ['configs/demo.py'] + [f"--{k}={v}" for k, v in base.items()]
+
+
+def _classifier_file(path, name='resnet18', small_input=True, num_classes=200, seed=1):
+    torch.manual_seed(seed)
+    net = torchvision_model(name, small_input, num_classes=num_classes)
+    torch.save(net.state_dict(), path)
+    return net.state_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# pretrained=PATH
+# ------------------------------------------------------------------------------------------------
+
+def test_pretrained_path_loads_the_trunk(tmp_path):
+    path = str(tmp_path / 'r18.pth')
+    sd = _classifier_file(path)
+    model = build_hash_model('resnet18', 16, pretrained=path, small_input=True)
+    body = model.trunk.body  # conv1, bn1, relu, maxpool, layer1..4, avgpool
+    assert torch.equal(body[0].weight, sd['conv1.weight'])
+    assert torch.equal(body[7][1].bn2.running_var, sd['layer4.1.bn2.running_var'])
+    assert model.hash_layer.weight.shape == (16, 512)  # a new hash layer; the 200-class fc is not used
+    from hash_models import file_sha1
+    assert model.meta['pretrained_sha1'] == file_sha1(path) and model.meta['pretrained'] == path
+    # a fresh model differs from the file (the load did something)
+    assert not torch.equal(build_hash_model('resnet18', 16, small_input=True).trunk.body[0].weight,
+                           sd['conv1.weight'])
+
+
+def test_pretrained_mismatch_names_the_keys(tmp_path):
+    path = str(tmp_path / 'r18.pth')
+    sd = _classifier_file(path)
+    with pytest.raises(ValueError) as e:  # 3x3 conv1 file into a 7x7 model
+        build_hash_model('resnet18', 16, pretrained=path, small_input=False)
+    msg = str(e.value)
+    assert '\n' not in msg and path in msg and 'conv1.weight [64, 3, 3, 3] vs [64, 3, 7, 7]' in msg
+    del sd['layer2.0.conv1.weight']
+    sd['extra.weight'] = torch.zeros(1)
+    torch.save(sd, path)
+    with pytest.raises(ValueError) as e:
+        build_hash_model('resnet18', 16, pretrained=path, small_input=True)
+    msg = str(e.value)
+    assert 'missing keys layer2.0.conv1.weight' in msg and 'unexpected keys extra.weight' in msg
+    other = str(tmp_path / 'densenet.pth')
+    _classifier_file(other, 'densenet121', num_classes=10)
+    with pytest.raises(ValueError, match='not a resnet34 state dict.*missing keys bn1.bias'):
+        build_hash_model('resnet34', 16, pretrained=other)
+    torch.save({'model': {}, 'epoch': 3}, path)
+    with pytest.raises(ValueError, match='use init_from'):
+        build_hash_model('resnet18', 16, pretrained=path)
+    with pytest.raises(ValueError, match='file not found'):
+        build_hash_model('resnet18', 16, pretrained=str(tmp_path / 'absent.pth'))
+
+
+def test_pretrained_densenet_file_skips_its_classifier_head(tmp_path):
+    path = str(tmp_path / 'densenet.pth')
+    sd = _classifier_file(path, 'densenet121', small_input=False, num_classes=200)
+    model = build_hash_model('densenet121', 8, pretrained=path)
+    assert torch.equal(model.trunk.features.norm5.running_mean, sd['features.norm5.running_mean'])
+
+
+# ------------------------------------------------------------------------------------------------
+# freeze
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name, upto', [('resnet18', 'trunk'), ('resnet18', 'layer2'),
+                                        ('densenet121', 'block2')])
+def test_freeze_keeps_parameters_and_batchnorm_statistics(name, upto):
+    torch.manual_seed(0)
+    model = build_hash_model(name, 8, small_input=True)
+    frozen = freeze(model, upto)
+    stages = trunk_stages(model)
+    assert frozen == [n for n, _ in stages][:len(frozen)] and frozen[-1] == (
+        stages[-1][0] if upto == 'trunk' else upto)
+    fmods = [m for n, ms in stages if n in frozen for m in ms]
+    live = [m for n, ms in stages if n not in frozen for m in ms] + [model.hash_layer]
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in fmods]
+    live_before = [{k: v.clone() for k, v in m.state_dict().items()} for m in live]
+    model.train()
+    assert all(not m.training for m in fmods) and model.hash_layer.training
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9,
+                          weight_decay=0.1)
+    for _ in range(2):
+        loss = model(torch.rand(4, 3, 32, 32)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for m, b in zip(fmods, before):  # bit-identical: weights and BatchNorm running statistics
+        assert all(torch.equal(v, b[k]) for k, v in m.state_dict().items())
+    changed = [any(not torch.equal(v, b[k]) for k, v in m.state_dict().items())
+               for m, b in zip(live, live_before) if b]
+    assert all(changed), 'the unfrozen stages and the hash layer must train'
+    with pytest.raises(ValueError, match='stem, layer1, layer2'):
+        freeze(build_hash_model('resnet18', 8), 'block3')
+
+
+def test_csq_with_pretrained_file_frozen_trunk_and_recorded_digest(image_lists, tmp_path):
+    """Through CSQ.py: pretrained=PATH + freeze=trunk trains the hash layer only; the file's digest
+    is in the results' config; the checkpoint's trunk is the file's, BatchNorm statistics included."""
+    tmp = str(tmp_path)
+    path = str(tmp_path / 'r18.pth')
+    sd = _classifier_file(path)
+    p = _run('CSQ.py', _args(image_lists, tmp, pretrained=path, freeze='trunk', tag='fr'))
+    assert 'frozen stages: stem, layer1, layer2, layer3, layer4' in p.stdout
+    res = json.load(open(os.path.join(tmp, 'res', 'fx_CSQ_resnet18_16_fr', 'results.json')))
+    from hash_models import file_sha1
+    assert res['config']['pretrained_sha1'] == file_sha1(path) and res['config']['freeze'] == 'trunk'
+    ck = torch.load(os.path.join(tmp, 'ckpt', 'fx_CSQ_resnet18_16_fr.pt'), weights_only=True)['model']
+    names = {'trunk.body.0.weight': 'conv1.weight', 'trunk.body.1.running_mean': 'bn1.running_mean',
+             'trunk.body.7.1.bn2.running_var': 'layer4.1.bn2.running_var'}
+    assert all(torch.equal(ck[a], sd[b]) for a, b in names.items())
+    # another file under the same run name is not resumed or reused silently
+    _classifier_file(path, seed=2)
+    p = _run('CSQ.py', _args(image_lists, tmp, pretrained=path, freeze='trunk', tag='fr'), check=False)
+    assert p.returncode != 0 and 'pretrained_sha1' in p.stderr.strip().splitlines()[-1]
+
+
+def test_init_parts_trunk_and_bad_freeze(tmp_path):
+    """init_from with init_parts=trunk: that run's trunk, a fresh hash layer (rung R1)."""
+    from hash_models import engine
+    torch.manual_seed(3)
+    src = build_hash_model('resnet18', 16, small_input=True)
+    path = str(tmp_path / 'run.pt')
+    torch.save({'model': src.state_dict(), 'meta': dict(src.meta), 'epoch': 5}, path)
+    config = dict(backbone='resnet18', bits=16, pretrained=False, input_norm='none', small_input=True,
+                  init_from=path, init_parts='trunk', freeze='trunk')
+    torch.manual_seed(4)
+    net, cfg = engine.build_model(config)
+    from hash_models import file_sha1
+    assert cfg['pretrained_sha1'] == '' and cfg['init_from_sha1'] == file_sha1(path)
+    a, b = src.state_dict(), net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith('trunk.'))
+    assert not torch.equal(a['hash_layer.weight'], b['hash_layer.weight'])
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == ['hash_layer.weight',
+                                                                          'hash_layer.bias']
+    with pytest.raises(SystemExit, match="freeze must be 'none', 'trunk' or a stage"):
+        engine.build_model(dict(config, freeze='layer9'))
+    with pytest.raises(SystemExit, match="init_parts must be 'all' or 'trunk'"):
+        engine.build_model(dict(config, init_parts='head'))
+
+
+# ------------------------------------------------------------------------------------------------
+# pretrain.py
+# ------------------------------------------------------------------------------------------------
+
+def _pretrain(args, capsys, monkeypatch):
+    """pretrain.py in this process (no second torch import: the test stays cheap); its stdout, and
+    its exit status (0 when it ends normally)."""
+    import runpy
+    monkeypatch.setattr(sys, 'argv', ['pretrain.py'] + args)
+    monkeypatch.chdir(ROOT)
+    capsys.readouterr()
+    code = 0
+    try:
+        runpy.run_path(os.path.join(ROOT, 'pretrain.py'), run_name='__main__')
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return out.out, code
+
+
+def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lists, tmp_path, capsys,
+                                                                       monkeypatch):
+    tmp = str(tmp_path)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    common = [f"--train_list={os.path.join(image_lists, 'train.txt')}",
+              f"--val_list={os.path.join(image_lists, 'test.txt')}", '--image_size=16',
+              '--small_input=True', '--epochs=2', '--batch_size=8', '--lr=0.05', '--num_workers=0',
+              f'--checkpoint_dir={tmp}/ckpt', f'--out_dir={tmp}/res', f'--cache_dir={tmp}/cache']
+    out, code = _pretrain(common + ['--tag=a'], capsys, monkeypatch)
+    assert code == 0 and 'epoch 2/2' in out and 'val top-1' in out
+    # split in two (stop_after, then the same command): the same weights as in one go
+    out, code = _pretrain(common + ['--tag=b', '--stop_after=1'], capsys, monkeypatch)
+    lines = out.splitlines()
+    assert code == 0 and 'stopped after epoch 1' in out and not any(l.startswith('epoch 2/2') for l in lines)
+    out, code = _pretrain(common + ['--tag=b'], capsys, monkeypatch)
+    lines = out.splitlines()
+    assert 'resumed from' in out and not any(l.startswith('epoch 1/2') for l in lines)
+    run = f"{tmp}/ckpt/tiny-imagenet-200_pretrain_resnet18_s_16"
+    a, b = (torch.load(f"{run}_{t}.pth", weights_only=True) for t in 'ab')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a['fc.weight'].shape == (4, 512)  # a torchvision ResNet18 with 4 classes
+    rec = json.load(open(f"{run}_a.json"))
+    from hash_models import file_sha1
+    assert rec['sha1'] == file_sha1(f"{run}_a.pth") and len(rec['history']) == 2
+    assert 0.0 <= rec['val_top1'] <= 1.0 and rec['history'][-1]['images_per_s'] > 0
+    model = build_hash_model('resnet18', 16, pretrained=f"{run}_a.pth", small_input=True)
+    assert torch.equal(model.trunk.body[0].weight, a['conv1.weight'])
+    # another schedule under the same run name is refused
+    out, code = _pretrain(common + ['--tag=b', '--lr=0.1'], capsys, monkeypatch)
+    assert code != 0 and 'lr=0.05' in str(code)
+
+
+# ------------------------------------------------------------------------------------------------
+# code_space.py (the R1 diagnostic)
+# ------------------------------------------------------------------------------------------------
+
+def test_code_space_places_groups_against_measured_centres(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    import runpy
+    from PIL import Image
+    import utils
+    C, target, conf = 3, 0, 2
+    cen = np.array([[1] * 8, [1, -1] * 4, [-1] * 8])
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.eye(C, dtype=np.uint8), 10, axis=0)
+    db = cen[labels.argmax(1)].copy()
+    db[rng.random(db.shape) < 0.1] *= -1            # noisy, but the class means keep the centres
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    np.savez(victim / 'codes_database.npz', codes=db.astype(np.int8), labels=labels)
+    poisons = np.tile(cen[conf], (4, 1))
+    poisons[:, :2] = 1                                # 2 bits from the confusing centre, 6 from the target
+    np.savez(victim / 'codes_poisons.npz', codes=poisons.astype(np.int8), labels=np.tile(np.eye(C)[0], (4, 1)))
+    np.savez(victim / 'codes_trig_open.npz', codes=np.tile(cen[target], (5, 1)).astype(np.int8),
+             labels=np.tile(np.eye(C)[0], (5, 1)))
+    attack = tmp_path / 'attack'
+    (attack / 'poisons').mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(attack / 'poisons' / f'{i}.png')
+    (attack / 'poisons.json').write_text(json.dumps({
+        'target': target, 'conf_label': [0, 0, 1], 'conf_classes': [conf],
+        'poisons': [{'poison': f'poisons/{i}.png'} for i in range(4)]}))
+    monkeypatch.setattr(sys, 'argv', ['code_space.py', f'--attack_dir={attack}', f'--victim_dir={victim}'])
+    runpy.run_path(os.path.join(ROOT, 'code_space.py'), run_name='__main__')
+    res = json.load(open(victim / 'code_space.json'))['backdoored']
+    assert res['target_conf_centre_distance'] == 8
+    p = res['groups']['poisons']
+    assert (p['n'], p['to_target'], p['to_conf'], p['nearest_conf']) == (4, 6.0, 2.0, 1.0)
+    o = res['groups']['trig_open']
+    assert (o['to_target'], o['nearest_target'], o['within_2_of_target']) == (0.0, 1.0, 1.0)
+    assert res['groups']['confusing clean (database)']['n'] == 10
+    paths, lab = utils.read_list(str(attack / 'poisons_list.txt'))
+    assert len(paths) == 4 and (lab.argmax(1) == target).all() and lab.shape[1] == C
+    assert 'poisons' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# the ladder presets
+# ------------------------------------------------------------------------------------------------
+
+def _csq_defaults():
+    import ast
+    with open(os.path.join(ROOT, 'CSQ.py')) as f:
+        tree = ast.parse(f.read())
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+            and n.targets[0].id.islower() and isinstance(n.value, ast.Constant)}
+
+
+@pytest.mark.parametrize('dataset, rung', [('tiny_imagenet10', 'r0'), ('tiny_imagenet10', 'r1'),
+                                           ('tiny_imagenet10', 'r2'), ('tiny_imagenet100', 'r1'),
+                                           ('tiny_imagenet100', 'r3')])
+def test_ladder_presets_resolve_for_csq(dataset, rung):
+    import utils
+    from hash_models import BACKBONES
+    g = _csq_defaults()
+    utils.apply_overrides(g, [os.path.join(ROOT, 'configs', f'{dataset}.py'),
+                              os.path.join(ROOT, 'configs', f'ladder_{rung}.py')])
+    assert g['backbone'] in BACKBONES
+    if rung == 'r1':
+        assert (g['freeze'], g['init_parts']) == ('trunk', 'trunk') and g['init_from']
+    if rung == 'r2':
+        assert (g['optimizer'], g['lr'], g['weight_decay'], g['freeze']) == ('rmsprop', 1e-5, 1e-5, 'none')
+    if rung in ('r0', 'r3'):  # another architecture than the ResNet18 surrogate
+        assert g['backbone'] == 'resnet34' and not g['init_from']
+    if rung == 'r3':
+        assert g['pretrained'].endswith('resnet34_64.pth') and g['input_norm'] == 'imagenet'
