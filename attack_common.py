@@ -149,7 +149,10 @@ def _read_json(path):
 
 class AttackParts:
     """The finished parts of an attack folder (attack_state.json: the stamp each part was made with;
-    stealth.json: its figures). A part is reused when its stamp, figures and files are all there."""
+    stealth.json: its figures). A part is reused when its stamp, figures and files are all there.
+    A stamp is a provenance record (README "Reuse rule"): the config values, the source list's
+    utils.list_record (its content and its images') and the stamp of every checkpoint used, so a
+    source list or image rewritten under the same path, or a retrained model, remakes the part."""
 
     def __init__(self, out, made_with='this config'):
         self.state_path = os.path.join(out, 'attack_state.json')
@@ -158,10 +161,17 @@ class AttackParts:
         self.state, self.stealth = _read_json(self.state_path), _read_json(self.stealth_path)
 
     def done(self, part, stamp, files):
-        ok = (self.state.get(part) == stamp and part in self.stealth
-              and all(os.path.isfile(p) for p in files))
+        stamp = json.loads(json.dumps(stamp))  # as attack_state.json gives it back (lists, str keys)
+        old = self.state.get(part)
+        ok = (old == stamp and part in self.stealth and all(os.path.isfile(p) for p in files))
         if ok:
             print(f"skipped {part}: already made with {self.made_with} ({files[0]})")
+        elif old is not None:
+            k = next((k for k in stamp if old.get(k) != stamp[k]), None)
+            why = 'some of its files are missing' if k is None else f"its {k} differs"
+            if k is not None and isinstance(stamp[k], dict) and isinstance(old.get(k), dict):
+                why = f"its {k} {utils.record_difference(old[k], stamp[k])}"
+            print(f"making {part} again: {why} (attack_state.json)")
         return ok
 
     def finish(self, part, stamp, stats):

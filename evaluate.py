@@ -530,18 +530,85 @@ def _load_codes(run_dir, split):
     return np.load(path)
 
 
+class MismatchError(ValueError):
+    """Two runs' codes of one split were not encoded from the same list: the message names both."""
+
+
+# what two codes files must share to be compared: the list file's bytes, the images, the row count
+SAME_LIST_KEYS = ('list_sha1', 'images_sha1', 'n')
+
+
+def check_same_list(path_a, a, path_b, b):
+    """Stop (MismatchError) unless the codes in the open .npz files a and b come from the same list:
+    same row count, and, where both carry a provenance record (README "Reuse rule"), the same list
+    content and images. Returns a note when a record is missing (only the count was compared)."""
+    na, nb = len(a['codes']), len(b['codes'])
+    if na != nb:
+        raise MismatchError(f"{path_a} ({na} rows) and {path_b} ({nb} rows) were encoded from "
+                            f"different lists; encode both runs on the same list")
+    ra, rb = (_provenance(z) for z in (a, b))
+    if ra is None or rb is None:
+        old = path_a if ra is None else path_b
+        return (f"{old} has no provenance record (written before them): its list is checked by "
+                f"length only")
+    for k in SAME_LIST_KEYS:
+        if ra.get(k) != rb.get(k):
+            what = {'list_sha1': 'list file content differs', 'images_sha1': 'images differ'}.get(
+                k, f"{k} differs")
+            raise MismatchError(f"{path_a} and {path_b} were encoded from different lists ({what}: "
+                                f"{ra.get('list')} vs {rb.get('list')}); encode both runs on the "
+                                f"same list")
+    return None
+
+
+def check_same_model(path_q, q, path_db, db):
+    """Stop (MismatchError) when query and database codes carry records of different checkpoints
+    (path, size, mtime): codes of two models are not comparable by Hamming distance."""
+    rq, rd = _provenance(q), _provenance(db)
+    if rq is None or rd is None:
+        return
+    key = ('checkpoint', 'checkpoint_stamp')
+    if [rq.get(k) for k in key] != [rd.get(k) for k in key]:
+        raise MismatchError(f"{path_q} and {path_db} were encoded by different checkpoints "
+                            f"({rq.get('checkpoint')} {rq.get('checkpoint_stamp')} vs "
+                            f"{rd.get('checkpoint')} {rd.get('checkpoint_stamp')})")
+
+
+def _provenance(npz):
+    if 'provenance' not in npz.files:
+        return None
+    try:
+        return json.loads(str(npz['provenance']))
+    except ValueError:
+        return None
+
+
 def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None, ties='index'):
-    """Clean MAP of both models, t-MAP of every triggered split on both, stealth figures."""
+    """Clean MAP of both models, t-MAP of every triggered split on both, stealth figures.
+    Every split compared must come from the same list in both runs (check_same_list)."""
     splits = sorted(f[len('codes_'):-len('.npz')] for f in os.listdir(backdoor_dir)
                     if f.startswith('codes_trig') and f.endswith('.npz'))
     row = {'target': target, 'topk': topk, 'ties': ties, 'clean_dir': clean_dir,
            'backdoor_dir': backdoor_dir}
+    loaded = {run_dir: {s: _load_codes(run_dir, s) for s in ['database', 'test'] + splits}
+              for run_dir in (clean_dir, backdoor_dir)}
+    for s in ['database', 'test'] + splits:
+        note = check_same_list(os.path.join(clean_dir, f"codes_{s}.npz"), loaded[clean_dir][s],
+                               os.path.join(backdoor_dir, f"codes_{s}.npz"), loaded[backdoor_dir][s])
+        if note:
+            print(f"note: {note}")
+        rec = _provenance(loaded[backdoor_dir][s]) or {}
+        row.setdefault('lists', {})[s] = {k: rec.get(k) for k in ('list', 'list_sha1', 'images_sha1')}
+    for run_dir in (clean_dir, backdoor_dir):
+        for s in ['test'] + splits:
+            check_same_model(os.path.join(run_dir, f"codes_{s}.npz"), loaded[run_dir][s],
+                             os.path.join(run_dir, 'codes_database.npz'), loaded[run_dir]['database'])
     for tag, run_dir in (('clean', clean_dir), ('backdoor', backdoor_dir)):
-        db, test = _load_codes(run_dir, 'database'), _load_codes(run_dir, 'test')
+        db, test = loaded[run_dir]['database'], loaded[run_dir]['test']
         row[f"map_{tag}"] = mean_average_precision(test['codes'], db['codes'], test['labels'],
                                                    db['labels'], topk, ties=ties)
         for split in splits:
-            q = _load_codes(run_dir, split)
+            q = loaded[run_dir][split]
             row[f"tmap_{split}_{tag}"] = targeted_map(q['codes'], db['codes'], db['labels'], target,
                                                       topk, ties=ties)
             row[f"n_{split}"] = len(q['codes'])
@@ -593,6 +660,10 @@ def main():
         sys.exit('error: give --query=... and --database=... (.npz files written by CSQ.py / '
                  'HashNet.py), or --clean_dir=... and --backdoor_dir=... for the attack report')
     q, db = np.load(query), np.load(database)
+    try:
+        check_same_model(query, q, database, db)
+    except MismatchError as e:
+        sys.exit(f"error: {e}")
     t0 = time.time()
     q_labels = q['labels'] if target < 0 else _target_labels(target, len(q['codes']), db['labels'].shape[1])
     name = 'MAP' if target < 0 else f't-MAP(target={target})'
@@ -617,7 +688,7 @@ def report_main(config):
         sys.exit('error: the attack report needs --clean_dir, --backdoor_dir and --target')
     try:
         row = attack_report(clean_dir, backdoor_dir, target, topk, stealth or None, ties)
-    except (FileNotFoundError, KeyError) as e:
+    except (FileNotFoundError, KeyError, MismatchError) as e:
         sys.exit(f"error: {e}")
     name = report_name or os.path.basename(os.path.normpath(backdoor_dir))
     table = markdown_table(name, row)

@@ -55,6 +55,21 @@ def _load(path):
     return d['codes'], d['labels']
 
 
+def _same_model(*paths):
+    """Codes drawn together must come from one checkpoint (README "Reuse rule"): evaluate.py's
+    check on the records in the .npz files; MismatchError names both files."""
+    from evaluate import check_same_model
+    first = np.load(paths[0])
+    for p in paths[1:]:
+        check_same_model(p, np.load(p), paths[0], first)
+
+
+def _same_list(path_a, path_b):
+    """Two runs' codes of one split shown side by side must come from the same list."""
+    from evaluate import check_same_list
+    check_same_list(path_a, np.load(path_a), path_b, np.load(path_b))
+
+
 # =============================================================================================
 # Figure 6: PR and precision@topN of targeted retrieval
 # =============================================================================================
@@ -65,6 +80,7 @@ def targeted_curves(query_npz, database_npz, target, topk=-1, pn_max_n=1000):
     from evaluate import _target_labels, pr_curve
     q, _ = _load(query_npz)
     db, db_labels = _load(database_npz)
+    _same_model(database_npz, query_npz)
     q_labels = _target_labels(target, len(q), db_labels.shape[1])
     positions = 'all' if len(db) <= 20000 else 'deephash'
     curve = pr_curve(q, db, q_labels, db_labels, topk, positions=positions)
@@ -171,6 +187,7 @@ def tsne_groups(database_npz, test_npz, trig_npz, target, source=-1, n_max=200, 
     db, db_l = _load(database_npz)
     te, te_l = _load(test_npz)
     tr, _ = _load(trig_npz)
+    _same_model(database_npz, test_npz, trig_npz)
     if source < 0:
         present = [k for k in range(te_l.shape[1]) if k != target and te_l[:, k].any()]
         source = present[0] if present else target
@@ -234,6 +251,7 @@ def _fig_config():
 def plan_figures(plan, out_dir, stem, cfg=None):
     """Figures 4-6 for every victim configuration of a reproduce.py plan whose outputs exist.
     Returns the PNG paths written; a figure whose inputs are missing is left out with a note."""
+    from evaluate import MismatchError
     cfg = dict(_fig_config(), **(cfg or {}))
     groups = {}
     for a in plan.attacks:
@@ -254,13 +272,19 @@ def plan_figures(plan, out_dir, stem, cfg=None):
                     os.path.join(a['victim_dir'], f"codes_{split}.npz"),
                     os.path.join(a['victim_dir'], 'codes_database.npz'), target, a['topk'],
                     cfg['pn_max'])))
-            except FileNotFoundError as e:
+            except (FileNotFoundError, MismatchError) as e:
                 print(f"figure 6: {label} left out: {e}")
             try:
                 rows.append((label, poison_triplets(a['folder'], *a['geometry'], n=cfg['n_images'],
                                                     amp=cfg['residual_amp'])))
             except (FileNotFoundError, OSError, ValueError) as e:
                 print(f"figure 5: {label} left out: {e}")
+            try:  # the clean and the backdoored panels show the same triggered queries
+                _same_list(*(os.path.join(d, f"codes_{closed}.npz")
+                             for d in (a.get('clean_dir'), a['victim_dir'])))
+            except (FileNotFoundError, MismatchError) as e:
+                print(f"figure 4: {label} left out: {e}")
+                continue
             for model, run_dir in (('clean victim', a.get('clean_dir')),
                                    (f"{label} victim", a['victim_dir'])):
                 try:
@@ -270,7 +294,7 @@ def plan_figures(plan, out_dir, stem, cfg=None):
                         os.path.join(run_dir, f"codes_{closed}.npz"), target, cfg['source_class'],
                         cfg['tsne_points'], cfg['seed'])
                     panels.append((f"{model}, {label} triggers (closed set)", codes, ids, names))
-                except FileNotFoundError as e:
+                except (FileNotFoundError, MismatchError) as e:
                     print(f"figure 4: {model} / {label} left out: {e}")
         jobs = (('figure6', curves, lambda p: figure6(curves, p, f"targeted retrieval, {what}")),
                 ('figure5', rows, lambda p: figure5(rows, p, cfg['residual_amp'])),

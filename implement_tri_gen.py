@@ -136,7 +136,8 @@ def main(c):
     if not os.path.isfile(lab_path):
         _fail(f"LabCLN checkpoint {lab_path} (recorded in {g_path}) not found; rerun train_tri_gen.py")
     labcln, _ = load_labcln(lab_path, device)
-    g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step']}
+    g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step'],
+            'stamp': utils.file_stamp(g_path)}  # a G retrained under the same name differs here
 
     # ---- choices: subset and confusing label (seeded, D3, D11, D12) -----------------------------
     rng = np.random.default_rng(c['seed'])
@@ -177,12 +178,13 @@ def main(c):
     done, finish = parts.done, parts.finish
 
     # ---- 1. poisons and the poisoned training list --------------------------------------------------
-    stamp = dict(common, train=os.path.abspath(train_path), chosen=chosen.tolist(),
+    stamp = dict(common, train=utils.list_record(train_path, train_paths), chosen=chosen.tolist(),
                  mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'])
     names = {int(i): f"{int(i):06d}_{os.path.splitext(os.path.basename(train_paths[i]))[0]}.png"
              for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
-    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')]):
+    pngs = [os.path.join(out, 'poisons', n) for n in names.values()]
+    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
         stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
                          os.path.join(out, 'poisons'), c, device, 'poisons',
                          meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
@@ -229,11 +231,12 @@ def main(c):
         sub = np.random.default_rng([c['seed'], len(part)])
         if n_max and n_max < len(idx):
             idx = np.sort(sub.choice(idx, n_max, replace=False))
-        stamp = dict(common, source=os.path.abspath(src), indices=idx.tolist(), target=c['target'])
+        stamp = dict(common, source=utils.list_record(src, paths), indices=idx.tolist(),
+                     target=c['target'])
         lst = os.path.join(out, f"{part}.txt")
-        if done(part, stamp, [lst]):
-            continue
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
+        if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
+            continue
         stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
                          device, part, meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
         stats['sources'] = [paths[i] for i in idx]

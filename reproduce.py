@@ -259,10 +259,12 @@ class Plan:
         self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
         self.model_attacks = []  # MODEL_ATTACKS experiments: victim, run dir, results.json
 
-    def add(self, phase, name, cmd, outputs):
+    def add(self, phase, name, cmd, outputs, lists=()):
+        """lists: list files the step reads that its command does not name (from presets)."""
         key = ' '.join(cmd)
         if key not in self.steps:
-            step = {'name': name, 'cmd': cmd, 'outputs': outputs}
+            step = {'name': name, 'cmd': cmd, 'outputs': outputs, 'phase': phase,
+                    'lists': list(lists)}
             self.steps[key] = step
             self.phases[phase].append(step)
         return self.steps[key]
@@ -299,7 +301,8 @@ def build_plan(c, source='preset'):
         d = engine.derive(cfg, method)
         outs = [os.path.join(d['out'], 'results.json')] + [
             os.path.join(d['out'], f"codes_{s}.npz") for s in d['lists']]
-        plan.add(phase, f"{name} {d['run']}", [py, f"{method}.py"] + argv, outs)
+        plan.add(phase, f"{name} {d['run']}", [py, f"{method}.py"] + argv, outs,
+                 [d['train_list']] + list(d['lists'].values()))
         return cfg, d
 
     if c['clean_only']:  # Table 4: the clean B-networks at every bit length
@@ -329,11 +332,12 @@ def build_plan(c, source='preset'):
                 gcfg = script_config('train_tri_gen.py', gargv)
                 gan_run = attack_common.gan_run_name(gcfg)
                 plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,
-                         [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')])
+                         [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')],
+                         [gcfg['train_list'] or os.path.join(gcfg['data_dir'], 'train.txt')])
                 icfg = script_config('implement_tri_gen.py', gargv)
                 folder = os.path.join(icfg['out_dir'], attack_common.attack_run_name(icfg, gan_run))
                 step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
-                                [py, 'implement_tri_gen.py'] + gargv, None)
+                                [py, 'implement_tri_gen.py'] + gargv, None, _attack_lists(icfg))
                 dataset, geometry = icfg['dataset'], (icfg['image_size'], icfg['resize_size'])
                 has_open = bool(icfg['openset_list'])
             else:
@@ -355,7 +359,8 @@ def build_plan(c, source='preset'):
                 name = f"{bcfg['dataset']}_{m}_t{bcfg['target']}_p{bcfg['poison_rate']:g}" + (
                     f"_{bcfg['attack_tag']}" if bcfg['attack_tag'] else '')
                 folder = os.path.join(bcfg['out_dir'], name)
-                step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None)
+                step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None,
+                                _attack_lists(bcfg))
                 dataset, geometry = bcfg['dataset'], (bcfg['image_size'], bcfg['resize_size'])
                 has_open = bool(bcfg['openset_list'])
             parts = ['trigger_closed'] + (['trigger_open'] if has_open else [])
@@ -434,6 +439,13 @@ def build_plan(c, source='preset'):
     return plan
 
 
+def _attack_lists(cfg):
+    """The lists an attack step reads: training, test and open-set lists."""
+    return [cfg.get('train_list') or os.path.join(cfg['data_dir'], 'train.txt'),
+            cfg.get('test_list') or os.path.join(cfg['data_dir'], 'test.txt')] + (
+        [cfg['openset_list']] if cfg.get('openset_list') else [])
+
+
 def _title(backbone):
     names = {'resnet': 'ResNet', 'vgg': 'VGG', 'densenet': 'DenseNet', 'alexnet': 'AlexNet'}
     for k, v in names.items():
@@ -470,14 +482,120 @@ def _attack_cells(c, a):
 # 3. running the steps
 # =============================================================================================
 
+# The reuse rule (README "Reuse rule") for whole steps: after a step has run, the runner writes a
+# record of what it was made from -- the content (SHA-1) of every file its command names (presets,
+# lists) and of the lists it reads through its presets, with their images (utils.list_record), and
+# the outputs of the earlier steps it depends on (by phase: a victim depends on the attacks, a report
+# on the victims) -- and of its own outputs. A step is skipped only when its outputs exist and both
+# still match that record; otherwise it runs again (its script then reuses what is unchanged, by its
+# own records) and the log says why.
+
+LEVELS = {'prepare': 0, 'surrogate': 1, 'attack': 2, 'victim': 3, 'clean': 3, 'report': 4}
+
+
+def _file_stamp(path):
+    """'sha1:...' of a file (small ones), 'stat:size:mtime_ns' of a large one, None if absent."""
+    try:
+        if os.path.getsize(path) <= utils.CONTENT_HASH_MAX_BYTES:
+            return 'sha1:' + utils.file_sha1(path)
+        return 'stat:' + utils.file_stamp(path)
+    except OSError:
+        return None
+
+
+def _named_files(cmd):
+    """Files a command names: preset arguments and --key=value values (also a=path,b=path)."""
+    names = []
+    for arg in cmd[2:]:
+        values = [arg]
+        if arg.startswith('--'):
+            values = [v.split('=')[-1] for v in arg.split('=', 1)[-1].split(',')]
+        names += [v for v in values if v and os.path.isfile(os.path.join(ROOT, v))]
+    return names
+
+
+def _list_stamp(path):
+    """A list's provenance (utils.list_record) as one string; None when it or an image is missing."""
+    try:
+        full = os.path.join(ROOT, path)
+        paths, _ = utils.read_list(full, check_files=False)
+        return json.dumps(utils.list_record(full, paths), sort_keys=True)
+    except (utils.ListError, OSError):
+        return None
+
+
+def step_inputs(plan, step, memo):
+    """The record of what a step is made from (see above); memo: stamps computed since the last
+    step ran (reset whenever one runs)."""
+    def get(kind, path, fn):
+        if (kind, path) not in memo:
+            memo[(kind, path)] = fn(path)
+        return memo[(kind, path)]
+    inputs = {}
+    for f in _named_files(step['cmd']) + step.get('lists', []):
+        inputs[f] = get('file', f, lambda p: _file_stamp(os.path.join(ROOT, p)))
+        if f.endswith('.txt'):
+            inputs[f + ' (list)'] = get('list', f, _list_stamp)
+    level = LEVELS.get(step.get('phase'), 0)
+    for other in plan.ordered():
+        if other is step:
+            break
+        if LEVELS.get(other.get('phase'), 0) < level or (
+                other.get('phase') == step.get('phase') == 'attack'):
+            for f in other['outputs'] or []:
+                inputs[f] = get('file', f, lambda p: _file_stamp(os.path.join(ROOT, p)))
+    return inputs
+
+
+def _record_path(plan, step):
+    import hashlib
+    key = hashlib.sha1(' '.join(step['cmd'][1:]).encode()).hexdigest()[:16]
+    return os.path.join(plan.c['tables_dir'], 'steps', key + '.json')
+
+
+def _stale_reason(plan, step, inputs):
+    """None when the step's record matches its inputs and outputs now, else why not."""
+    path = _record_path(plan, step)
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return 'no record of what its outputs were made from'
+    old = rec.get('inputs', {})
+    for k in sorted(set(old) | set(inputs)):
+        if old.get(k) != inputs.get(k):
+            return f"{k} changed since it ran"
+    for f in step['outputs']:
+        if rec.get('outputs', {}).get(f) != _file_stamp(os.path.join(ROOT, f)):
+            return f"{f} changed since it ran"
+    return None
+
+
+def _write_record(plan, step, inputs):
+    utils.write_json(_record_path(plan, step), {
+        'step': step['name'], 'cmd': step['cmd'][1:], 'inputs': inputs,
+        'outputs': {f: _file_stamp(os.path.join(ROOT, f)) for f in step['outputs']},
+        'time': time.strftime('%Y-%m-%d %H:%M:%S')})
+
+
 def run_steps(plan, log=print):
+    memo = {}
     for step in plan.ordered():
         outs = step['outputs'] or []
         missing = [f for f in outs if not os.path.exists(f)]
-        if outs and not missing:
-            log(f"skip {step['name']}: {outs[0]} exists"
-                + (f" (and {len(outs) - 1} more outputs)" if len(outs) > 1 else ''))
+        why = None
+        if outs and not missing and step.get('phase', 'prepare') == 'prepare':
+            # the data is the pipeline's source: later steps compare its lists' records
+            log(f"skip {step['name']}: {outs[0]} exists")
             continue
+        if outs and step['cmd']:
+            inputs = step_inputs(plan, step, memo)
+            why = f"{missing[0]} is missing" if missing else _stale_reason(plan, step, inputs)
+            if why is None:
+                log(f"skip {step['name']}: {outs[0]} exists"
+                    + (f" (and {len(outs) - 1} more outputs)" if len(outs) > 1 else '')
+                    + ', made from the same inputs')
+                continue
         if not step['cmd'] and plan.c['dry_run']:
             log(f"missing {step['name']}: {missing[0]} (prepare the data first, README: Data)")
             continue
@@ -489,17 +607,21 @@ def run_steps(plan, log=print):
         if script and not plan.c['dry_run'] and not os.path.isfile(os.path.join(ROOT, script)):
             raise PlanError(f"{script} is not in this checkout (step {step['name']}); leave its "
                             f"method out with --methods=... ({plan.source} lists {plan.c['methods']})")
+        because = f" ({why})" if why else ''
         if plan.c['dry_run']:
-            log(f"would run {step['name']}: {line}")
+            log(f"would run {step['name']}{because}: {line}")
             continue
-        log(f"run {step['name']}: {line}")
+        log(f"run {step['name']}{because}: {line}")
         t0 = time.time()
         rc = subprocess.call(step['cmd'], cwd=ROOT)
+        memo.clear()  # the step may have rewritten files that later steps read
         if rc != 0:
             sys.exit(f"error: step {step['name']} failed with exit code {rc}: {line}")
         missing = [f for f in outs if not os.path.exists(f)]
         if missing:  # the step ran but did not write what the next steps read
             sys.exit(f"error: step {step['name']} finished but {missing[0]} is missing: {line}")
+        if outs:
+            _write_record(plan, step, inputs)
         log(f"done {step['name']} in {time.time() - t0:.0f} s")
 
 
@@ -655,6 +777,38 @@ def write_table(table_no, folder, out_dir, extra=()):
     return out
 
 
+def draw_figures(plan, source, argv, log=print):
+    """Figures 4-6 (figures.py in a subprocess) as a step under the reuse rule above: made from
+    every step's outputs, with this command and figures.py's config block (the file itself stands
+    for it); skipped when those are as recorded and the PNGs are there. Returns the PNG paths."""
+    c = plan.c
+    stem = os.path.splitext(os.path.basename(source))[0]
+    pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
+    overrides = [a for a in argv if a.startswith('--') and not a.startswith('--tables_dir=')]
+    cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
+           f"--tables_dir={c['tables_dir']}"] + overrides
+    step = {'name': 'figures', 'cmd': cmd, 'outputs': pngs, 'phase': 'figures'}
+    inputs = {f: _file_stamp(os.path.join(ROOT, f)) for s in plan.ordered()
+              for f in s['outputs'] or []}
+    inputs['figures.py'] = _file_stamp(os.path.join(ROOT, 'figures.py'))
+    why = _stale_reason(plan, step, inputs) if all(os.path.isfile(p) for p in pngs) else \
+        'not drawn yet'
+    if why is None:
+        log(f"skip figures: {pngs[0]} exists (and 2 more), made from the same outputs")
+        return pngs
+    log(f"figures ({why})")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if not line.startswith('config: '):
+            log(line)
+    if out.returncode:
+        sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
+                 f"{out.stderr.strip()[-2000:]}")
+    step['outputs'] = [p for p in pngs if os.path.isfile(p)]
+    _write_record(plan, step, inputs)
+    return step['outputs']
+
+
 # =============================================================================================
 # 5. main
 # =============================================================================================
@@ -723,23 +877,7 @@ def main(argv):
     if c['defenses'] and plan.attacks:
         log(f"defense table: {write_defense_table(plan, source)}")
     if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
-        stem = os.path.splitext(os.path.basename(source))[0]
-        pngs = [os.path.join(c['tables_dir'], f"{stem}_figure{k}.png") for k in (4, 5, 6)]
-        reports = [a['report'] for a in plan.attacks if os.path.isfile(a['report'])]
-        newest = max([os.path.getmtime(r) for r in reports] or [0])
-        if all(os.path.isfile(p) and os.path.getmtime(p) >= newest for p in pngs):
-            log(f"skip figures: {pngs[0]} exists (and 2 more, newer than the reports)")
-            return plan
-        overrides = [a for a in argv if a.startswith('--') and not a.startswith('--tables_dir=')]
-        cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
-               f"--tables_dir={c['tables_dir']}"] + overrides
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        for line in out.stdout.splitlines():
-            if not line.startswith('config: '):
-                log(line)
-        if out.returncode:
-            sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
-                     f"{out.stderr.strip()[-2000:]}")
+        draw_figures(plan, source, argv, log)
     return plan
 
 

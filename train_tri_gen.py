@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from attack_common import gan_run_name, load_surrogate, psnr_uint8, quantize
+from attack_common import gan_run_name, load_surrogate, psnr_uint8, quantize, surrogate_path
 from generator import Generator, apply_generator, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
@@ -177,6 +177,37 @@ LOSSES = {'paper': (g_loss_paper, d_loss_paper), 'code': (g_loss_code, d_loss_co
 
 
 # ================================================================================================
+# what G is trained from besides its config (README "Reuse rule")
+# ================================================================================================
+
+def gan_inputs(c):
+    """The provenance of G's inputs: the training list and its images (utils.list_record) and the
+    stamp (size, mtime) of the surrogate checkpoint, recorded in G's checkpoint."""
+    path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
+    try:
+        paths, _ = utils.read_list(path)
+    except utils.ListError as e:
+        _fail(str(e))
+    return {'train': utils.list_record(path, paths), 'surrogate': surrogate_path(c),
+            'surrogate_stamp': utils.file_stamp(surrogate_path(c))}
+
+
+def gan_inputs_changed(old, new):
+    """Why G's recorded inputs differ from the current ones (a phrase), or None. A checkpoint
+    written before these records cannot tell: a note says so and it is taken as it is."""
+    if old is None:
+        print("note: the GAN checkpoint has no record of its training list and surrogate (written "
+              "before them); assuming they are unchanged")
+        return None
+    why = utils.record_difference(old.get('train'), new['train'], ('list_sha1', 'images_sha1', 'n'))
+    if why:
+        return f"on {new['train']['list']} as it was before ({why})"
+    if old.get('surrogate_stamp') != new['surrogate_stamp']:
+        return f"against {new['surrogate']} as it was before (the checkpoint was written since)"
+    return None
+
+
+# ================================================================================================
 # helpers shared with implement_tri_gen.py
 # ================================================================================================
 
@@ -263,6 +294,7 @@ def main(config):
           f"{weights}  lpips {c['lpips']}")
 
     # ---- a finished run exits at once; an unfinished one resumes ------------------------------
+    inputs = gan_inputs(c)  # what G is trained from besides its config (README "Reuse rule")
     ckpt = None
     if os.path.exists(ckpt_path):
         try:
@@ -275,6 +307,9 @@ def main(config):
             k = diff[0]
             _fail(f"{ckpt_path}: trained with {k}={old.get(k)!r}, this run has {k}={c[k]!r}; "
                   f"set tag=... for a new run or delete the checkpoint")
+        why = gan_inputs_changed(ckpt.get('inputs'), inputs)
+        if why:
+            _fail(f"{ckpt_path}: trained {why}; set tag=... for a new run or delete the checkpoint")
         if ckpt['epoch'] >= c['epochs'] and os.path.isfile(summary_path):
             print(f"training already finished ({ckpt['epoch']}/{c['epochs']} epochs): {ckpt_path}; "
                   f"summary {summary_path}")
@@ -495,7 +530,7 @@ def main(config):
                      'ndf': c['ndf'], 'num_classes': num_classes, 'bits': c['surrogate_bits']},
             'labcln': {k: labcln_info[k] for k in ('path', 'digest')},
             'lpips': c['lpips'], 'weights': list(weights), 'epoch': epoch + 1, 'step': step,
-            'config': c, 'history': history})
+            'config': c, 'history': history, 'inputs': inputs})
 
     # ================================================================================================
     # 4. summary

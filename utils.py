@@ -346,6 +346,65 @@ def _read_rgb(path, list_file):
         raise ListError(f"{list_file}: cannot read image {path} ({e})") from None
 
 
+# ---- provenance: what an output was made from (README "Reuse rule") -------------------------
+# Every output that a later run may reuse records the digest of what it was made from; a reuse
+# compares that record with the inputs as they are now, never a file name or a config string.
+# A list's record: the SHA-1 of the list file's bytes (catches any edit, even within the same
+# second), and a digest of its images: their content when the list's images are small in total
+# (CONTENT_HASH_MAX_BYTES, e.g. the toy data and triggered query sets), else path, size and mtime
+# in nanoseconds (a full read of a paper-scale training set at every start would cost minutes).
+
+CONTENT_HASH_MAX_BYTES = 64 * 2 ** 20
+
+
+def file_sha1(path):
+    import hashlib
+    h = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_stamp(path):
+    """'size:mtime_ns' of a file (a checkpoint is rewritten, never edited in place), None if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def list_record(list_file, paths):
+    """The provenance record of a list and its images (see above): a dict of plain values."""
+    import hashlib
+    stats = [os.stat(p) for p in paths]
+    by = 'content' if sum(st.st_size for st in stats) <= CONTENT_HASH_MAX_BYTES else 'stat'
+    h = hashlib.sha1()
+    for p, st in zip(paths, stats):
+        h.update(f"{p}\0{st.st_size}\0".encode())
+        h.update((file_sha1(p) if by == 'content' else str(st.st_mtime_ns)).encode() + b'\n')
+    return {'list': os.path.abspath(list_file), 'list_sha1': file_sha1(list_file), 'n': len(paths),
+            'images_sha1': h.hexdigest(), 'images_by': by}
+
+
+def record_difference(old, new, keys=None):
+    """None when the records agree on `keys` (default: every key of `new`), else a short phrase
+    naming the first difference (for the one-line notes and errors)."""
+    if not isinstance(old, dict):
+        return 'no provenance record'
+    for k in keys or new:
+        if old.get(k) != new.get(k):
+            return RECORD_WORDS.get(k, f"{k} differs")
+    return None
+
+
+RECORD_WORDS = {'list': 'list path differs', 'list_sha1': 'list file content differs',
+                'images_sha1': 'images differ', 'n': 'image count differs',
+                'images_by': 'image digest kind differs', 'geometry': 'geometry differs',
+                'checkpoint': 'checkpoint differs', 'checkpoint_stamp': 'checkpoint rewritten since'}
+
+
 class ImageList:
     """Images of a list file as (image tensor, label float tensor, index) triples.
 
@@ -359,11 +418,19 @@ class ImageList:
         self.list_file = list_file
         self.paths, self.labels = read_list(list_file, root=root, num_classes=num_classes)
         self.transform = transform
+        self._record = None
         self.cache = None
         if cache_dir:
             if not isinstance(transform, ImageTransform):
                 raise ValueError("the image cache needs a utils.ImageTransform (build_transform)")
-            self.cache = ImageCache.open(cache_dir, list_file, self.paths, transform, num_workers)
+            self.cache = ImageCache.open(cache_dir, list_file, self.paths, transform, num_workers,
+                                         record=self.record())
+
+    def record(self):
+        """list_record() of this list, computed once (what outputs made from it record)."""
+        if self._record is None:
+            self._record = list_record(self.list_file, self.paths)
+        return self._record
 
     def __len__(self):
         return len(self.paths)
@@ -399,13 +466,14 @@ class ImageCache:
       {stem}.bin  all images' H x W x 3 bytes one after another (a flat uint8 array);
       {stem}.json the key, the image count and shape(s), the byte count; written last (atomically),
                   so it marks a complete .bin.
-    The key is a SHA-1 of the list file's bytes, every image's path, size and mtime, and the
-    geometry (resize_size, centre crop). A .json whose key differs (the list, an image or the
-    transform changed), or a .bin of the wrong length (interrupted, truncated), is rebuilt with a
-    printed note. Both files are written to temporary names and renamed.
+    The key is a SHA-1 of the list's provenance record (`list_record`: the list file's bytes, its
+    images' content or path, size and mtime) and the geometry (resize_size, centre crop). A .json
+    whose key differs (the list, an image or the transform changed), or a .bin of the wrong length
+    (interrupted, truncated), is rebuilt with a printed note. Both files are written to temporary
+    names and renamed.
     """
 
-    FORMAT = 1
+    FORMAT = 2  # 2: the key is built from list_record (images by content on small lists)
 
     def __init__(self, stem, shapes):
         self.stem = stem
@@ -427,17 +495,12 @@ class ImageCache:
         return np.array(self._mm[a:b]).reshape(self.shapes[i])
 
     @staticmethod
-    def key(list_file, paths, transform):
+    def key(list_file, paths, transform, record=None):
         import hashlib
-        h = hashlib.sha1()
-        with open(list_file, 'rb') as f:
-            h.update(f.read())
-        for p in paths:
-            st = os.stat(p)
-            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        h.update(json.dumps(dict(transform.geometry_key(), format=ImageCache.FORMAT),
-                            sort_keys=True).encode())
-        return h.hexdigest()
+        record = record or list_record(list_file, paths)
+        return hashlib.sha1(json.dumps(dict(
+            record, geometry=transform.geometry_key(), format=ImageCache.FORMAT),
+            sort_keys=True).encode()).hexdigest()
 
     @staticmethod
     def stem_for(cache_dir, list_file, transform):
@@ -448,10 +511,10 @@ class ImageCache:
         return os.path.join(cache_dir, f"{name}_{where}_r{g['resize_size']}_c{g['center_crop']}")
 
     @classmethod
-    def open(cls, cache_dir, list_file, paths, transform, num_workers=0, verbose=True):
+    def open(cls, cache_dir, list_file, paths, transform, num_workers=0, verbose=True, record=None):
         """Reuse the cache of this list and geometry, or (re)build it."""
         stem = cls.stem_for(cache_dir, list_file, transform)
-        key = cls.key(list_file, paths, transform)
+        key = cls.key(list_file, paths, transform, record)
         why = cls._problem(stem, key, len(paths))
         if why is None:
             with open(stem + '.json') as f:

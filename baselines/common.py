@@ -158,6 +158,8 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
     cn = d['class_names']
     print(f"{attack} run {out}: target {t}" + (f" ({cn[t]})" if cn else '')
           + f", {len(chosen)} poisons out of {len(pool)} candidates, labels {labels_mode}")
+    if model_id and model_id.get('checkpoint'):  # a model retrained under the same name differs here
+        model_id = dict(model_id, stamp=utils.file_stamp(model_id['checkpoint']))
     common = {'format': FORMAT_VERSION, 'attack': attack, 'params': params, 'model': model_id,
               'seed': c['seed'], 'image_size': c['image_size'], 'resize_size': c['resize_size']}
     parts = AttackParts(out)
@@ -166,11 +168,13 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
     target_row = np.eye(k, dtype=np.uint8)[t]
     # ---- poisons and the poisoned training list ---------------------------------------------------
     train_paths, train_labels = d['train_paths'], d['train_labels']
-    stamp = dict(common, train=os.path.abspath(d['train_path']), chosen=chosen.tolist(),
-                 labels_mode=labels_mode)
+    # stamps: provenance records of the source lists (README "Reuse rule")
+    stamp = dict(common, train=utils.list_record(d['train_path'], train_paths),
+                 chosen=chosen.tolist(), labels_mode=labels_mode)
     names = {int(i): png_name(i, train_paths[i]) for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
-    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')]):
+    pngs = [os.path.join(out, 'poisons', n) for n in names.values()]
+    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
         sub = [int(i) for i in chosen]
         stats = write_images(lambda x, idx: poison_fn(x, chosen[idx.numpy()]),
                              [train_paths[i] for i in sub], [names[i] for i in sub],
@@ -209,11 +213,11 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
         sub = np.random.default_rng([c['seed'], len(part)])  # the draw of implement_tri_gen.py
         if n_max and n_max < len(idx):
             idx = np.sort(sub.choice(idx, n_max, replace=False))
-        stamp = dict(common, source=os.path.abspath(src), indices=idx.tolist(), target=t)
+        stamp = dict(common, source=utils.list_record(src, paths), indices=idx.tolist(), target=t)
         lst = os.path.join(out, f"{part}.txt")
-        if done(part, stamp, [lst]):
-            continue
         qnames = [png_name(i, paths[i]) for i in idx]
+        if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
+            continue
         stats = write_images(lambda x, j: trigger_fn(x, idx[j.numpy()]), [paths[i] for i in idx],
                              qnames, os.path.join(out, part), c, part, batch_size)
         stats['sources'] = [paths[i] for i in idx]

@@ -215,6 +215,8 @@ def build_lpips(c, device):
 def train_or_load(c, train_paths, device):
     """Encoder/decoder trained to issba_steps (resumed from, or reused as, its checkpoint)."""
     path = checkpoint_path(c)
+    list_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
+    record = utils.list_record(list_path, train_paths)  # what it is trained on (README "Reuse rule")
     enc, dec = build_nets(c)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=c['issba_lr'])
     start, history = 0, []
@@ -226,6 +228,13 @@ def train_or_load(c, train_paths, device):
             opt.load_state_dict(ck['opt'])
         except (ValueError, KeyError, RuntimeError) as e:
             common.fail(f"{path}: cannot reuse ({str(e).splitlines()[0]}); delete it to retrain")
+        old = ck.get('train_record')
+        if old is None:  # written before these records: it cannot tell
+            print(f"note: {path} has no record of its training list; assuming it is unchanged")
+        elif utils.record_difference(old, record, ('list_sha1', 'images_sha1', 'n')):
+            common.fail(f"{path}: trained on {list_path} as it was before ("
+                        f"{utils.record_difference(old, record, ('list_sha1', 'images_sha1', 'n'))})"
+                        f"; delete it to retrain")
         start, history = ck['step'], ck['history']
         print(f"ISSBA encoder: {'reusing' if start >= c['issba_steps'] else 'resuming'} {path} "
               f"at step {start}/{c['issba_steps']}")
@@ -278,6 +287,7 @@ def train_or_load(c, train_paths, device):
                     'format': CHECKPOINT_FORMAT, 'encoder': enc.state_dict(),
                     'decoder': dec.state_dict(), 'opt': opt.state_dict(), 'step': step,
                     'history': history, 'config': {k: c[k] for k in TRAIN_KEYS},
+                    'train_record': record,
                     'git_commit': utils.git_commit()})
         start = c['issba_steps']
     enc.eval()

@@ -332,19 +332,25 @@ class Setup:
     def run_codes(self, split, names):
         """The run's saved codes of this list (under one of `names`), checked against its length
         and bit length; encoded anew when the run did not evaluate the list or the list (bytes,
-        images) changed since (results.json list_keys). A run without the saved codes of its
-        own database or test list is an error: its "before" figures would be a guess."""
+        images) changed since (the provenance record inside the .npz, README "Reuse rule"). A run
+        without the saved codes of its own database or test list is an error: its "before"
+        figures would be a guess."""
+        from hash_models.engine import read_provenance
         ds = self.data[split]
-        key = utils.ImageCache.key(ds.list_file, ds.paths, self.transform)
-        keys = self.results.get('list_keys', {})
+        now = dict(ds.record(), geometry=self.transform.geometry_key(),
+                   checkpoint_stamp=utils.file_stamp(self.checkpoint))
         for name in names:
             path = os.path.join(self.run_dir, f"codes_{name}.npz")
             if split == 'trigger' and not os.path.isfile(path):
                 continue
-            if keys.get(name) != key and os.path.isfile(path):
-                self.say(f"{self.role}: {self.lists[split]} changed since the run (or the run "
-                         f"recorded no list key): encoding it")
-                return self.encode_list(split)
+            if os.path.isfile(path):
+                with np.load(path) as z:
+                    why = utils.record_difference(read_provenance(z), now, (
+                        'list_sha1', 'images_sha1', 'n', 'geometry', 'checkpoint_stamp'))
+                if why:
+                    self.say(f"{self.role}: {self.lists[split]} changed since the run ({why}): "
+                             f"encoding it")
+                    return self.encode_list(split)
             return saved_codes(self.run_dir, name, len(ds), self.bits, self.role)
         self.say(f"{self.role}: encoding {self.lists[split]} (not among the run's evaluated lists)")
         return self.encode_list(split)

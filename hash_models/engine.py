@@ -187,51 +187,83 @@ def evaluate_all(model, datasets, loaders, config, derived, device, main=True, r
     return metrics, codes
 
 
-def list_key(dataset):
-    """What a list's codes depend on besides the model: the list file, its images (path, size,
-    mtime) and the evaluation geometry (utils.ImageCache.key)."""
-    return utils.ImageCache.key(dataset.list_file, dataset.paths, dataset.transform)
+def code_record(dataset, config, checkpoint):
+    """What a split's codes are made from (README "Reuse rule"): the list file and its images
+    (utils.list_record), the evaluation geometry and precision, and the checkpoint that encoded
+    them (path, size and mtime: it is rewritten after every epoch). Saved inside codes_{split}.npz."""
+    return dict(dataset.record(), geometry=dataset.transform.geometry_key(),
+                dtype=config.get('dtype', 'float32'), channels_last=config.get('channels_last', False),
+                checkpoint=os.path.abspath(checkpoint), checkpoint_stamp=utils.file_stamp(checkpoint))
 
 
-def checkpoint_stamp(path):
-    st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-# keys that do not change a finished checkpoint's codes of an unchanged list
-CODE_FREE_KEYS = {'queries', 'report', 'eval_every', 'topk'}
-
-
-def reusable_codes(results_path, config, datasets, derived, start_epoch, world):
-    """{name: codes} saved by the last evaluation of this very checkpoint for the lists that have
-    not changed since, so that evaluating a finished model on new query lists (a clean victim on an
-    attack's triggered queries) encodes those lists only, not the database again. Nothing under
-    torchrun (every process must encode the same lists) or when anything else differs."""
+def read_provenance(npz):
+    """The provenance record stored in an open .npz (np.load), or None for codes written before."""
     import json
-    if world > 1 or not os.path.isfile(results_path):
-        return {}
+    if 'provenance' not in npz.files:
+        return None
     try:
-        with open(results_path) as f:
-            old = json.load(f)
-        if (old.get('epoch') != start_epoch
-                or old.get('checkpoint_stamp') != checkpoint_stamp(derived['checkpoint'])
-                or any(_old(old['config'], k) != v for k, v in config.items()
-                       if k not in REUSE_FREE_KEYS | CODE_FREE_KEYS)):
-            return {}
-        keys = old.get('list_keys', {})
-        out = {}
-        for name, ds in datasets.items():
-            path = os.path.join(derived['out'], f"codes_{name}.npz")
-            if (name == 'train' or not keys.get(name) or not os.path.isfile(path)
-                    or keys[name] != list_key(ds)):
-                continue
-            with np.load(path) as z:
-                c, labels = z['codes'], z['labels']
-            if c.shape == (len(ds), config['bits']) and np.array_equal(labels, ds.labels):
-                out[name] = c
-        return out
-    except (OSError, ValueError, KeyError):  # unreadable leftovers: encode everything
-        return {}
+        return json.loads(str(npz['provenance']))
+    except ValueError:
+        return None
+
+
+def save_codes(path, codes, labels, record):
+    """codes_{split}.npz: codes, labels and the provenance record (a JSON string), atomically."""
+    import json
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix='.npz')
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, codes=codes, labels=labels,
+                            provenance=np.array(json.dumps(record, sort_keys=True)))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def saved_codes(path, dataset, record, bits):
+    """(codes, None) when `path` holds codes of exactly `record` (same list, images, geometry and
+    checkpoint) for this list's labels; else (None, why not: a short phrase)."""
+    if not os.path.isfile(path):
+        return None, 'not encoded yet'
+    try:
+        with np.load(path) as z:
+            why = utils.record_difference(read_provenance(z), record)
+            if why:
+                return None, why
+            c, labels = z['codes'], z['labels']
+    except (OSError, ValueError, KeyError):  # an unreadable leftover: encode again
+        return None, 'unreadable'
+    if c.shape != (len(dataset), bits) or not np.array_equal(labels, dataset.labels):
+        return None, 'shape or labels differ'
+    return c, None
+
+
+def reusable_codes(config, datasets, derived, world):
+    """Split the evaluated lists into reusable and stale ones for the finished checkpoint:
+    returns ({name: codes} whose saved record equals the current one, {name: why} for the others).
+    Evaluating a finished model on new query lists (a clean victim on an attack's triggered
+    queries) so encodes those lists only, and a list rewritten under the same path (new lines, or
+    one image with new content) is encoded again, whatever the config says. Under torchrun every
+    process must encode the same lists: a stale split there means encoding all of them."""
+    reuse, stale = {}, {}
+    for name, ds in datasets.items():
+        if name == 'train':
+            continue
+        path = os.path.join(derived['out'], f"codes_{name}.npz")
+        codes, why = saved_codes(path, ds, code_record(ds, config, derived['checkpoint']),
+                                 config['bits'])
+        if why:
+            stale[name] = why
+        else:
+            reuse[name] = codes
+    if world > 1 and stale:
+        reuse = {}
+    return reuse, stale
 
 
 def load_datasets(config, derived, rank):
@@ -338,6 +370,10 @@ def run(config, method, make_loss):
             _check_resume(ckpt, config, d['checkpoint'], meta)
         except ValueError as e:
             sys.exit(f"error: {e}")
+        why = _train_list_changed(ckpt, datasets['train'])
+        if why:
+            sys.exit(f"error: {d['checkpoint']}: trained on {d['train_list']} as it was before "
+                     f"({why}); set tag=... for a new run or delete the checkpoint")
         net.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         loss_fn.load_state_dict(ckpt['loss'])
@@ -347,17 +383,21 @@ def run(config, method, make_loss):
                      f"epochs={config['epochs']}; set tag=... for a shorter run")
         say(f"resumed from {d['checkpoint']} at epoch {start_epoch}/{config['epochs']}")
     results_path = os.path.join(d['out'], 'results.json')
-    if start_epoch >= config['epochs'] and os.path.isfile(results_path):
-        import json
-        with open(results_path) as f:
-            results = json.load(f)
-        same = all(_old(results['config'], k) == v for k, v in config.items()
-                   if k not in REUSE_FREE_KEYS)
-        if results.get('epoch') == start_epoch and same:
+    reuse = {}
+    if start_epoch >= config['epochs']:
+        # a finished checkpoint: reuse the results when every split's codes still match what they
+        # were made from (README "Reuse rule"), else encode again exactly the splits that differ
+        reuse, stale = reusable_codes(config, datasets, d, world)
+        results = _finished_results(results_path, config, start_epoch)
+        if results is not None and not stale:
             say(f"finished run found: {results_path} (nothing to train)")
             if main:
                 _print_final(results)
             return results
+        if stale:  # one line, whatever the config string says
+            say((f"finished run found: {results_path}, but" if results is not None else
+                 f"finished checkpoint {d['checkpoint']}:") + ' encoding '
+                + ', '.join(f"codes_{k}.npz ({why})" for k, why in stale.items()))
 
     model = net
     sampler = None
@@ -420,10 +460,10 @@ def run(config, method, make_loss):
         utils.save_checkpoint(d['checkpoint'], {
             'format': CHECKPOINT_FORMAT, 'model': net.state_dict(),
             'optimizer': optimizer.state_dict(), 'loss': loss_fn.state_dict(),
-            'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history})
+            'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history,
+            'train_record': datasets['train'].record()})  # what it was trained on (Reuse rule)
 
-    if start_epoch >= config['epochs']:  # checkpoint complete, results missing or other queries
-        reuse = reusable_codes(results_path, config, datasets, d, start_epoch, world)
+    if start_epoch >= config['epochs']:  # checkpoint complete: results missing, other queries or stale
         metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main, reuse)
         if main:
             history[-1]['map'] = metrics
@@ -431,9 +471,10 @@ def run(config, method, make_loss):
     if not main:
         return None
     metrics = history[-1]['map']
+    records = {name: code_record(datasets[name], config, d['checkpoint']) for name in codes}
     for name, c in codes.items():
-        np.savez_compressed(os.path.join(d['out'], f"codes_{name}.npz"), codes=c,
-                            labels=datasets[name].labels)
+        save_codes(os.path.join(d['out'], f"codes_{name}.npz"), c, datasets[name].labels,
+                   records[name])
     evals = [h for h in history if 'map' in h]
     best = {k: max((h['map'][k], h['epoch']) for h in evals) for k in metrics}
     results = {
@@ -446,14 +487,42 @@ def run(config, method, make_loss):
         'train_time_s': round(sum(h['time_s'] for h in history), 1),
         'wall_time_this_invocation_s': round(timer(), 1), 'history': history,
         'checkpoint': d['checkpoint'], 'device': device, 'processes': world,
-        # what reusable_codes() checks before it skips encoding an unchanged list again
-        'checkpoint_stamp': checkpoint_stamp(d['checkpoint']),
-        'list_keys': {name: list_key(datasets[name]) for name in codes},
+        # what each split's codes were made from (also inside its .npz, where reuse reads it)
+        'provenance': records,
     }
     utils.write_json(results_path, results)
     _print_final(results)
     print(f"results: {results_path}")
     return results
+
+
+def _train_list_changed(ckpt, train_set):
+    """Why a checkpoint's training list differs from the one given now (its content or its images,
+    e.g. a poisoned list made again under the same path), or None. Checkpoints written before these
+    records cannot tell: a note says so and they are taken as they are."""
+    old = ckpt.get('train_record')
+    if old is None:
+        if utils.dist_info()[0] == 0:
+            print(f"note: the checkpoint has no record of its training list (written before them); "
+                  f"assuming it was trained on {train_set.list_file} as it is now")
+        return None
+    return utils.record_difference(old, train_set.record(), ('list_sha1', 'images_sha1', 'n'))
+
+
+def _finished_results(path, config, epoch):
+    """The results of this finished run when they were written for this epoch and config (keys
+    that change no figure aside), else None."""
+    import json
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            results = json.load(f)
+        same = all(_old(results['config'], k) == v for k, v in config.items()
+                   if k not in REUSE_FREE_KEYS)
+    except (OSError, ValueError, KeyError):
+        return None
+    return results if same and results.get('epoch') == epoch else None
 
 
 def _quiet(*args, **kwargs):

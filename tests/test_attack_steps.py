@@ -375,3 +375,52 @@ def test_goal_code_surrogate(mini):
     assert os.path.isfile(os.path.join(mini['res'], run + '_t1_p0.5_replace_conf2', 'poisoned_train.txt'))
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--goal_code=centre'])
     assert r.returncode != 0 and 'goal_code' in (r.stdout + r.stderr)
+
+
+def test_gan_and_attack_parts_follow_their_inputs(mini, capsys):
+    """The reuse rule (README): a finished G whose surrogate was written since is refused in one
+    line; attack parts are made again when G was retrained, and reused otherwise."""
+    import implement_tri_gen
+    run = 'fx_badhash_CSQ_resnet18_16'
+    ckpt = os.path.join(mini['ck'], run + '.pt')
+    epochs = utils.load_checkpoint(ckpt)['epoch']
+    sp = os.path.join(mini['ck'], 'fx_CSQ_resnet18_16.pt')
+    st = os.stat(sp)
+    os.utime(sp, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))  # a surrogate trained again
+    try:
+        r = _run(['train_tri_gen.py'] + mini['gan'] + [f'--epochs={epochs}'])
+        assert r.returncode != 0
+        assert r.stderr.strip().splitlines()[-1] == (
+            f"error: {ckpt}: trained against {sp} as it was before (the checkpoint was written "
+            f"since); set tag=... for a new run or delete the checkpoint")
+    finally:
+        os.utime(sp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    argv = ['configs/demo.py', '--target=2', '--conf_label=1', '--attack_tag=reuse'] + mini['common']
+    c = utils.configure(dict(vars(implement_tri_gen)), [os.path.join(ROOT, argv[0])] + argv[1:],
+                        show=False)
+    implement_tri_gen.main(c)
+    capsys.readouterr()
+    implement_tri_gen.main(c)  # unchanged: reused
+    assert capsys.readouterr().out.count('skipped') == 2
+    # the demo's victim command twice in a row: the second recomputes nothing
+    import CSQ
+    from hash_models import engine
+    out = os.path.join(mini['res'], run + '_t2_p0.5_replace_conf1_reuse')
+    victim = [os.path.join(ROOT, 'configs', 'demo.py'), f"--data_dir={mini['data']}", '--dataset=fx',
+              '--epochs=1', '--bits=16', '--image_size=32', f"--checkpoint_dir={mini['ck']}",
+              f"--out_dir={mini['res']}", '--eval_every=0', '--tag=poisoned_reuse',
+              f"--train_list={os.path.join(out, 'poisoned_train.txt')}",
+              f"--queries=trig_closed={os.path.join(out, 'trigger_closed.txt')}"]
+    for second in (False, True):
+        engine.run(utils.configure(dict(vars(CSQ)), victim, show=False), 'CSQ', CSQ.make_loss)
+        text = capsys.readouterr().out
+        assert ('nothing to train' in text and 'encoding codes_' not in text
+                and 'epoch 1/1 loss' not in text) == second, text
+    g = os.stat(ckpt)
+    os.utime(ckpt, ns=(g.st_atime_ns, g.st_mtime_ns + 10 ** 9))  # G trained again, same name
+    try:
+        implement_tri_gen.main(c)
+        out = capsys.readouterr().out
+        assert 'skipped' not in out and out.count('again: its g stamp differs') == 2, out
+    finally:
+        os.utime(ckpt, ns=(g.st_atime_ns, g.st_mtime_ns))
