@@ -13,7 +13,6 @@ No configuration lives here: every function gets what it needs as arguments. uti
 reads the module-level lowercase constants of data/*.py as config keys, so constants here are
 UPPERCASE.
 """
-import hashlib
 import json
 import os
 import sys
@@ -26,12 +25,7 @@ import utils
 MANIFEST = 'prepare.json'  # the recipe and counts of the last build, in the output folder
 
 
-def file_sha1(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
+file_sha1 = utils.file_sha1  # SHA-1 of a file's bytes (one implementation, in utils)
 
 
 def problem(message, warn_only):

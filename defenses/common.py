@@ -175,12 +175,6 @@ def head_output(model, feats, mask):
 # digests of what a result is made from
 # ------------------------------------------------------------------------------------------------
 
-def file_digest(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def digest(obj):
@@ -406,7 +400,7 @@ class Setup:
 
     def checkpoint_sha1(self):
         if not hasattr(self, '_sha1'):
-            self._sha1 = file_digest(self.checkpoint)
+            self._sha1 = utils.file_sha1(self.checkpoint)
         return self._sha1
 
 

@@ -11,11 +11,12 @@ or the path of a torchvision-format state dict (pretrain.py's, or torchvision's 
 offline clusters): every trunk key must be there with the model's shape; the classifier head of
 the file (any class count) is not used, the hash layer is new.
 """
-import hashlib
 import os
 
 import torch
 import torch.nn as nn
+
+from utils import file_sha1
 
 BACKBONES = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152',
              'vgg11', 'vgg13', 'vgg16', 'vgg19', 'densenet121', 'alexnet')
@@ -55,12 +56,6 @@ def _family(name):
     return next(f for f in HEAD_PREFIX if name.startswith(f))
 
 
-def file_sha1(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _keys_line(keys, n=3):

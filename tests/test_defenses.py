@@ -12,6 +12,7 @@ import torch
 
 from conftest import ROOT, make_image_lists
 
+import utils
 from defenses import common
 from hash_models import build_hash_model
 
@@ -182,7 +183,7 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     assert r['finetune']['before']['map'] == pytest.approx(
         json.load(open(os.path.join(runs[16], 'results.json')))['final']['test'])
     assert 0 <= r['strip']['h_bit']['auroc'] <= 1 and len(r['strip']['scores']['clean']['h_bit']) == 6
-    assert doc['inputs']['model']['checkpoint_sha1'] == common.file_digest(
+    assert doc['inputs']['model']['checkpoint_sha1'] == utils.file_sha1(
         os.path.join(os.path.dirname(os.path.dirname(runs[16])), 'ckpt', 'fx_CSQ_resnet18_16.pt'))
     # the control is the same network on the same inputs: the same figures
     assert doc['results']['control']['nc']['norms'] == r['nc']['norms']
