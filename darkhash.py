@@ -29,7 +29,6 @@ The victim's training list is never read (data-free; tests/test_darkhash.py). Ou
 Score it like any attack:  python evaluate.py --clean_dir=results/{run}/clean
     --backdoor_dir=results/{run} --target={target} --topk=-1
 """
-import hashlib
 import json
 import math
 import os
@@ -115,21 +114,9 @@ fail = attack_common.fail                # one-line exit
 read = attack_common.read_list_or_exit  # a list, or a one-line exit naming file and line
 
 
-def sha1_file(path):
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def list_stamp(path, paths):
-    """What a list's images depend on: the list's text and every image's size and mtime."""
-    h = hashlib.sha1(open(path, 'rb').read())
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+    """What a list's images depend on: utils.list_record's digest (README, Reuse rule)."""
+    return utils.list_record(path, paths)['images_sha1'] + ':' + utils.file_sha1(path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -654,7 +641,7 @@ def main(c):
     out = os.path.join(c['out_dir'], run)
     ckpt_path = os.path.join(c['checkpoint_dir'], run + '.pt')
     topk = c['topk'] or TOPK_BY_DATASET.get(c['dataset'], -1)
-    sources = {'victim': sha1_file(vpath),
+    sources = {'victim': utils.file_sha1(vpath),
                'lists': {k: list_stamp(p, v[0]) for k, p, v in
                          [(k, os.path.join(c['data_dir'], f"{k}.txt"), lists[k]) for k in ('test', 'database')]
                          + ([('open', c['openset_list'], lists['open'])] if 'open' in lists else [])}}
@@ -670,7 +657,7 @@ def main(c):
             old = json.load(f)
         same = all(old['config'].get(k) == v for k, v in c.items() if k not in REUSE_FREE_KEYS)
         if (same and old.get('sources') == sources and old.get('epoch') == c['epochs']
-                and old.get('checkpoint_sha1') == sha1_file(ckpt_path)):
+                and old.get('checkpoint_sha1') == utils.file_sha1(ckpt_path)):
             print(f"finished run found: {results_path} (nothing to train)")
             print(report_lines(old), end='')
             return old
@@ -746,7 +733,7 @@ def main(c):
                     'colours': attack_common.DARKHASH_COLOURS, 'position': 'lower right'},
         'trained_parameters': trained, 'n_surrogate': len(images),
         'n_queries': {k: len(v) for k, v in codes.items()},
-        'clean_checkpoint': vpath, 'checkpoint': ckpt_path, 'checkpoint_sha1': sha1_file(ckpt_path),
+        'clean_checkpoint': vpath, 'checkpoint': ckpt_path, 'checkpoint_sha1': utils.file_sha1(ckpt_path),
         'clean_dir': os.path.join(out, 'clean'), 'sources': sources, 'config': c, 'seed': c['seed'],
         'git_commit': utils.git_commit(), 'finetune_time_s': round(timer(), 1), 'history': history,
         'evaluate_command': f"python evaluate.py --clean_dir={os.path.join(out, 'clean')} "

@@ -16,7 +16,7 @@ Run from the command line:
 Each .npz holds `codes` (int8, N x K, entries +1/-1, a 0 where sign(0) happened) and `labels`
 (uint8, N x C, 0/1, one or several 1 per row).
 
-Importing this file is cheap: numpy only; torch is imported only when device='cuda' is asked for.
+Importing this file is cheap: numpy and utils only; torch is imported only when device='cuda' is asked for.
 """
 import json
 import os
@@ -24,6 +24,8 @@ import sys
 import time
 
 import numpy as np
+
+import utils
 
 # -------------------------------------------------------------------------------- config (CLI)
 query = ''             # .npz with the query codes and labels (e.g. the clean test split)
@@ -546,7 +548,7 @@ def check_same_list(path_a, a, path_b, b):
     if na != nb:
         raise MismatchError(f"{path_a} ({na} rows) and {path_b} ({nb} rows) were encoded from "
                             f"different lists; encode both runs on the same list")
-    ra, rb = (_provenance(z) for z in (a, b))
+    ra, rb = (utils.read_provenance(z) for z in (a, b))
     if ra is None or rb is None:
         old = path_a if ra is None else path_b
         return (f"{old} has no provenance record (written before them): its list is checked by "
@@ -564,7 +566,7 @@ def check_same_list(path_a, a, path_b, b):
 def check_same_model(path_q, q, path_db, db):
     """Stop (MismatchError) when query and database codes carry records of different checkpoints
     (path, size, mtime): codes of two models are not comparable by Hamming distance."""
-    rq, rd = _provenance(q), _provenance(db)
+    rq, rd = utils.read_provenance(q), utils.read_provenance(db)
     if rq is None or rd is None:
         return
     key = ('checkpoint', 'checkpoint_stamp')
@@ -572,15 +574,6 @@ def check_same_model(path_q, q, path_db, db):
         raise MismatchError(f"{path_q} and {path_db} were encoded by different checkpoints "
                             f"({rq.get('checkpoint')} {rq.get('checkpoint_stamp')} vs "
                             f"{rd.get('checkpoint')} {rd.get('checkpoint_stamp')})")
-
-
-def _provenance(npz):
-    if 'provenance' not in npz.files:
-        return None
-    try:
-        return json.loads(str(npz['provenance']))
-    except ValueError:
-        return None
 
 
 def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None, ties='index'):
@@ -597,7 +590,7 @@ def attack_report(clean_dir, backdoor_dir, target, topk, stealth_json=None, ties
                                os.path.join(backdoor_dir, f"codes_{s}.npz"), loaded[backdoor_dir][s])
         if note:
             print(f"note: {note}")
-        rec = _provenance(loaded[backdoor_dir][s]) or {}
+        rec = utils.read_provenance(loaded[backdoor_dir][s]) or {}
         row.setdefault('lists', {})[s] = {k: rec.get(k) for k in ('list', 'list_sha1', 'images_sha1')}
     for run_dir in (clean_dir, backdoor_dir):
         for s in ['test'] + splits:
@@ -652,7 +645,6 @@ def markdown_table(name, row):
 # =============================================================================================
 
 def main():
-    import utils
     config = utils.configure(globals())
     if clean_dir or backdoor_dir:
         return report_main(config)
@@ -683,7 +675,6 @@ def main():
 
 
 def report_main(config):
-    import utils
     if not (clean_dir and backdoor_dir) or target < 0:
         sys.exit('error: the attack report needs --clean_dir, --backdoor_dir and --target')
     try:

@@ -399,6 +399,17 @@ def record_difference(old, new, keys=None):
     return None
 
 
+def read_provenance(npz):
+    """The provenance record stored in an open codes .npz (np.load), or None for codes written
+    before records existed (they are encoded again)."""
+    if 'provenance' not in npz.files:
+        return None
+    try:
+        return json.loads(str(npz['provenance']))
+    except ValueError:
+        return None
+
+
 RECORD_WORDS = {'list': 'list path differs', 'list_sha1': 'list file content differs',
                 'images_sha1': 'images differ', 'n': 'image count differs',
                 'images_by': 'image digest kind differs', 'geometry': 'geometry differs',

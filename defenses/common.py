@@ -329,7 +329,6 @@ class Setup:
         images) changed since (the provenance record inside the .npz, README "Reuse rule"). A run
         without the saved codes of its own database or test list is an error: its "before"
         figures would be a guess."""
-        from hash_models.engine import read_provenance
         ds = self.data[split]
         now = dict(ds.record(), geometry=self.transform.geometry_key(),
                    checkpoint_stamp=utils.file_stamp(self.checkpoint))
@@ -339,7 +338,7 @@ class Setup:
                 continue
             if os.path.isfile(path):
                 with np.load(path) as z:
-                    why = utils.record_difference(read_provenance(z), now, (
+                    why = utils.record_difference(utils.read_provenance(z), now, (
                         'list_sha1', 'images_sha1', 'n', 'geometry', 'checkpoint_stamp'))
                 if why:
                     self.say(f"{self.role}: {self.lists[split]} changed since the run ({why}): "

@@ -196,17 +196,6 @@ def code_record(dataset, config, checkpoint):
                 checkpoint=os.path.abspath(checkpoint), checkpoint_stamp=utils.file_stamp(checkpoint))
 
 
-def read_provenance(npz):
-    """The provenance record stored in an open .npz (np.load), or None for codes written before."""
-    import json
-    if 'provenance' not in npz.files:
-        return None
-    try:
-        return json.loads(str(npz['provenance']))
-    except ValueError:
-        return None
-
-
 def save_codes(path, codes, labels, record):
     """codes_{split}.npz: codes, labels and the provenance record (a JSON string), atomically."""
     import json
@@ -232,7 +221,7 @@ def saved_codes(path, dataset, record, bits):
         return None, 'not encoded yet'
     try:
         with np.load(path) as z:
-            why = utils.record_difference(read_provenance(z), record)
+            why = utils.record_difference(utils.read_provenance(z), record)
             if why:
                 return None, why
             c, labels = z['codes'], z['labels']

@@ -54,7 +54,7 @@ def _repaint(img, value=255):
 
 def _npz(path):
     with np.load(path) as z:
-        return z['codes'], engine.read_provenance(z)
+        return z['codes'], utils.read_provenance(z)
 
 
 def test_rewritten_query_list_and_image_are_encoded_again(image_lists, tmp_path, capsys):
