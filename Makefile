@@ -98,7 +98,7 @@ defend-toy: $(VENV_STAMP)
 		--control_dir=results/toy_CSQ_resnet34_32_clean56
 
 test: $(VENV_STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 clean:
 	rm -rf results checkpoint/*.pt data/toy
