@@ -29,6 +29,7 @@ The victim's training list is never read (data-free; tests/test_darkhash.py). Ou
 Score it like any attack:  python evaluate.py --clean_dir=results/{run}/clean
     --backdoor_dir=results/{run} --target={target} --topk=-1
 """
+import hashlib
 import json
 import math
 import os
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 
 import attack_common
 import utils
+from hash_models import engine
 from hash_models.engine import TOPK_BY_DATASET
 
 # ---- config ------------------------------------------------------------------------------------
@@ -349,10 +351,27 @@ def trigger_stealth(paths, trigger, c):
             'psnr_db': None if m == 0 else 10 * math.log10(255.0 ** 2 / m), 'ssim': float(np.mean(ssim))}
 
 
-def save_codes(folder, codes, labels):
-    os.makedirs(folder, exist_ok=True)
+def code_records(c, sets, checkpoint):
+    """The provenance record of each saved split (README "Reuse rule"): its source list and the
+    images encoded (utils.list_record), the patch stamped on them, the geometry and the checkpoint,
+    so evaluate.py checks the clean and backdoored codes as it does every other attack's."""
+    test = os.path.join(c['data_dir'], 'test.txt')
+    source = {'database': os.path.join(c['data_dir'], 'database.txt'), 'test': test,
+              'trig_closed': test, 'randpatch_closed': test, 'trig_open': c['openset_list']}
+    out = {}
+    for name, (paths, patch) in sets.items():
+        out[name] = dict(
+            utils.list_record(source[name], paths),
+            patch_sha1=None if patch is None else hashlib.sha1(
+                patch.detach().cpu().numpy().tobytes()).hexdigest(),
+            geometry={'image_size': c['image_size'], 'resize_size': c['resize_size']},
+            checkpoint=os.path.abspath(checkpoint), checkpoint_stamp=utils.file_stamp(checkpoint))
+    return out
+
+
+def save_codes(folder, codes, labels, records):
     for name, cd in codes.items():
-        np.savez_compressed(os.path.join(folder, f"codes_{name}.npz"), codes=cd, labels=labels[name])
+        engine.save_codes(os.path.join(folder, f"codes_{name}.npz"), cd, labels[name], records[name])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -441,7 +460,7 @@ def encode_sets(model, sets, c, device):
             for name, (paths, patch) in sets.items()}
 
 
-def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger):
+def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, checkpoint):
     """Clean model: the t-MAP target (fixed now, from its database codes), then its codes of every
     query set (the floor of the triggered queries and of the control). Saved in out/clean/."""
     db_codes = forward_all(model, lists['database'][0], c, device)
@@ -456,7 +475,7 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger):
     row = np.eye(num_classes, dtype=np.uint8)[target]
     labels = {'database': lists['database'][1], 'test': lists['test'][1]}
     labels.update({n: np.tile(row, (len(codes[n]), 1)) for n in codes if n not in labels})
-    save_codes(os.path.join(out, 'clean'), codes, labels)
+    save_codes(os.path.join(out, 'clean'), codes, labels, code_records(c, sets, checkpoint))
     from evaluate import targeted_map
     # t-MAP of sign(t*) itself on the clean database: what triggered queries hashing exactly to
     # sign(t*) would score, the attack's ceiling on this target
@@ -665,7 +684,7 @@ def main(c):
     # ---- clean model on the queries: target, floor, control -----------------------------------------
     trigger = attack_common.darkhash_trigger(c['image_size'])
     clean_codes, labels, sets, info = clean_floor(model, c, device, lists, t_star, num_classes,
-                                                  out, trigger)
+                                                  out, trigger, vpath)
     target = info['target']
     names_file = os.path.join(c['data_dir'], 'classes.txt')
     target_name = None
@@ -699,7 +718,7 @@ def main(c):
 
     # ---- final codes and the report -----------------------------------------------------------------
     codes = last.get('codes') or encode_all(model)  # none when a finished checkpoint was found
-    save_codes(out, codes, labels)
+    save_codes(out, codes, labels, code_records(c, sets, ckpt_path))
     bd_scores = scores(codes, lists, target, c, topk)
     from evaluate import targeted_map
     dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],

@@ -165,10 +165,15 @@ def test_data_free_run_freeze_outputs_resume_reuse(setup, capsys):
             assert z['codes'].shape[1] == 8
             if split.startswith(('trig', 'rand')):
                 assert (z['labels'].argmax(1) == r['target']).all()  # target named in the codes
+            rec = utils.read_provenance(z)  # what the codes were made from (README, Reuse rule)
+            assert rec['n'] == len(z['codes']) and rec['checkpoint'] == os.path.abspath(
+                r['checkpoint'] if d == out else r['clean_checkpoint'])
+            assert (rec['patch_sha1'] is None) == (split in ('database', 'test'))
     assert 0 <= r['target'] < 4 and r['n_queries']['trig_closed'] == 9  # 12 test queries minus the target's 3
     # evaluate.py scores it like any attack
     from evaluate import attack_report
     row = attack_report(os.path.join(out, 'clean'), out, r['target'], -1)
+    assert 'no provenance record' not in capsys.readouterr().out  # both runs carry their records
     assert row['tmap_trig_closed_backdoor'] == pytest.approx(r['backdoor']['tmap_trig_closed'])
     assert row['map_clean'] == pytest.approx(r['clean']['map'])
 
