@@ -62,13 +62,14 @@ cache_dir = 'cache'
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 tag = ''                  # suffix of the run name
+evaluate = ''             # a .pth written by this script: print its top-1 on val_list and stop (no training)
 stop_after = 0            # 0 = train to `epochs`; N = stop after epoch N (a long run split over sessions;
                           # the same command without it continues, with the same schedule)
 # ------------------------------------------------------------------------------------------------
 
 CHECKPOINT_FORMAT = 1
 # keys that may change when a run is resumed (epochs may not: it sets the cosine schedule)
-RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'cache', 'cache_dir', 'stop_after'}
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'cache', 'cache_dir', 'stop_after', 'evaluate'}
 
 
 class Classifier(torch.nn.Module):
@@ -107,6 +108,33 @@ def top1(model, loader, device):
     return right / n
 
 
+def evaluate_only(pth, va_list, dev):
+    """Top-1 of a finished .pth on va_list (e.g. the whole validation list of a run trained on a
+    GPU subset), printed and written beside the weights as <pth>.eval.json."""
+    try:
+        val = utils.ImageList(va_list, transform=utils.build_transform(image_size, 0, 'none'),
+                              cache_dir=cache_dir if cache == 'disk' else None, num_workers=num_workers)
+    except utils.ListError as e:
+        sys.exit(f"error: {e}")
+    if not os.path.isfile(pth):
+        sys.exit(f"error: {pth}: not found (evaluate= takes a .pth written by pretrain.py)")
+    state = torch.load(pth, map_location='cpu', weights_only=True)
+    net = torchvision_model(backbone.lower(), small_input, num_classes=val.labels.shape[1])
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        sys.exit(f"error: {pth}: not a {backbone} (small_input={small_input}) with "
+                 f"{val.labels.shape[1]} classes: {str(e).splitlines()[0]}")
+    model = Classifier(net, input_norm).to(dev)
+    loader = torch.utils.data.DataLoader(val, batch_size=eval_batch_size, shuffle=False,
+                                         num_workers=num_workers)
+    acc = top1(model, loader, dev)
+    utils.write_json(os.path.splitext(pth)[0] + '.eval.json',
+                     {'file': pth, 'sha1': file_sha1(pth), 'val_list': va_list,
+                      'val_images': len(val), 'val_top1': acc})
+    print(f"{pth}: top-1 {acc:.4f} on {va_list} ({len(val)} images)")
+
+
 if __name__ == '__main__':
     config = utils.configure(globals())
 
@@ -129,6 +157,10 @@ if __name__ == '__main__':
     dev = utils.resolve_device(device)
     utils.check_dtype(dtype, dev)
     print(f"run {run}  device {dev}  checkpoint {ckpt_path}")
+
+    if evaluate:
+        evaluate_only(evaluate, va_list, dev)
+        sys.exit(0)
 
     # ---- data (a seeded subset is written as its own list, so the cache and the record name it) --
     try:

@@ -217,6 +217,12 @@ def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lis
     # another schedule under the same run name is refused
     out, code = _pretrain(common + ['--tag=b', '--lr=0.1'], capsys, monkeypatch)
     assert code != 0 and 'lr=0.05' in str(code)
+    # evaluate=: the finished file's top-1 on the validation list, as the run measured it
+    out, code = _pretrain(common + ['--tag=b', f'--evaluate={run}_a.pth'], capsys, monkeypatch)
+    assert code == 0 and f"top-1 {rec['val_top1']:.4f}" in out
+    assert json.load(open(f"{run}_a.eval.json"))['val_top1'] == rec['val_top1']
+    out, code = _pretrain(common + ['--backbone=resnet34', f'--evaluate={run}_a.pth'], capsys, monkeypatch)
+    assert code != 0 and 'not a resnet34' in str(code)
 
 
 # ------------------------------------------------------------------------------------------------
