@@ -165,8 +165,10 @@ def figure5(rows, out_png, amp=10.0):
             for j, name in enumerate(('clean', 'poisoned', f"residual x{amp:g}")):
                 ax = axes[r][3 * k + j]
                 ax.axis('off')
-                if k < len(triplets):
-                    ax.imshow(triplets[k][j], interpolation='nearest')
+                if k < len(triplets):  # small images shown with square pixels (nearest neighbour)
+                    img = triplets[k][j]
+                    f = utils.nearest_factor(img.shape[0])
+                    ax.imshow(img.repeat(f, 0).repeat(f, 1), interpolation='nearest')
                     if r == 0:
                         ax.set_title(name, fontsize=7)
         axes[r][0].text(-0.1, 0.5, label, transform=axes[r][0].transAxes, rotation=90,

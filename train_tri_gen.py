@@ -676,7 +676,8 @@ def get_labcln(c, pool, device):
 
 @torch.no_grad()
 def render_debug(G, x, r_b, out, epoch, step, g_output='image', g_eps=0.0):
-    """Grid rows clean | poisoned | |poisoned - clean| x 10; returns the uint8 PSNR (dB) of the batch."""
+    """Grid rows clean | poisoned | |poisoned - clean| x 10, images under 128 px enlarged by an integer
+    nearest-neighbour factor; returns the uint8 PSNR (dB) of the batch (on the images themselves)."""
     from torchvision.utils import save_image
     was_training = G.training
     G.eval()  # no-op for IN(affine=False) without running stats; kept for clarity
@@ -685,6 +686,8 @@ def render_debug(G, x, r_b, out, epoch, step, g_output='image', g_eps=0.0):
     xq = torch.from_numpy(quantize(x_b)).permute(0, 3, 1, 2).float() / 255
     xc = x.detach().cpu()
     grid = torch.cat([xc, xq, ((xq - xc).abs() * 10).clamp(0, 1)])
+    f = utils.nearest_factor(grid.shape[-1])  # 32-64 px images shown at >= 128 px, square pixels
+    grid = grid.repeat_interleave(f, -2).repeat_interleave(f, -1)
     folder = os.path.join(out, 'samples')
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"epoch{epoch:03d}_step{step:06d}.png")

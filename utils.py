@@ -357,6 +357,12 @@ def _read_rgb(path, list_file):
 CONTENT_HASH_MAX_BYTES = 64 * 2 ** 20
 
 
+def nearest_factor(side, min_side=128):
+    """The integer nearest-neighbour factor that shows a `side`-pixel image at least `min_side` pixels
+    wide (1 when it already is): small images in figures and debug grids, pixels kept square."""
+    return max(1, -(-min_side // side))
+
+
 def file_sha1(path):
     import hashlib
     h = hashlib.sha1()

@@ -173,7 +173,10 @@ def test_gan_training_outputs_and_resume(mini):
     assert os.path.isfile(os.path.join(out, 'samples', 'epoch001_step000002.png'))
     from PIL import Image
     with Image.open(os.path.join(out, 'samples', 'latest.png')) as im:
-        assert im.size[1] > 3 * 32  # rows clean | poisoned | residual
+        # rows clean | poisoned | residual; 32 px images enlarged 4x (nearest) to 128 px, padding 2
+        assert im.size == (8 * (128 + 2) + 2, 3 * (128 + 2) + 2)
+        px = np.asarray(im)[2:130, 2:130]
+        assert (px[::4, ::4].repeat(4, 0).repeat(4, 1) == px).all()  # square 4 x 4 pixels
     summary = json.load(open(os.path.join(out, 'train_summary.json')))
     assert summary['lpips'] == 'none' and math.isfinite(summary['debug_psnr_db'])
     assert 'codes over the pool' in mini['first'].stdout

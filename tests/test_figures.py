@@ -78,6 +78,7 @@ def test_figure5_triplets_and_png(tmp_path):
     assert res[0, 0].max() == 50 and res[1:].max() == 0  # |5| x 10 at the changed pixel only
     out = figures.figure5([('BadHash', trip), ('LCBA', trip[:1])], str(tmp_path / 'f5.png'), amp=10)
     assert os.path.getsize(out) > 1000
+    assert figures.utils.nearest_factor(12) == 11 and figures.utils.nearest_factor(32) == 4 and figures.utils.nearest_factor(224) == 1
     with pytest.raises(ValueError, match='model geometry 8x8'):
         figures.poison_triplets(folder, image_size=8, resize_size=0)
 
