@@ -256,206 +256,237 @@ def _fail(msg):
 # ================================================================================================
 
 def main(config):
-    c = config
-    run = gan_run_name(c)
-    ckpt_path = os.path.join(c['checkpoint_dir'], run + '.pt')
-    out = os.path.join(c['out_dir'], run)
-    summary_path = os.path.join(out, 'train_summary.json')
-    if c['loss_preset'] not in LOSSES:
-        _fail(f"loss_preset must be 'paper' or 'code', got {c['loss_preset']!r}")
-    if c['lpips'] not in ('alex', 'alex_random_trunk', 'none'):
-        _fail(f"lpips must be 'alex', 'alex_random_trunk' or 'none', got {c['lpips']!r}")
-    if c['lpips_inputs'] not in ('normalized', 'code'):
-        _fail(f"lpips_inputs must be 'normalized' or 'code', got {c['lpips_inputs']!r}")
-    if c['labcln_views'] not in ('paper', 'code'):
-        _fail(f"labcln_views must be 'paper' or 'code', got {c['labcln_views']!r}")
-    if c['hash_norm'] and c['loss_preset'] != 'paper':
-        _fail("hash_norm=True applies to loss_preset='paper' only (the code preset's term is a mean)")
-    if c['g_output'] not in ('image', 'residual'):
-        _fail(f"g_output must be 'image' or 'residual', got {c['g_output']!r}")
-    if c['g_eps'] < 0 or (c['g_eps'] > 0 and c['g_output'] != 'residual'):
-        _fail(f"g_eps must be >= 0 and needs g_output='residual', got {c['g_eps']} with {c['g_output']!r}")
-    if not 0 <= c['rec_warmup_epochs'] <= c['epochs']:
-        _fail(f"rec_warmup_epochs must be in 0..epochs={c['epochs']}, got {c['rec_warmup_epochs']}")
-    if c['goal_code'] not in ('labcln', 'surrogate'):
-        _fail(f"goal_code must be 'labcln' or 'surrogate', got {c['goal_code']!r}")
-    if c['lr_policy'] not in ('linear', 'constant'):
-        _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
-    weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
-    weights = tuple(float(w) if w is not None else d
-                    for w, d in zip((c['w_hash'], c['w_rec'], c['w_bd']), weights))
-    g_loss_fn, d_loss_fn = LOSSES[c['loss_preset']]
-    rank, world, device = utils.init_distributed(utils.resolve_device(c['device']))
-    utils.check_dtype(c['dtype'], device)
-    if c['batch_size'] % world:
-        _fail(f"batch_size={c['batch_size']} must be divisible by the {world} processes (it is the "
-              f"global batch; each process takes an equal share)")
-    print(f"run {run}  device {device}  preset {c['loss_preset']}  weights (hash, rec, bd) = "
-          f"{weights}  lpips {c['lpips']}")
+    """The training run in named stages (StarGAN's solver layout, STYLE.md)."""
+    t = GanTraining(config)
+    if t.finished():
+        return
+    t.build_data()
+    t.build_labcln()
+    t.build_gan()
+    t.train()
+    t.summarise()
 
-    # ---- a finished run exits at once; an unfinished one resumes ------------------------------
-    inputs = gan_inputs(c)  # what G is trained from besides its config (README "Reuse rule")
-    ckpt = None
-    if os.path.exists(ckpt_path):
+
+class GanTraining:
+    """One G/D training run: check -> data -> LabCLN -> GAN -> train -> summary."""
+
+    def __init__(self, c):
+        self.c = c
+        self.run = gan_run_name(c)
+        self.ckpt_path = os.path.join(c['checkpoint_dir'], self.run + '.pt')
+        self.out = os.path.join(c['out_dir'], self.run)
+        self.summary_path = os.path.join(self.out, 'train_summary.json')
+        self.log_path = os.path.join(self.out, 'log.jsonl')
+        self.check_config()
+        self.rank, self.world, self.device = utils.init_distributed(utils.resolve_device(c['device']))
+        utils.check_dtype(c['dtype'], self.device)
+        if c['batch_size'] % self.world:
+            _fail(f"batch_size={c['batch_size']} must be divisible by the {self.world} processes (it "
+                  f"is the global batch; each process takes an equal share)")
+        print(f"run {self.run}  device {self.device}  preset {c['loss_preset']}  weights (hash, rec, "
+              f"bd) = {self.weights}  lpips {c['lpips']}")
+
+    def check_config(self):
+        c = self.c
+        if c['loss_preset'] not in LOSSES:
+            _fail(f"loss_preset must be 'paper' or 'code', got {c['loss_preset']!r}")
+        if c['lpips'] not in ('alex', 'alex_random_trunk', 'none'):
+            _fail(f"lpips must be 'alex', 'alex_random_trunk' or 'none', got {c['lpips']!r}")
+        if c['lpips_inputs'] not in ('normalized', 'code'):
+            _fail(f"lpips_inputs must be 'normalized' or 'code', got {c['lpips_inputs']!r}")
+        if c['labcln_views'] not in ('paper', 'code'):
+            _fail(f"labcln_views must be 'paper' or 'code', got {c['labcln_views']!r}")
+        if c['hash_norm'] and c['loss_preset'] != 'paper':
+            _fail("hash_norm=True applies to loss_preset='paper' only (the code preset's term is a mean)")
+        if c['g_output'] not in ('image', 'residual'):
+            _fail(f"g_output must be 'image' or 'residual', got {c['g_output']!r}")
+        if c['g_eps'] < 0 or (c['g_eps'] > 0 and c['g_output'] != 'residual'):
+            _fail(f"g_eps must be >= 0 and needs g_output='residual', got {c['g_eps']} with {c['g_output']!r}")
+        if not 0 <= c['rec_warmup_epochs'] <= c['epochs']:
+            _fail(f"rec_warmup_epochs must be in 0..epochs={c['epochs']}, got {c['rec_warmup_epochs']}")
+        if c['goal_code'] not in ('labcln', 'surrogate'):
+            _fail(f"goal_code must be 'labcln' or 'surrogate', got {c['goal_code']!r}")
+        if c['lr_policy'] not in ('linear', 'constant'):
+            _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
+        weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
+        self.weights = tuple(float(w) if w is not None else d
+                             for w, d in zip((c['w_hash'], c['w_rec'], c['w_bd']), weights))
+        self.g_loss_fn, self.d_loss_fn = LOSSES[c['loss_preset']]
+
+    # ---- 0. a finished run exits at once; an unfinished one resumes (README "Reuse rule") --------
+    def finished(self):
+        c = self.c
+        self.inputs = gan_inputs(c)  # what G is trained from besides its config
+        self.ckpt = None
+        if not os.path.exists(self.ckpt_path):
+            return False
         try:
-            ckpt = utils.load_checkpoint(ckpt_path)
+            self.ckpt = utils.load_checkpoint(self.ckpt_path)
         except ValueError as e:
             _fail(str(e))
-        old = ckpt.get('config', {})
+        old = self.ckpt.get('config', {})
         diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k, LATER_KEYS.get(k)) != c[k]]
         if diff:
             k = diff[0]
-            _fail(f"{ckpt_path}: trained with {k}={old.get(k)!r}, this run has {k}={c[k]!r}; "
+            _fail(f"{self.ckpt_path}: trained with {k}={old.get(k)!r}, this run has {k}={c[k]!r}; "
                   f"set tag=... for a new run or delete the checkpoint")
-        why = gan_inputs_changed(ckpt.get('inputs'), inputs)
+        why = gan_inputs_changed(self.ckpt.get('inputs'), self.inputs)
         if why:
-            _fail(f"{ckpt_path}: trained {why}; set tag=... for a new run or delete the checkpoint")
-        if ckpt['epoch'] >= c['epochs'] and os.path.isfile(summary_path):
-            print(f"training already finished ({ckpt['epoch']}/{c['epochs']} epochs): {ckpt_path}; "
-                  f"summary {summary_path}")
-            return
+            _fail(f"{self.ckpt_path}: trained {why}; set tag=... for a new run or delete the checkpoint")
+        if self.ckpt['epoch'] >= c['epochs'] and os.path.isfile(self.summary_path):
+            print(f"training already finished ({self.ckpt['epoch']}/{c['epochs']} epochs): "
+                  f"{self.ckpt_path}; summary {self.summary_path}")
+            return True
+        return False
 
-    # ================================================================================================
-    # 1. preprocess: data, surrogate, LPIPS
-    # ================================================================================================
-    utils.seed_everything(c['seed'])
-    list_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
-    transform = utils.build_transform(c['image_size'], c['resize_size'], 'none')
-    if rank != 0:  # under torchrun rank 0 builds the image cache and LabCLN, the others reuse them
-        utils.barrier()
-    try:
-        train_set = utils.ImageList(list_path, transform=transform, num_workers=c['num_workers'],
-                                    cache_dir=c['cache_dir'] if c['cache'] == 'disk' else None)
-    except utils.ListError as e:
-        _fail(str(e))
-    labels = torch.from_numpy(train_set.labels.astype(np.float32))
-    num_classes = labels.shape[1]
-    if not 0 <= c['target'] < num_classes:
-        _fail(f"target={c['target']} out of range: {list_path} has {num_classes} classes "
-              f"(valid 0..{num_classes - 1})")
-    print(f"train images {len(train_set)} from {list_path}; classes {num_classes}")
+    # ---- 1. data, surrogate, LPIPS -------------------------------------------------------------------
+    def build_data(self):
+        c = self.c
+        utils.seed_everything(c['seed'])
+        list_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
+        transform = utils.build_transform(c['image_size'], c['resize_size'], 'none')
+        if self.rank != 0:  # under torchrun rank 0 builds the image cache and LabCLN, the others reuse them
+            utils.barrier()
+        try:
+            self.train_set = utils.ImageList(list_path, transform=transform, num_workers=c['num_workers'],
+                                             cache_dir=c['cache_dir'] if c['cache'] == 'disk' else None)
+        except utils.ListError as e:
+            _fail(str(e))
+        self.labels = torch.from_numpy(self.train_set.labels.astype(np.float32))
+        self.num_classes = self.labels.shape[1]
+        if not 0 <= c['target'] < self.num_classes:
+            _fail(f"target={c['target']} out of range: {list_path} has {self.num_classes} classes "
+                  f"(valid 0..{self.num_classes - 1})")
+        print(f"train images {len(self.train_set)} from {list_path}; classes {self.num_classes}")
+        self.surrogate, meta, self.surrogate_file = load_surrogate(c, self.num_classes, self.device)
+        if c['channels_last']:
+            self.surrogate.to(memory_format=torch.channels_last)
+        print(f"surrogate {self.surrogate_file}: {meta.get('method', c['surrogate_method'])} "
+              f"{meta['backbone']} {meta['bits']} bits (frozen, eval mode)")
+        self.lpips_net = build_lpips(c['lpips'], self.device)
 
-    surrogate, meta, sp = load_surrogate(c, num_classes, device)
-    if c['channels_last']:
-        surrogate.to(memory_format=torch.channels_last)
-    print(f"surrogate {sp}: {meta.get('method', c['surrogate_method'])} {meta['backbone']} "
-          f"{meta['bits']} bits (frozen, eval mode)")
+    # ---- 2. LabCLN (trained once on the distinct label rows, cached by digest), confusing labels ----
+    def build_labcln(self):
+        c, device = self.c, self.device
+        pool = torch.unique(self.labels, dim=0)  # ascending lexicographic order, as the official code
+        self.labcln, self.labcln_info = get_labcln(c, pool, device)
+        if self.rank == 0:
+            utils.barrier()  # the cache and LabCLN are on disk: the other processes go on
+            utils.append_jsonl(self.log_path, {
+                'kind': 'labcln', 'path': self.labcln_info['path'], 'final': self.labcln_info['final'],
+                'separation': self.labcln_info['separation']})
+        # confusing-label pool for G training (D2)
+        if c['conf_mode'] == 'sample':
+            conf_pool = pool[pool[:, c['target']] == 0]
+            if len(conf_pool) == 0:
+                _fail("conf_mode=sample: every training label row contains the target")
+        elif c['conf_mode'] == 'code':
+            conf_pool = pool[:1]  # conf_labels[0]: the lexicographically smallest row
+        else:
+            idx = utils.class_index(c['conf_mode'], self.num_classes, 'conf_mode', "'sample', 'code'")
+            conf_pool = torch.eye(self.num_classes)[idx:idx + 1]
+        self.conf_pool = conf_pool = conf_pool.to(device)
+        print(f"confusing labels: {c['conf_mode']}, pool of {len(conf_pool)} label row(s)"
+              + (f" (fixed class {conf_pool[0].nonzero().flatten().tolist()})" if len(conf_pool) == 1 else ''))
+        self.goal_codes = None  # goal_code='labcln': h_c comes from LabCLN with r_b, per batch
+        if c['goal_code'] == 'surrogate':
+            self.goal_codes, goal_info = surrogate_goal_codes(self.surrogate, self.train_set, conf_pool,
+                                                              c, device)
+            _, h_lab = confusing_code(self.labcln, conf_pool)
+            goal_info['hamming_to_labcln'] = ((self.goal_codes.shape[1] - (self.goal_codes * h_lab).sum(1))
+                                              / 2).tolist()
+            print(f"goal codes: the surrogate's mean code of each confusing label row "
+                  f"({goal_info['images']} images); Hamming to LabCLN's h_c: {goal_info['hamming_to_labcln']}")
+            utils.append_jsonl(self.log_path, {'kind': 'goal_codes', **goal_info})
 
-    lpips_net = build_lpips(c['lpips'], device)
+    # ---- 3. GAN: networks, optimisers, schedules, resume, debug batch ---------------------------------
+    def build_gan(self):
+        c, device, ckpt = self.c, self.device, self.ckpt
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c['seed'])
+            G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf']).to(device)
+            init_generator_output(G, c['g_output'])
+            D = Discriminator(self.num_classes, image_size=c['image_size'], ndf=c['ndf']).to(device)
+        if c['channels_last']:
+            G.to(memory_format=torch.channels_last)
+            D.to(memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
+        rule = lr_rule(c['lr_policy'], c['epochs'])
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, rule)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, rule)
+        self.start_epoch, self.step, self.history = 0, 0, []
+        if ckpt is not None:
+            if ckpt.get('labcln', {}).get('digest') != self.labcln_info['digest']:
+                _fail(f"{self.ckpt_path}: trained with another LabCLN ({ckpt.get('labcln', {}).get('path')}); "
+                      f"delete the checkpoint or set tag=...")
+            G.load_state_dict(ckpt['G'])
+            D.load_state_dict(ckpt['D'])
+            self.opt_g.load_state_dict(ckpt['opt_G'])
+            self.opt_d.load_state_dict(ckpt['opt_D'])
+            self.sched_g.load_state_dict(ckpt['sched_G'])
+            self.sched_d.load_state_dict(ckpt['sched_D'])
+            self.start_epoch, self.step, self.history = ckpt['epoch'], ckpt['step'], list(ckpt['history'])
+            for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):  # `epochs` may have changed
+                for group, base in zip(opt.param_groups, sched.base_lrs):
+                    group['lr'] = base * rule(self.start_epoch)
+            print(f"resumed from {self.ckpt_path} at epoch {self.start_epoch}/{c['epochs']} (step {self.step})")
 
-    # ================================================================================================
-    # 2. LabCLN: trained once on the distinct training label rows, cached by config digest
-    # ================================================================================================
-    pool = torch.unique(labels, dim=0)  # ascending lexicographic order, as the official code
-    labcln, labcln_info = get_labcln(c, pool, device)
-    if rank == 0:
-        utils.barrier()  # the cache and LabCLN are on disk: the other processes go on
-        utils.append_jsonl(os.path.join(out, 'log.jsonl'), {
-            'kind': 'labcln', 'path': labcln_info['path'], 'final': labcln_info['final'],
-            'separation': labcln_info['separation']})
+        # fixed debug batch: the first images of the list, confusing labels drawn once from the seed
+        n_dbg = min(DEBUG_IMAGES, len(self.train_set))
+        self.x_dbg = torch.stack([self.train_set[i][0] for i in range(n_dbg)]).to(device)
+        g_dbg = torch.Generator().manual_seed(c['seed'] + 7)
+        ys_dbg = self.conf_pool[torch.randint(len(self.conf_pool), (n_dbg,), generator=g_dbg).to(device)]
+        self.r_dbg, _ = confusing_code(self.labcln, ys_dbg)
 
-    # confusing-label pool for G training (D2)
-    if c['conf_mode'] == 'sample':
-        conf_pool = pool[pool[:, c['target']] == 0]
-        if len(conf_pool) == 0:
-            _fail("conf_mode=sample: every training label row contains the target")
-    elif c['conf_mode'] == 'code':
-        conf_pool = pool[:1]  # conf_labels[0]: the lexicographically smallest row
-    else:
-        idx = utils.class_index(c['conf_mode'], num_classes, 'conf_mode', "'sample', 'code'")
-        conf_pool = torch.eye(num_classes)[idx:idx + 1]
-    conf_pool = conf_pool.to(device)
-    print(f"confusing labels: {c['conf_mode']}, pool of {len(conf_pool)} label row(s)"
-          + (f" (fixed class {conf_pool[0].nonzero().flatten().tolist()})" if len(conf_pool) == 1 else ''))
-    goal_codes = None  # goal_code='labcln': h_c comes from LabCLN with r_b, per batch
-    if c['goal_code'] == 'surrogate':
-        goal_codes, goal_info = surrogate_goal_codes(surrogate, train_set, conf_pool, c, device)
-        _, h_lab = confusing_code(labcln, conf_pool)
-        goal_info['hamming_to_labcln'] = ((goal_codes.shape[1] - (goal_codes * h_lab).sum(1)) / 2).tolist()
-        print(f"goal codes: the surrogate's mean code of each confusing label row "
-              f"({goal_info['images']} images); Hamming to LabCLN's h_c: {goal_info['hamming_to_labcln']}")
-        utils.append_jsonl(os.path.join(out, 'log.jsonl'), {'kind': 'goal_codes', **goal_info})
+        # under torchrun: DistributedDataParallel G and D (gradients averaged), a DistributedSampler
+        # shard of every epoch per process; G_net / D_net are the plain modules (saved, rendered, and
+        # D_net scores x_b in the G step, where D is frozen and must not wait for a gradient reduction)
+        self.G_net, self.D_net, self.sampler = G, D, None
+        if self.world > 1:
+            ids = [device] if device.startswith('cuda') else None
+            G = torch.nn.parallel.DistributedDataParallel(self.G_net, device_ids=ids)
+            D = torch.nn.parallel.DistributedDataParallel(self.D_net, device_ids=ids)
+            self.sampler = torch.utils.data.distributed.DistributedSampler(
+                self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True, seed=c['seed'])
+        self.G, self.D = G, D
+        self.amp = utils.autocast(device, c["dtype"])  # reusable (not nested): one context serves every forward
 
-    # ================================================================================================
-    # 3. GAN: networks, optimisers, schedules, resume
-    # ================================================================================================
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(c['seed'])
-        G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf']).to(device)
-        init_generator_output(G, c['g_output'])
-        D = Discriminator(num_classes, image_size=c['image_size'], ndf=c['ndf']).to(device)
-    if c['channels_last']:
-        G.to(memory_format=torch.channels_last)
-        D.to(memory_format=torch.channels_last)
-    opt_g = torch.optim.Adam(G.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=c['lr'], betas=(c['beta1'], 0.999))
-    rule = lr_rule(c['lr_policy'], c['epochs'])
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, rule)
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, rule)
+    # ---- 4. train: epochs of D steps (every d_every iterations) and G steps ---------------------------
+    def train(self):
+        c = self.c
+        self.iters = math.ceil(len(self.train_set) / c['batch_size'])
+        print(f"GAN: G {n_params(self.G):,} params, D {n_params(self.D):,} params; {self.iters} "
+              f"iterations/epoch, epochs {self.start_epoch + 1}..{c['epochs']}")
+        self.last_psnr = None
+        for epoch in range(self.start_epoch, c['epochs']):
+            t0 = time.time()
+            sums, n_g, n_d = self.train_epoch(epoch, t0)
+            self.end_epoch(epoch, t0, sums, n_g, n_d)
 
-    start_epoch, step, history = 0, 0, []
-    if ckpt is not None:
-        if ckpt.get('labcln', {}).get('digest') != labcln_info['digest']:
-            _fail(f"{ckpt_path}: trained with another LabCLN ({ckpt.get('labcln', {}).get('path')}); "
-                  f"delete the checkpoint or set tag=...")
-        G.load_state_dict(ckpt['G'])
-        D.load_state_dict(ckpt['D'])
-        opt_g.load_state_dict(ckpt['opt_G'])
-        opt_d.load_state_dict(ckpt['opt_D'])
-        sched_g.load_state_dict(ckpt['sched_G'])
-        sched_d.load_state_dict(ckpt['sched_D'])
-        start_epoch, step, history = ckpt['epoch'], ckpt['step'], list(ckpt['history'])
-        for opt, sched in ((opt_g, sched_g), (opt_d, sched_d)):  # `epochs` may have changed
-            for group, base in zip(opt.param_groups, sched.base_lrs):
-                group['lr'] = base * rule(start_epoch)
-        print(f"resumed from {ckpt_path} at epoch {start_epoch}/{c['epochs']} (step {step})")
-
-    # fixed debug batch: the first images of the list, confusing labels drawn once from the seed
-    n_dbg = min(DEBUG_IMAGES, len(train_set))
-    x_dbg = torch.stack([train_set[i][0] for i in range(n_dbg)]).to(device)
-    g_dbg = torch.Generator().manual_seed(c['seed'] + 7)
-    ys_dbg = conf_pool[torch.randint(len(conf_pool), (n_dbg,), generator=g_dbg).to(device)]
-    r_dbg, _ = confusing_code(labcln, ys_dbg)
-
-    # under torchrun: DistributedDataParallel G and D (gradients averaged), a DistributedSampler
-    # shard of every epoch per process; G_net / D_net are the plain modules (saved, rendered, and
-    # D_net scores x_b in the G step, where D is frozen and must not wait for a gradient reduction)
-    G_net, D_net, sampler = G, D, None
-    if world > 1:
-        ids = [device] if device.startswith('cuda') else None
-        G = torch.nn.parallel.DistributedDataParallel(G_net, device_ids=ids)
-        D = torch.nn.parallel.DistributedDataParallel(D_net, device_ids=ids)
-        sampler = torch.utils.data.distributed.DistributedSampler(
-            train_set, num_replicas=world, rank=rank, shuffle=True, seed=c['seed'])
-    amp = utils.autocast(device, c["dtype"])  # reusable (not nested): one context serves every forward
-    log_path = os.path.join(out, 'log.jsonl')
-    gen = torch.Generator()
-    iters = math.ceil(len(train_set) / c['batch_size'])
-    print(f"GAN: G {n_params(G):,} params, D {n_params(D):,} params; {iters} iterations/epoch, "
-          f"epochs {start_epoch + 1}..{c['epochs']}")
-    last_psnr = None
-    for epoch in range(start_epoch, c['epochs']):
+    def train_epoch(self, epoch, t0):
+        c, device, rank, world = self.c, self.device, self.rank, self.world
+        G, D, amp = self.G, self.D, self.amp
         # per-epoch seeding: a resumed run draws the same batches and labels as an uninterrupted one
         torch.manual_seed(c['seed'] * 100003 + epoch)
-        gen.manual_seed(c['seed'] * 100003 + epoch)
+        gen = torch.Generator().manual_seed(c['seed'] * 100003 + epoch)
         g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1 + 7919 * rank)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(train_set, batch_size=c['batch_size'] // world,
-                                             shuffle=sampler is None, sampler=sampler,
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(self.train_set, batch_size=c['batch_size'] // world,
+                                             shuffle=self.sampler is None, sampler=self.sampler,
                                              num_workers=c['num_workers'], generator=gen,
                                              pin_memory=device.startswith('cuda'))
         G.train()
         D.train()
-        t0 = time.time()
         sums, n_g, n_d, d_val = {}, 0, 0, float('nan')
         for i, (x, y, _) in enumerate(loader):
             x, y = utils.to_device(x, device, c['channels_last']), y.to(device, non_blocking=True)
-            pick = torch.randint(len(conf_pool), (len(x),), generator=g_conf).to(device)
-            y_s = conf_pool[pick]
-            r_b, h_c = confusing_code(labcln, y_s)
-            if goal_codes is not None:  # goal_code='surrogate' (our option)
-                h_c = goal_codes[pick]
+            pick = torch.randint(len(self.conf_pool), (len(x),), generator=g_conf).to(device)
+            y_s = self.conf_pool[pick]
+            r_b, h_c = confusing_code(self.labcln, y_s)
+            if self.goal_codes is not None:  # goal_code='surrogate' (our option)
+                h_c = self.goal_codes[pick]
             with amp:  # the poisoned image is float32 from here on (losses, LPIPS)
                 x_b = apply_generator(G, x, r_b, c['g_output'], c['g_eps']).float()  # [0,1] image (D8)
             warmup = epoch < c['rec_warmup_epochs']  # our option: reconstruction only, no D step
@@ -465,29 +496,29 @@ def main(config):
                 D.requires_grad_(True)
                 with amp:
                     d_real, d_fake = D(x), D(x_b.detach())
-                d_loss = d_loss_fn(d_real.float(), y, d_fake.float(), y_s)
-                check_finite(d_loss, 'D', epoch, step, ckpt_path)
-                opt_d.zero_grad(set_to_none=True)
+                d_loss = self.d_loss_fn(d_real.float(), y, d_fake.float(), y_s)
+                check_finite(d_loss, 'D', epoch, self.step, self.ckpt_path)
+                self.opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
-                opt_d.step()
+                self.opt_d.step()
                 d_val = d_loss.item()
                 sums['d'] = sums.get('d', 0.0) + d_val
                 n_d += 1
 
             # ---- train G (every iteration) -------------------------------------------------------
             D.requires_grad_(False)
-            lp = lpips_term(lpips_net, x_b, x, c['lpips_inputs'])
+            lp = lpips_term(self.lpips_net, x_b, x, c['lpips_inputs'])
             with amp:
-                hash_out, d_fake = surrogate(x_b), D_net(x_b)
-            g_loss, parts = g_loss_fn(x_b, x, hash_out.float(), h_c, d_fake.float(), y_s, lp, weights,
-                                      hash_norm=c['hash_norm'])
+                hash_out, d_fake = self.surrogate(x_b), self.D_net(x_b)
+            g_loss, parts = self.g_loss_fn(x_b, x, hash_out.float(), h_c, d_fake.float(), y_s, lp,
+                                           self.weights, hash_norm=c['hash_norm'])
             if warmup:  # the other terms are still computed, for the log
-                g_loss = weights[1] * parts['rec']
-            check_finite(g_loss, 'G', epoch, step, ckpt_path)
-            opt_g.zero_grad(set_to_none=True)
+                g_loss = self.weights[1] * parts['rec']
+            check_finite(g_loss, 'G', epoch, self.step, self.ckpt_path)
+            self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
-            opt_g.step()
-            step += 1
+            self.opt_g.step()
+            self.step += 1
             n_g += 1
             logged = {'g': g_loss, **parts, 'lpips': lp}  # one device sync for all of them
             vals = dict(zip(logged, torch.stack([v.detach().float() for v in logged.values()]).tolist()))
@@ -497,62 +528,71 @@ def main(config):
             # ---- log --------------------------------------------------------------------------
             if rank != 0:
                 continue
+            step = self.step
             if c['log_every'] > 0 and step % c['log_every'] == 0:
-                print(f"ep {epoch + 1}/{c['epochs']} it {i + 1}/{iters} step {step} | G {vals['g']:.4f} "
+                print(f"ep {epoch + 1}/{c['epochs']} it {i + 1}/{self.iters} step {step} | G {vals['g']:.4f} "
                       f"(hash {vals['hash']:.4f} rec {vals['rec']:.4f} bd {vals['bd']:.4f} "
                       f"lpips {vals['lpips']:.4f}) | D {d_val:.4f} | {time.time() - t0:.0f}s", flush=True)
-                utils.append_jsonl(log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
-                                              'lr': opt_g.param_groups[0]['lr']})
+                utils.append_jsonl(self.log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
+                                                   'lr': self.opt_g.param_groups[0]['lr']})
             if c['sample_every'] > 0 and step % c['sample_every'] == 0:
-                last_psnr = render_debug(G_net, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
+                self.last_psnr = self.render(epoch + 1)
+        return sums, n_g, n_d
 
-        # ---- end of epoch: schedule, debug grid, log, checkpoint -----------------------------
-        lr_used = opt_g.param_groups[0]['lr']
-        sched_g.step()
-        sched_d.step()
-        if rank != 0:
-            continue
-        last_psnr = render_debug(G_net, x_dbg, r_dbg, out, epoch + 1, step, c['g_output'], c['g_eps'])
-        record = {'epoch': epoch + 1, 'step': step, 'lr': lr_used,
-                  'time_s': round(time.time() - t0, 2), 'debug_psnr': round(last_psnr, 3),
+    def render(self, epoch):
+        return render_debug(self.G_net, self.x_dbg, self.r_dbg, self.out, epoch, self.step,
+                            self.c['g_output'], self.c['g_eps'])
+
+    # ---- end of epoch: schedule, debug grid, log, checkpoint -----------------------------------------
+    def end_epoch(self, epoch, t0, sums, n_g, n_d):
+        c = self.c
+        lr_used = self.opt_g.param_groups[0]['lr']
+        self.sched_g.step()
+        self.sched_d.step()
+        if self.rank != 0:
+            return
+        self.last_psnr = self.render(epoch + 1)
+        record = {'epoch': epoch + 1, 'step': self.step, 'lr': lr_used,
+                  'time_s': round(time.time() - t0, 2), 'debug_psnr': round(self.last_psnr, 3),
                   **{k: v / (n_d if k == 'd' else n_g) for k, v in sums.items()}}
-        history.append(record)
+        self.history.append(record)
         print(f"epoch {epoch + 1}/{c['epochs']} | G {record['g']:.4f} (hash {record['hash']:.4f} "
               f"rec {record['rec']:.4f} bd {record['bd']:.4f}) | D {record.get('d', float('nan')):.4f} "
-              f"| debug PSNR {last_psnr:.2f} dB | lr {lr_used:.2e} | {record['time_s']:.1f}s", flush=True)
-        utils.append_jsonl(log_path, dict(record, kind='epoch'))
-        utils.save_checkpoint(ckpt_path, {
-            'format': CHECKPOINT_FORMAT, 'G': G_net.state_dict(), 'D': D_net.state_dict(),
-            'opt_G': opt_g.state_dict(), 'opt_D': opt_d.state_dict(),
-            'sched_G': sched_g.state_dict(), 'sched_D': sched_d.state_dict(),
+              f"| debug PSNR {self.last_psnr:.2f} dB | lr {lr_used:.2e} | {record['time_s']:.1f}s", flush=True)
+        utils.append_jsonl(self.log_path, dict(record, kind='epoch'))
+        utils.save_checkpoint(self.ckpt_path, {
+            'format': CHECKPOINT_FORMAT, 'G': self.G_net.state_dict(), 'D': self.D_net.state_dict(),
+            'opt_G': self.opt_g.state_dict(), 'opt_D': self.opt_d.state_dict(),
+            'sched_G': self.sched_g.state_dict(), 'sched_D': self.sched_d.state_dict(),
             'meta': {'image_size': c['image_size'], 'feat_dim': c['labcln_feat'], 'ngf': c['ngf'],
                      'g_output': c['g_output'], 'g_eps': c['g_eps'],
-                     'ndf': c['ndf'], 'num_classes': num_classes, 'bits': c['surrogate_bits']},
-            'labcln': {k: labcln_info[k] for k in ('path', 'digest')},
-            'lpips': c['lpips'], 'weights': list(weights), 'epoch': epoch + 1, 'step': step,
-            'config': c, 'history': history, 'inputs': inputs})
+                     'ndf': c['ndf'], 'num_classes': self.num_classes, 'bits': c['surrogate_bits']},
+            'labcln': {k: self.labcln_info[k] for k in ('path', 'digest')},
+            'lpips': c['lpips'], 'weights': list(self.weights), 'epoch': epoch + 1, 'step': self.step,
+            'config': c, 'history': self.history, 'inputs': self.inputs})
 
-    # ================================================================================================
-    # 4. summary
-    # ================================================================================================
-    utils.barrier()
-    if rank != 0:
-        return
-    if last_psnr is None:  # checkpoint was complete, only the summary was missing
-        last_psnr = render_debug(G_net, x_dbg, r_dbg, out, len(history), step, c['g_output'], c['g_eps'])
-    summary = {
-        'run': run, 'checkpoint': ckpt_path, 'config': c, 'seed': c['seed'],
-        'git_commit': utils.git_commit(), 'device': device, 'epochs_done': len(history),
-        'steps': step, 'weights': {'hash': weights[0], 'rec': weights[1], 'bd': weights[2]},
-        'loss_preset': c['loss_preset'], 'lpips': c['lpips'], 'lpips_inputs': c['lpips_inputs'],
-        'final_losses': {k: v for k, v in history[-1].items() if k not in ('epoch', 'step')},
-        'debug_psnr_db': last_psnr, 'labcln': labcln_info, 'surrogate': sp,
-        'conf_mode': c['conf_mode'], 'conf_pool_size': len(conf_pool),
-        'time_per_epoch_s': round(sum(h['time_s'] for h in history) / len(history), 2),
-        'history': history,
-    }
-    utils.write_json(summary_path, summary)
-    print(f"done: {ckpt_path}; debug-batch PSNR {last_psnr:.2f} dB; summary {summary_path}")
+    # ---- 5. summary ----------------------------------------------------------------------------------
+    def summarise(self):
+        c, history, weights = self.c, self.history, self.weights
+        utils.barrier()
+        if self.rank != 0:
+            return
+        if self.last_psnr is None:  # checkpoint was complete, only the summary was missing
+            self.last_psnr = render_debug(self.G_net, self.x_dbg, self.r_dbg, self.out, len(history),
+                                          self.step, c['g_output'], c['g_eps'])
+        summary = {
+            'run': self.run, 'checkpoint': self.ckpt_path, 'config': c, 'seed': c['seed'],
+            'git_commit': utils.git_commit(), 'device': self.device, 'epochs_done': len(history),
+            'steps': self.step, 'weights': {'hash': weights[0], 'rec': weights[1], 'bd': weights[2]},
+            'loss_preset': c['loss_preset'], 'lpips': c['lpips'], 'lpips_inputs': c['lpips_inputs'],
+            'final_losses': {k: v for k, v in history[-1].items() if k not in ('epoch', 'step')},
+            'debug_psnr_db': self.last_psnr, 'labcln': self.labcln_info, 'surrogate': self.surrogate_file,
+            'conf_mode': c['conf_mode'], 'conf_pool_size': len(self.conf_pool),
+            'time_per_epoch_s': round(sum(h['time_s'] for h in history) / len(history), 2),
+            'history': history,
+        }
+        utils.write_json(self.summary_path, summary)
+        print(f"done: {self.ckpt_path}; debug-batch PSNR {self.last_psnr:.2f} dB; summary {self.summary_path}")
 
 
 # ================================================================================================

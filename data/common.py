@@ -13,10 +13,12 @@ No configuration lives here: every function gets what it needs as arguments. uti
 reads the module-level lowercase constants of data/*.py as config keys, so constants here are
 UPPERCASE.
 """
+import hashlib
 import json
 import os
 import sys
 import urllib.request
+import zipfile
 
 import numpy as np
 
@@ -162,3 +164,87 @@ def write_converted(out_dir, lists, classes, relative_paths):
     counts = {split: len(lists[split][0]) for split in lists}
     counts['classes'] = len(classes)
     return counts
+
+
+# ------------------------------------------------------------------------------------------------
+# Tiny ImageNet-200 in the official layout (zip or folder)
+# ------------------------------------------------------------------------------------------------
+
+def natural_key(name):
+    """val_2 before val_10: sort by the number in the file name."""
+    stem = os.path.splitext(os.path.basename(name))[0]
+    digits = stem.rsplit('_', 1)[-1]
+    return (stem.rsplit('_', 1)[0], int(digits) if digits.isdigit() else -1, stem)
+
+
+class TinyImageNetSource:
+    """Tiny ImageNet-200 as the official zip or its extracted folder: text files, image bytes and
+    image names by path inside its top folder (train/<wnid>/images/..., val/images/...). Used by
+    data/prepare_tinyimagenet.py, data/prepare_tiny200.py and gpu/pack_tinyimagenet.py."""
+
+    def __init__(self, path):
+        self.path = path
+        self.zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+        if self.zip is not None:
+            names = self.zip.namelist()
+            tops = sorted((n for n in names if n.endswith('wnids.txt') and n.count('/') <= 1),
+                          key=len)
+            if not tops:
+                sys.exit(f"error: {path}: no wnids.txt at the top of the zip (expected "
+                         f"tiny-imagenet-200/wnids.txt, the official layout)")
+            self.prefix = tops[0][:-len('wnids.txt')]
+            self.names = [n[len(self.prefix):] for n in names
+                          if n.startswith(self.prefix) and not n.endswith('/')]
+        else:
+            root = path
+            if not os.path.isfile(os.path.join(root, 'wnids.txt')):
+                root = os.path.join(path, 'tiny-imagenet-200')
+            if not os.path.isfile(os.path.join(root, 'wnids.txt')):
+                sys.exit(f"error: {path}: neither a zip nor a folder with wnids.txt (or "
+                         f"tiny-imagenet-200/wnids.txt), the official layout")
+            self.root = root
+            self.names = []
+            for sub in ('train', os.path.join('val', 'images')):
+                for dirpath, dirnames, filenames in os.walk(os.path.join(root, sub)):
+                    dirnames.sort()
+                    rel = os.path.relpath(dirpath, root).replace(os.sep, '/')
+                    self.names += [f"{rel}/{f}" for f in filenames]
+
+    def where(self, name):
+        """How messages name a file of the download."""
+        return f"{self.path}:{self.prefix}{name}" if self.zip else os.path.join(self.root, name)
+
+    def text(self, name):
+        try:
+            if self.zip:
+                return self.zip.read(self.prefix + name).decode('utf-8')
+            with open(os.path.join(self.root, name), encoding='utf-8') as f:
+                return f.read()
+        except (KeyError, FileNotFoundError):
+            sys.exit(f"error: {self.where(name)}: not found (official layout expected)")
+
+    def read(self, name):
+        """The bytes of a file of the download (an image)."""
+        if self.zip:
+            return self.zip.read(self.prefix + name)
+        with open(os.path.join(self.root, name), 'rb') as f:
+            return f.read()
+
+    def train_images(self):
+        """{wnid: its training image names in natural order} for every class folder present."""
+        per_class = {}
+        for n in self.names:
+            parts = n.split('/')
+            if len(parts) == 4 and parts[0] == 'train' and parts[2] == 'images' and parts[3]:
+                per_class.setdefault(parts[1], []).append(n)
+        return {w: sorted(v, key=natural_key) for w, v in per_class.items()}
+
+    def digest(self):
+        """What the lists are made from: the zip's bytes, or the folder's file names and sizes."""
+        if self.zip:
+            return file_sha1(self.path)
+        h = hashlib.sha1()
+        for n in sorted(self.names) + ['wnids.txt', 'words.txt', 'val/val_annotations.txt']:
+            p = os.path.join(self.root, n)
+            h.update(f"{n}\0{os.path.getsize(p) if os.path.isfile(p) else -1}\n".encode())
+        return h.hexdigest()

@@ -13,7 +13,6 @@ classes.txt (wnids), prepare.json; a rerun with the same config and zip says ski
 """
 import os
 import sys
-import zipfile
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from data import common  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # config (override with preset files or --key=value)
-zip_path = '../shared/data/tiny-imagenet-200.zip'      # the Tiny ImageNet-200 zip (official layout)
+zip_path = '../shared/data/tiny-imagenet-200.zip'      # Tiny ImageNet-200, the official zip or its folder
 exclude_classes = '../shared/data/tiny-imagenet-10/classes.txt'  # wnids (one a line) left out;
                               # '' = keep all 200. tiny-imagenet-10's classes.txt holds its 10 wnids
 out_dir = 'data/tiny200_surrogate'
@@ -36,8 +35,8 @@ FORMAT_VERSION = 1
 
 
 def main(c):
-    if not os.path.isfile(c['zip_path']):
-        sys.exit(f"error: {c['zip_path']}: zip not found (Tiny ImageNet-200, official layout)")
+    if not os.path.exists(c['zip_path']):
+        sys.exit(f"error: {c['zip_path']}: not found (Tiny ImageNet-200 in the official layout, zip or folder)")
     if c['per_class'] < 1:
         sys.exit(f"error: per_class must be >= 1, got {c['per_class']}")
     excluded = set()
@@ -46,34 +45,29 @@ def main(c):
             sys.exit(f"error: {c['exclude_classes']}: class list not found")
         with open(c['exclude_classes']) as f:
             excluded = {line.strip() for line in f if line.strip()}
-    recipe = {'format': FORMAT_VERSION, 'zip_sha1': common.file_sha1(c['zip_path']),
+    source = common.TinyImageNetSource(c['zip_path'])
+    recipe = {'format': FORMAT_VERSION, 'zip_sha1': source.digest(),
               'excluded': sorted(excluded), 'per_class': c['per_class'], 'seed': c['seed']}
     if not c['force'] and common.manifest_up_to_date(c['out_dir'], recipe, ['database.txt']):
         return
-    with zipfile.ZipFile(c['zip_path']) as z:
-        names = z.namelist()
-        by_class = {}
-        for n in names:
-            parts = n.split('/')  # tiny-imagenet-200/train/<wnid>/images/<file>
-            if len(parts) == 5 and parts[1] == 'train' and parts[3] == 'images' and parts[4]:
-                by_class.setdefault(parts[2], []).append(n)
-        wnids = sorted(w for w in by_class if w not in excluded)
-        if not wnids:
-            sys.exit(f"error: {c['zip_path']}: no training class left after excluding "
-                     f"{len(excluded)} classes")
-        rng = np.random.default_rng(c['seed'])
-        rows, labels = [], []
-        for k, w in enumerate(wnids):
-            files = sorted(by_class[w])
-            pick = sorted(rng.choice(len(files), min(c['per_class'], len(files)), replace=False))
-            for i in pick:
-                rel = f"images/{w}/{os.path.basename(files[i])}"
-                dst = os.path.join(c['out_dir'], rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with z.open(files[i]) as src, open(dst, 'wb') as out:
-                    out.write(src.read())
-                rows.append(rel)
-                labels.append(np.eye(len(wnids), dtype=np.uint8)[k])
+    by_class = source.train_images()
+    wnids = sorted(w for w in by_class if w not in excluded)
+    if not wnids:
+        sys.exit(f"error: {c['zip_path']}: no training class left after excluding "
+                 f"{len(excluded)} classes")
+    rng = np.random.default_rng(c['seed'])
+    rows, labels = [], []
+    for k, w in enumerate(wnids):
+        files = sorted(by_class[w])
+        pick = sorted(rng.choice(len(files), min(c['per_class'], len(files)), replace=False))
+        for i in pick:
+            rel = f"images/{w}/{os.path.basename(files[i])}"
+            dst = os.path.join(c['out_dir'], rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, 'wb') as out:
+                out.write(source.read(files[i]))
+            rows.append(rel)
+            labels.append(np.eye(len(wnids), dtype=np.uint8)[k])
     utils.write_list(os.path.join(c['out_dir'], 'database.txt'), rows, np.array(labels))
     utils.atomic_write_text(os.path.join(c['out_dir'], 'classes.txt'), '\n'.join(wnids) + '\n')
     counts = {'classes': len(wnids), 'images': len(rows), 'excluded': len(excluded)}

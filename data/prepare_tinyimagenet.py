@@ -30,11 +30,9 @@ Checks: num_classes = 200 classes (check_counts), every validation annotation we
 existing image, val_per_class validation images per class, the same number of training images in
 every class (at least train_per_class). A failed check is a one-line error naming the file and line.
 """
-import hashlib
 import os
 import shutil
 import sys
-import zipfile
 
 import numpy as np
 
@@ -57,61 +55,6 @@ force = False                 # rebuild even if prepare.json says the lists are 
 # ------------------------------------------------------------------------------------------------
 
 FORMAT_VERSION = 1
-
-
-class Source:
-    """The download as a zip or a folder: text files and image names by path inside its top folder."""
-
-    def __init__(self, path):
-        self.path = path
-        self.zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
-        if self.zip is not None:
-            names = self.zip.namelist()
-            tops = sorted((n for n in names if n.endswith('wnids.txt') and n.count('/') <= 1),
-                          key=len)
-            if not tops:
-                sys.exit(f"error: {path}: no wnids.txt at the top of the zip (expected "
-                         f"tiny-imagenet-200/wnids.txt, the official layout)")
-            self.prefix = tops[0][:-len('wnids.txt')]
-            self.names = [n[len(self.prefix):] for n in names
-                          if n.startswith(self.prefix) and not n.endswith('/')]
-        else:
-            root = path
-            if not os.path.isfile(os.path.join(root, 'wnids.txt')):
-                root = os.path.join(path, 'tiny-imagenet-200')
-            if not os.path.isfile(os.path.join(root, 'wnids.txt')):
-                sys.exit(f"error: {path}: neither a zip nor a folder with wnids.txt (or "
-                         f"tiny-imagenet-200/wnids.txt), the official layout")
-            self.root = root
-            self.names = []
-            for sub in ('train', os.path.join('val', 'images')):
-                for dirpath, dirnames, filenames in os.walk(os.path.join(root, sub)):
-                    dirnames.sort()
-                    rel = os.path.relpath(dirpath, root).replace(os.sep, '/')
-                    self.names += [f"{rel}/{f}" for f in filenames]
-
-    def where(self, name):
-        """How messages name a file of the download."""
-        return f"{self.path}:{self.prefix}{name}" if self.zip else os.path.join(self.root, name)
-
-    def text(self, name):
-        try:
-            if self.zip:
-                return self.zip.read(self.prefix + name).decode('utf-8')
-            with open(os.path.join(self.root, name), encoding='utf-8') as f:
-                return f.read()
-        except (KeyError, FileNotFoundError):
-            sys.exit(f"error: {self.where(name)}: not found (official layout expected)")
-
-    def digest(self):
-        """What the lists are made from: the zip's bytes, or the folder's file names and sizes."""
-        if self.zip:
-            return common.file_sha1(self.path)
-        h = hashlib.sha1()
-        for n in sorted(self.names) + ['wnids.txt', 'words.txt', 'val/val_annotations.txt']:
-            p = os.path.join(self.root, n)
-            h.update(f"{n}\0{os.path.getsize(p) if os.path.isfile(p) else -1}\n".encode())
-        return h.hexdigest()
 
 
 def read_wnids(source):
@@ -158,15 +101,8 @@ def read_val(source, wnids, files):
         if check_counts and len(per_class[w]) != val_per_class:
             sys.exit(f"error: {source.where(name)}: class {w} has {len(per_class[w])} validation "
                      f"images, expected {val_per_class} (--check_counts=False for a partial copy)")
-        per_class[w].sort(key=_natural)
+        per_class[w].sort(key=common.natural_key)
     return per_class
-
-
-def _natural(name):
-    """val_2 before val_10: sort by the number in the file name."""
-    stem = os.path.splitext(os.path.basename(name))[0]
-    digits = stem.rsplit('_', 1)[-1]
-    return (stem.rsplit('_', 1)[0], int(digits) if digits.isdigit() else -1, stem)
 
 
 def read_train(source, wnids, files):
@@ -177,7 +113,7 @@ def read_train(source, wnids, files):
             per_class[parts[1]].append(n)
     counts = {len(v) for v in per_class.values()}
     for w in wnids:
-        per_class[w].sort(key=_natural)
+        per_class[w].sort(key=common.natural_key)
         if len(per_class[w]) < train_per_class:
             sys.exit(f"error: {source.where('train/' + w + '/images')}: {len(per_class[w])} training "
                      f"images, need at least train_per_class={train_per_class}")
@@ -215,7 +151,7 @@ if __name__ == '__main__':
         sys.exit(f"error: src {src}: not found")
     if train_per_class < 1 or val_per_class < 1:
         sys.exit("error: train_per_class and val_per_class must be >= 1")
-    source = Source(src)
+    source = common.TinyImageNetSource(src)
 
     # ---- skip if the same config already listed the same download ------------------------------
     recipe = {k: v for k, v in config.items() if k != 'force'}

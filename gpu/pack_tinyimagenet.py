@@ -9,15 +9,15 @@ Any set of chunks is balanced per class, so data/prepare_tinyimagenet.py reads w
         --train_per_chunk=115 --val_per_chunk=10 --out_dir=.gpu
 """
 import os
-import re
 import sys
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
+from data import common  # noqa: E402
 
 # ---- config ------------------------------------------------------------------------------------
-src = ''                  # tiny-imagenet-200.zip (official layout)
+src = ''                  # tiny-imagenet-200.zip or its extracted folder (official layout)
 chunks = 2                # number of chunks written
 train_per_chunk = 115     # training images per class in each chunk
 val_per_chunk = 10        # validation images per class in each chunk
@@ -25,25 +25,14 @@ out_dir = '.gpu'          # chunk_<k>.zip go here
 # ------------------------------------------------------------------------------------------------
 
 
-def natural(name):
-    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', name)]
-
-
 if __name__ == '__main__':
     utils.configure(globals())
-    if not zipfile.is_zipfile(src):
-        sys.exit(f"error: {src!r} is not a zip (the official tiny-imagenet-200.zip expected)")
-    z = zipfile.ZipFile(src)
-    names = z.namelist()
-    top = next(n[:-len('wnids.txt')] for n in names if n.endswith('wnids.txt'))
-    wnids = z.read(top + 'wnids.txt').decode().split()
-    train = {w: [] for w in wnids}
-    for n in names:
-        parts = n[len(top):].split('/')
-        if len(parts) == 4 and parts[0] == 'train' and parts[2] == 'images' and parts[3]:
-            train[parts[1]].append(n)
+    source = common.TinyImageNetSource(src)
+    top = 'tiny-imagenet-200/'
+    wnids = source.text('wnids.txt').split()
+    train = source.train_images()
     val = {w: [] for w in wnids}
-    for line in z.read(top + 'val/val_annotations.txt').decode().splitlines():
+    for line in source.text('val/val_annotations.txt').splitlines():
         f = line.split('\t')
         if len(f) >= 2 and f[1] in val:
             val[f[1]].append((f[0], line))
@@ -53,16 +42,16 @@ if __name__ == '__main__':
         ann = []
         with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as out:
             for name in ('wnids.txt', 'words.txt'):
-                out.writestr(top + name, z.read(top + name))
+                out.writestr(top + name, source.text(name))
             for w in wnids:
-                imgs = sorted(train[w], key=natural)[k * train_per_chunk:(k + 1) * train_per_chunk]
-                vals = sorted(val[w], key=lambda t: natural(t[0]))[k * val_per_chunk:(k + 1) * val_per_chunk]
+                imgs = train.get(w, [])[k * train_per_chunk:(k + 1) * train_per_chunk]
+                vals = sorted(val[w], key=lambda t: common.natural_key(t[0]))[k * val_per_chunk:(k + 1) * val_per_chunk]
                 if len(imgs) < train_per_chunk or len(vals) < val_per_chunk:
                     sys.exit(f"error: {src}: class {w} has too few images for chunk {k}")
                 for n in imgs:
-                    out.writestr(n, z.read(n))
+                    out.writestr(top + n, source.read(n))
                 for f, line in vals:
-                    out.writestr(top + 'val/images/' + f, z.read(top + 'val/images/' + f))
+                    out.writestr(top + 'val/images/' + f, source.read('val/images/' + f))
                     ann.append(line)
             out.writestr(top + f'val/val_annotations.{k}.txt', '\n'.join(ann) + '\n')
         print(f"{path}: {train_per_chunk} training + {val_per_chunk} validation images per class, "

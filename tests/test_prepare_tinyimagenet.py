@@ -156,7 +156,7 @@ def test_shared_zip_layout_and_counts():
     """The real download's files are read as the script reads them (no extraction: fast)."""
     sys.path.insert(0, os.path.join(ROOT, 'data'))
     from data import prepare_tinyimagenet as p
-    source = p.Source(SHARED_ZIP)
+    source = p.common.TinyImageNetSource(SHARED_ZIP)
     files = set(source.names)
     wnids = p.read_wnids(source)
     val = p.read_val(source, wnids, files)
@@ -167,3 +167,30 @@ def test_shared_zip_layout_and_counts():
     if os.path.isfile(ten):
         with open(ten) as f:
             assert set(f.read().split()) <= set(wnids)
+
+
+def test_tiny200_surrogate_from_zip_or_folder(tmp_path):
+    """data/prepare_tiny200.py (DarkHash's surrogate) reads the download through the same reader:
+    the excluded classes are left out, per_class seeded images of every other class, and the zip
+    and its extracted folder give the same list."""
+    src = tmp_path / 'tiny-imagenet-200.zip'
+    make_zip(src)
+    (tmp_path / 'exclude.txt').write_text(WNIDS[0] + '\n')
+    outs = []
+    for name, path in (('zip', src), ('folder', tmp_path / 'x')):
+        if name == 'folder':
+            with zipfile.ZipFile(src) as z:
+                z.extractall(path)
+        out = tmp_path / f'sur_{name}'
+        r = subprocess.run([sys.executable, 'data/prepare_tiny200.py', f'--zip_path={path}',
+                            f'--exclude_classes={tmp_path / "exclude.txt"}', '--per_class=2',
+                            f'--out_dir={out}'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(out)
+    rows = [(out / 'database.txt').read_text() for out in outs]
+    assert rows[0] == rows[1] and len(rows[0].splitlines()) == 2 * (len(WNIDS) - 1)
+    assert (outs[0] / 'classes.txt').read_text().split() == sorted(WNIDS[1:])
+    paths, labels = utils.read_list(str(outs[0] / 'database.txt'), num_classes=len(WNIDS) - 1)
+    for p, lab in zip(paths, labels):   # the grey value encodes the class (make_zip)
+        w = sorted(WNIDS[1:])[int(lab.argmax())]
+        assert f'/{w}/' in p and int(np.asarray(Image.open(p)).mean() / 40 + 0.5) == WNIDS.index(w)
