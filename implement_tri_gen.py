@@ -41,6 +41,7 @@ resize_size = 256             # as in train_tri_gen.py
 surrogate_method = 'CSQ'      # as in train_tri_gen.py
 surrogate_backbone = 'resnet50'
 surrogate_bits = 64
+surrogate_checkpoint = ''     # as in train_tri_gen.py (the oracle poisons use the surrogate)
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 tag = ''                      # train_tri_gen.py's run tag
