@@ -64,6 +64,8 @@ def gan_run_name(c):
 def attack_run_name(c, gan_run):
     """BadHash's attack folder (step 2's outputs) for the G run gan_run."""
     name = f"{gan_run}_t{c['target']}_p{c['poison_rate']:g}_{c['poison_mode']}"
+    if c.get('poisons_by', 'generator') == 'oracle':  # issue 11's oracle rung: another kind of poison
+        name += f"_oracle-{c['oracle_goal']}{round(c['oracle_eps'] * 255):d}"
     if c['copies'] != 1:
         name += f"_x{c['copies']}"
     if c['conf_label'] != 'other':
@@ -120,6 +122,27 @@ def load_surrogate(c, num_classes, device):
 # ------------------------------------------------------------------------------------------------
 # saved images and their stealth figures
 # ------------------------------------------------------------------------------------------------
+
+def pgd_toward_code(model, x, goal, eps, steps, step_size):
+    """Per-image L-inf PGD in [0, 1] pixel space that pulls model(x') towards the +-1 codes `goal`
+    ([B, K] or [K]): minimises -mean(goal * tanh(model(x'))) with sign steps of step_size, keeping
+    |x' - x| <= eps and x' in [0, 1]. The oracle poisons of issue 11 (not invisible at large eps).
+    Returns x' (detached) and the final Hamming distance of sign(model(x')) to goal per image."""
+    goal = goal.to(x.device).expand(len(x), -1)
+    delta = torch.zeros_like(x, requires_grad=True)
+    for _ in range(steps):
+        loss = -(goal * torch.tanh(model((x + delta).clamp(0, 1)))).mean()
+        grad, = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            delta -= step_size * grad.sign()
+            delta.clamp_(-eps, eps)
+            delta.copy_((x + delta).clamp(0, 1) - x)
+    with torch.no_grad():
+        x_p = (x + delta).clamp(0, 1)
+        code = torch.where(model(x_p) >= 0, 1.0, -1.0)
+        hamming = (goal.shape[1] - (code * goal).sum(1)) / 2
+    return x_p.detach(), hamming
+
 
 def quantize(x):
     """[0,1]-space batch -> uint8 [B,H,W,3] exactly as save_image: clamp(0,1), round(255 x) (D8)."""

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 import utils
-from attack_common import (AttackParts, PathImages, attack_run_name, gan_run_name, quantize, stealth_stats,
+from attack_common import (AttackParts, PathImages, attack_run_name, gan_run_name, load_surrogate,
+                           pgd_toward_code, quantize, stealth_stats,
                            read_list_or_exit as read)
 from generator import Generator, apply_generator
 from labcln import confusing_code, load_labcln
@@ -56,6 +57,17 @@ labels_mode = 'keep'          # D12: 'keep' original labels (clean label) | 'tar
 openset_list = ''             # another dataset's list: open-set triggered queries (D18); '' = none
 n_openset = 0                 # open-set queries, seeded subset; 0 = all
 n_closed = 0                  # closed-set triggered queries, seeded subset; 0 = all
+poisons_by = 'generator'      # 'generator' (the paper: G's invisible poisons) | 'oracle' (issue 11's oracle
+                              # rung: per-image PGD through the surrogate at a larger budget; NOT invisible,
+                              # reported apart; it separates 'the mechanism fails' from 'G cannot reach the
+                              # code'). The triggered queries are G's in both cases.
+oracle_goal = 'trigger'       # the code the oracle pulls the poisons to: 'trigger' = sign of the surrogate's
+                              # mean code of the triggered closed-set queries (a collision with them, as
+                              # Saha et al.'s hidden-trigger poisons) | 'labcln' = LabCLN's h_c of the
+                              # confusing label (the paper's goal for G)
+oracle_eps = 0.0627           # oracle: L-inf budget in [0, 1] pixels (16/255; G's presets use 8/255)
+oracle_steps = 100            # oracle: PGD steps
+oracle_step_size = 0.0039     # oracle: step (1/255)
 attack_tag = ''               # suffix of the attack run name
 gen_batch_size = 64           # generation batch
 seed = 0                      # subset and confusing-label draws
@@ -70,9 +82,9 @@ def _fail(msg):
     sys.exit(f"error: {msg}")
 
 
-@torch.no_grad()
-def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_eps=0.0):
-    """G(normalize(x), r_b) for every image; saves uint8 PNGs as folder/name; returns stealth stats."""
+def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_eps=0.0, make=None):
+    """G(normalize(x), r_b) for every image (or make(x) when given: the oracle poisons); saves uint8
+    PNGs as folder/name; returns stealth stats."""
     from PIL import Image
     from skimage.metrics import structural_similarity
     from tqdm import tqdm
@@ -83,7 +95,11 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
     mse, ssim = [], []
     for x, idx in tqdm(loader, desc=desc):
         x = x.to(device)
-        x_b = apply_generator(G, x, r_b.expand(len(x), -1), g_output, g_eps)
+        if make is not None:
+            x_b = make(x)
+        else:
+            with torch.no_grad():
+                x_b = apply_generator(G, x, r_b.expand(len(x), -1), g_output, g_eps)
         clean, pois = quantize(x), quantize(x_b)
         for k, i in enumerate(idx.tolist()):
             Image.fromarray(pois[k]).save(os.path.join(folder, names[i]))
@@ -94,11 +110,53 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
     return stealth_stats(mse, ssim)
 
 
+def oracle_maker(c, G, labcln, meta, conf, num_classes, test_paths, test_labels, device):
+    """The oracle poisons (poisons_by='oracle'): the surrogate, the goal code and a make(x) for
+    generate() that runs pgd_toward_code; returns (make, record)."""
+    surrogate, _, sp = load_surrogate(c, num_classes, device)
+    if c['oracle_goal'] == 'labcln':
+        _, h_c = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
+        goal = h_c[0].to(device)
+    else:  # the collision point of the triggered closed-set queries in the surrogate's code space
+        idx = np.flatnonzero(test_labels[:, c['target']] == 0)
+        ds = PathImages([test_paths[i] for i in idx],
+                        utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+        r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
+        total = 0
+        with torch.no_grad():
+            for x, _ in torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size']):
+                x = x.to(device)
+                x_b = apply_generator(G, x, r_b.expand(len(x), -1), meta.get('g_output', 'image'),
+                                      meta.get('g_eps', 0.0))
+                total = total + surrogate(quantize_back(x_b, device)).sum(0)
+        goal = torch.where(total >= 0, 1.0, -1.0)
+    if goal.shape[-1] != c['surrogate_bits']:
+        _fail(f"oracle goal has {goal.shape[-1]} bits, the surrogate {sp} {c['surrogate_bits']}")
+    record = {'goal': c['oracle_goal'], 'eps': c['oracle_eps'], 'steps': c['oracle_steps'],
+              'step_size': c['oracle_step_size'], 'surrogate': sp,
+              'surrogate_stamp': utils.file_stamp(sp), 'goal_code': goal.tolist(), 'hamming': []}
+    print(f"oracle poisons: PGD {c['oracle_steps']} steps of {c['oracle_step_size']:.4f}, eps "
+          f"{c['oracle_eps']:.4f} ({c['oracle_eps'] * 255:.0f}/255) towards the {c['oracle_goal']} code")
+
+    def make(x):
+        x_p, ham = pgd_toward_code(surrogate, x, goal, c['oracle_eps'], c['oracle_steps'],
+                                   c['oracle_step_size'])
+        record['hamming'].append(ham.cpu())
+        return x_p
+    return make, record
+
+
+def quantize_back(x, device):
+    """x as the saved PNG holds it (uint8), back in [0, 1]: what a victim's list will contain."""
+    return torch.from_numpy(quantize(x)).permute(0, 3, 1, 2).float().div(255).to(device)
+
+
 def main(c):
     # ---- names, inputs, generator ------------------------------------------------------------
     gan_run = gan_run_name(c)
     g_path = os.path.join(c['checkpoint_dir'], gan_run + '.pt')
-    for key, choices in (('poison_mode', ('replace', 'append')), ('labels_mode', ('keep', 'target'))):
+    for key, choices in (('poison_mode', ('replace', 'append')), ('labels_mode', ('keep', 'target')),
+                         ('poisons_by', ('generator', 'oracle')), ('oracle_goal', ('trigger', 'labcln'))):
         if c[key] not in choices:
             _fail(f"{key} must be one of {', '.join(choices)}, got {c[key]!r}")
     if not 0 < c['poison_rate'] <= 1 or c['copies'] < 1:
@@ -175,12 +233,17 @@ def main(c):
 
     common = {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
               'image_size': c['image_size'], 'resize_size': c['resize_size']}
+    make, oracle = None, None
+    if c['poisons_by'] == 'oracle':
+        make, oracle = oracle_maker(c, G, labcln, meta, conf, num_classes, test_paths, test_labels, device)
     parts = AttackParts(out, 'this config and G')
     done, finish = parts.done, parts.finish
 
     # ---- 1. poisons and the poisoned training list --------------------------------------------------
     stamp = dict(common, train=utils.list_record(train_path, train_paths), chosen=chosen.tolist(),
-                 mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'])
+                 mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'],
+                 oracle=oracle and {k: oracle[k] for k in ('goal', 'eps', 'steps', 'step_size', 'surrogate',
+                                                            'surrogate_stamp')})
     names = {int(i): f"{int(i):06d}_{os.path.splitext(os.path.basename(train_paths[i]))[0]}.png"
              for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
@@ -188,7 +251,10 @@ def main(c):
     if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
         stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
                          os.path.join(out, 'poisons'), c, device, 'poisons',
-                         meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
+                         meta.get('g_output', 'image'), meta.get('g_eps', 0.0), make=make)
+        if oracle:
+            oracle['hamming_to_goal'] = torch.cat(oracle.pop('hamming')).tolist()
+            stats['oracle'] = dict(oracle, mean_hamming=float(np.mean(oracle['hamming_to_goal'])))
         target_row = np.eye(num_classes, dtype=np.uint8)[c['target']]
         rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(out))  # noqa: E731
         rows, labs = [], []
@@ -217,6 +283,7 @@ def main(c):
             'gamma_of_train': n_poison * c['copies'] / len(rows),
             'mode': c['poison_mode'], 'copies': c['copies'], 'labels_mode': c['labels_mode'],
             'train_list': train_path, 'poisoned_list': list_out, 'generator': g_id,
+            'poisons_by': c['poisons_by'], 'oracle': stats.get('oracle'),
             'poisons': [{'index': int(i), 'source': train_paths[i], 'poison': f"poisons/{names[int(i)]}"}
                         for i in chosen],
             'config': c, 'git_commit': utils.git_commit()})

@@ -250,6 +250,45 @@ def test_implement_append_mode(mini):
     assert (labels[:len(clean_labels)] == clean_labels).all() and (labels[-4:, 0] == 1).all()
 
 
+def test_oracle_poisons_move_towards_the_goal_within_the_budget(mini):
+    """poisons_by=oracle (issue 11's oracle rung): PGD through the surrogate, bounded by oracle_eps,
+    in its own attack folder; more steps bring the poisons' codes closer to the goal code."""
+    base = ['implement_tri_gen.py', 'configs/demo.py', '--target=1', '--poisons_by=oracle',
+            '--oracle_goal=labcln', '--oracle_eps=0.1', '--oracle_step_size=0.02'] + mini['common']
+    ham = {}
+    for steps in (0, 6):
+        r = _run(base + [f'--oracle_steps={steps}', f'--attack_tag=s{steps}'])
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        out = os.path.join(mini['res'], f'fx_badhash_CSQ_resnet18_16_t1_p0.5_replace_oracle-labcln26_s{steps}')
+        info = json.load(open(os.path.join(out, 'poisons.json')))
+        assert info['poisons_by'] == 'oracle' and info['oracle']['goal'] == 'labcln'
+        assert len(info['oracle']['hamming_to_goal']) == info['n_poisons']
+        assert len(info['oracle']['goal_code']) == 16
+        ham[steps] = info['oracle']['mean_hamming']
+        from PIL import Image
+        tf = utils.build_transform(32, 0, 'none')
+        for e in info['poisons']:   # within the budget (26/255, plus the PNG's rounding)
+            with Image.open(os.path.join(out, e['poison'])) as im:
+                p = np.asarray(im).astype(np.float64)
+            with Image.open(e['source']) as im:
+                cl = np.round(tf(im.convert('RGB')).permute(1, 2, 0).numpy() * 255)
+            assert np.abs(p - cl).max() <= 0.1 * 255 + 1 and (steps or np.abs(p - cl).max() == 0)
+    assert ham[6] < ham[0]
+
+
+def test_pgd_toward_code_reaches_a_code_within_the_bound():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 8))
+    x = torch.rand(5, 3, 4, 4)
+    goal = torch.tensor([1., -1, 1, -1, 1, 1, -1, -1])
+    x_p, ham = attack_common.pgd_toward_code(model, x, goal, eps=0.5, steps=60, step_size=0.05)
+    assert (ham == 0).all() and ((x_p - x).abs() <= 0.5 + 1e-6).all() and x_p.min() >= 0 and x_p.max() <= 1
+    code = torch.where(model(x_p) >= 0, 1.0, -1.0)
+    assert (code == goal).all()
+    _, ham0 = attack_common.pgd_toward_code(model, x, goal, eps=0.0, steps=5, step_size=0.05)
+    assert (ham0 == (8 - (torch.where(model(x) >= 0, 1.0, -1.0) * goal).sum(1)) / 2).all()
+
+
 def _err(r):
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
     return r.returncode != 0 and len(lines) == 1 and lines[0].startswith('error:'), r.stderr
