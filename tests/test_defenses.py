@@ -33,6 +33,28 @@ def test_mad_anomaly_index_hand_case():
     assert common.anomaly_index([5, 5, 5, 1])[0] == np.inf
 
 
+def test_nc_cost_schedule_hand_case():
+    """Neural Cleanse's lambda schedule, patience 2, early-stop patience 3, epoch by epoch."""
+    from defenses.nc import CostSchedule
+    s = CostSchedule(0.1, 2, 3)
+    trace = []
+    for ok, best in [(True, 10), (False, 10), (True, 9), (True, 8), (True, 8), (False, 8),
+                     (False, 8), (False, 8)]:
+        trace.append((s.step(ok, best), round(s.cost, 6)))
+    # lambda stays 0 until 2 successful epochs in a row (the failure resets the count), is set to
+    # 0.1 on epoch 4, doubles after 2 more successes (epoch 5: the count restarted at 1 on epoch 4),
+    # falls by 2^1.5 after 2 failures (epoch 7); the kept norm stopped shrinking at epoch 5 (8 = 8),
+    # so the count reaches 3 on epoch 7, before lambda had gone down: the stop comes on epoch 8
+    assert trace == [(False, 0.0), (False, 0.0), (False, 0.0), (False, 0.1), (False, 0.2),
+                     (False, 0.2), (False, round(0.2 / 2 ** 1.5, 6)), (True, round(0.2 / 2 ** 1.5, 6))]
+    # a failure never sets lambda; without a valid mask (best = inf) nothing counts towards the stop
+    s = CostSchedule(0.1, 2, 1)
+    assert not any(s.step(False, float('inf')) for _ in range(10)) and s.cost == 0.0
+    # early stop 0 = off: runs until the epochs run out
+    s = CostSchedule(0.1, 1, 0)
+    assert not any(s.step(ok, 5.0) for ok in [True, False] * 20)
+
+
 def test_auroc_and_far_at_frr_hand_cases():
     assert common.auroc([3, 4], [1, 2]) == 1.0
     assert common.auroc([1, 2], [3, 4]) == 0.0
