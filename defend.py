@@ -21,7 +21,7 @@ import sys
 import time
 
 import utils
-from defenses import NAMES, REGISTRY, common, report
+from defenses import NAMES, REGISTRY, RESCORE, SCORE_KEYS, common, report
 
 # ---- config ------------------------------------------------------------------------------------
 # what to defend
@@ -58,6 +58,9 @@ nc_patience = 5               # epochs before lambda x2 (success) or / 2^1.5 (fa
 nc_success = 0.98             # fraction of an epoch's images sent to the class (NC: 0.99; DARKHASH)
 nc_collapse_success = 0.9     # NC-collapse: fraction within K/8 bits of the majority code
 nc_threshold = 2.0            # anomaly index that flags
+nc_statistic = 'mad'          # 'mad': NC's MAD of the L1 norms | 'log_mad': of their logarithms
+                              # | 'lower_mad': the lower half's MAD (defenses/nc.py; every one is
+                              # in defense.json, this one flags)
 # STRIP (BB detection_infer/strip.py)
 strip_n = 100                 # blended copies per query
 strip_blend = 'add'           # 'add' = clip(x + overlay) (STRIP paper) | 'mean'
@@ -94,8 +97,8 @@ def parse_defenses(text):
 
 def defense_stamp(s, name, c):
     reads = REGISTRY[name][1]
-    keys = {k: v for k, v in c.items()
-            if k in SHARED_KEYS or k.startswith(PREFIXES[name])}
+    keys = {k: v for k, v in c.items() if (k in SHARED_KEYS or k.startswith(PREFIXES[name]))
+            and k not in SCORE_KEYS}
     made = {'defense': name, 'format': FORMAT, 'config': keys, 'inputs': s.input_keys(reads),
             'target': s.target}
     if s.proto_source != 'csq_centres':  # prototypes from the database codes, not the checkpoint
@@ -120,6 +123,8 @@ def run_all(s, names, c):
         if st in parts and parts[st].get('defense') == name:
             say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config)")
             out[name] = parts[st]['result']
+            if name in RESCORE:
+                out[name] = RESCORE[name](out[name], c)
             continue
         say(f"{s.role}: {name} on {s.run}")
         t0 = time.time()

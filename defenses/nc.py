@@ -15,8 +15,10 @@ both up and down and the kept norm has not shrunk for nc_early_stop epochs, else
 widened the spread of the norms). A class never reached keeps its last mask's norm and
 success=False (NC would have no mask at all; the norm is then an upper bound, which can only make
 that class look less anomalous).
-Statistic: the MAD anomaly index of the smallest norm over classes (> 2 flags the model) and the
-classes below the median with an index > 2 (common.anomaly_index / flagged_classes).
+Statistic (nc_statistic): the MAD anomaly index of the smallest norm over classes (> 2 flags the
+model) and the classes below the median with an index > 2 (common.anomaly_index /
+flagged_classes), on the L1 norms ('mad', NC's) or on their logarithms ('log_mad'); all of them are
+in the result.
 
 NC-collapse, target-free: one optimisation pulling the batch's codes together,
 loss = mean over pairs of (1 - cos(tanh f(x'_i), tanh f(x'_j)))/2 + lambda |m|_1, success =
@@ -139,6 +141,11 @@ def _save_masks(s, name, masks, patterns):
     return path
 
 
+# nc_statistic -> common.anomaly_index's options: NC's MAD of the L1 norms, the same on log norms
+# (mask areas spread by ratios; README "Reproduction notes"), the MAD of the lower half only
+STATISTICS = {'mad': {}, 'log_mad': {'log': True}, 'lower_mad': {'lower': True}}
+
+
 def neural_cleanse(s, c, say):
     k = s.bits
     protos = s.protos.to(s.device)
@@ -152,18 +159,31 @@ def neural_cleanse(s, c, say):
         say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} "
             f"({'reached' if r['success'] else 'NOT reached'}, rate {r['rate']:.2f}, "
             f"{r['epochs']} epochs, lambda {r['final_lambda']:.2g})")
-    norms = [r['norm'] for r in per_class]
-    index, indices, med, mad = common.anomaly_index(norms)
-    flagged = common.flagged_classes(norms, indices, c['nc_threshold'])
     path = _save_masks(s, 'nc', [r['mask'] for r in per_class], [r['pattern'] for r in per_class])
-    return {'norms': norms, 'success': [r['success'] for r in per_class],
-            'anomaly_index': index, 'class_indices': [float(v) for v in indices],
-            'median': med, 'mad': mad, 'smallest_class': int(np.argmin(norms)),
-            'flagged_classes': flagged, 'model_flagged': bool(index > c['nc_threshold']),
-            'target': s.target, 'target_flagged': s.target in flagged,
-            'epochs_per_class': [r['epochs'] for r in per_class],
-            'steps_per_class': [r['steps'] for r in per_class], 'masks': path,
-            'prototypes': s.proto_source}
+    res = {'norms': [r['norm'] for r in per_class], 'success': [r['success'] for r in per_class],
+           'target': s.target, 'epochs_per_class': [r['epochs'] for r in per_class],
+           'steps_per_class': [r['steps'] for r in per_class], 'masks': path,
+           'prototypes': s.proto_source}
+    return score(res, c)
+
+
+def score(res, c):
+    """The outlier statistics of a result's per-class norms (all of STATISTICS; nc_statistic and
+    nc_threshold flag). defend.py calls it again on a reused result: the statistic keys are not
+    part of what the optimisation is made from."""
+    if c['nc_statistic'] not in STATISTICS:
+        raise common.DefenseInputError(f"nc_statistic must be one of {', '.join(STATISTICS)}, "
+                                       f"got {c['nc_statistic']!r}")
+    norms = res['norms']
+    every = {name: common.anomaly_index(norms, **kw) for name, kw in STATISTICS.items()}
+    index, indices, _, mad = every[c['nc_statistic']]
+    flagged = common.flagged_classes(norms, indices, c['nc_threshold'])
+    return dict(res, statistic=c['nc_statistic'], threshold=c['nc_threshold'],
+                anomaly_index=index, anomaly_indices={k: v[0] for k, v in every.items()},
+                class_indices=[float(v) for v in indices], median=float(np.median(norms)),
+                mad=mad, smallest_class=int(np.argmin(norms)), flagged_classes=flagged,
+                model_flagged=bool(index > c['nc_threshold']),
+                target_flagged=res['target'] in flagged)
 
 
 def collapse(s, c, say):

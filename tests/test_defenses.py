@@ -31,6 +31,21 @@ def test_mad_anomaly_index_hand_case():
     # a flat set has index 0; a zero MAD with one outlier is infinite
     assert common.anomaly_index([5, 5, 5])[0] == 0
     assert common.anomaly_index([5, 5, 5, 1])[0] == np.inf
+    # lower half only: |n - 10| of 10 10 8 2 = 0 0 2 8 -> median 1 -> MAD 1.4826; index 8 / 1.4826
+    index, _, med, mad = common.anomaly_index(norms, lower=True)
+    assert med == 10 and mad == pytest.approx(1.4826) and index == pytest.approx(8 / 1.4826)
+    # log norms: ln = 0 1 2 3 4 (e^k), median 2, |dev| 2 1 0 1 2 -> median 1; index 2 / 1.4826
+    index, per_class, med, mad = common.anomaly_index(np.exp([2, 0, 4, 1, 3]), log=True)
+    assert med == pytest.approx(2) and mad == pytest.approx(1.4826)
+    assert index == pytest.approx(2 / 1.4826) and per_class[3] == pytest.approx(1 / 1.4826)
+    # the scoring of a stored Neural Cleanse result: every statistic, nc_statistic flags
+    from defenses import nc
+    r = nc.score({'norms': norms, 'success': [True] * 5, 'target': 4},
+                 {'nc_statistic': 'lower_mad', 'nc_threshold': 2.0})
+    assert r['anomaly_index'] == pytest.approx(8 / 1.4826) and r['flagged_classes'] == [4]
+    assert r['anomaly_indices']['mad'] == pytest.approx(8 / 2.9652) and r['target_flagged']
+    with pytest.raises(common.DefenseInputError, match='nc_statistic'):
+        nc.score(r, {'nc_statistic': 'zscore', 'nc_threshold': 2.0})
 
 
 def test_nc_cost_schedule_hand_case():
