@@ -232,8 +232,14 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     assert out.count('reusing') == 12 and 'NC class' not in out
     assert doc2['results'] == json.loads(json.dumps(doc['results']))
     alone = [f'--model_dir={runs[16]}'] + SMALL  # the model alone from here on (test time)
-    _, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc'], capsys)
+    doc4, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc', '--nc_statistic=log_mad'],
+                        capsys)
     assert 'model: reusing nc' in out and 'model: strip on' in out
+    # another statistic re-scores the stored norms (not a new optimisation)
+    nc4 = doc4['results']['model']['nc']
+    assert nc4['statistic'] == 'log_mad' and nc4['norms'] == r['nc']['norms']
+    assert nc4['anomaly_index'] == nc4['anomaly_indices']['log_mad'] == pytest.approx(
+        common.anomaly_index(r['nc']['norms'], log=True)[0])
     # a changed triggered list: the run's saved codes of it are stale and are not used, what reads
     # it is recomputed, Neural Cleanse (which does not) is reused
     trig = json.load(open(os.path.join(runs[16], 'results.json')))['lists']['trig_closed']
