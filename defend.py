@@ -129,6 +129,7 @@ def run_all(s, names, c):
         say(f"{s.role}: {name} on {s.run}")
         t0 = time.time()
         fn = REGISTRY[name][0]
+        s.stamp = st  # a defense may keep its own partial progress under this stamp (nc.py)
         res = fn(s, c, say)
         res['time_s'] = round(time.time() - t0, 1)
         parts = _read_parts(path)  # again: another defend.py may have added entries meanwhile

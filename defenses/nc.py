@@ -146,11 +146,31 @@ def _save_masks(s, name, masks, patterns):
 STATISTICS = {'mad': {}, 'log_mad': {'log': True}, 'lower_mad': {'lower': True}}
 
 
+def _partial(s):
+    """The finished classes of an interrupted run with the same stamp (defend.py sets s.stamp to
+    the result's reuse stamp), else {}; and the file they are kept in."""
+    import os
+    path = os.path.join(s.run_dir, 'defense_nc_partial.pt')
+    stamp = getattr(s, 'stamp', None)
+    if stamp is None or not os.path.isfile(path):
+        return {}, path
+    done = torch.load(path, map_location='cpu', weights_only=True)
+    return (done['classes'] if done.get('stamp') == stamp else {}), path
+
+
 def neural_cleanse(s, c, say):
+    import os
     k = s.bits
     protos = s.protos.to(s.device)
+    done, partial = _partial(s)
     per_class = []
     for cls in range(s.num_classes):
+        if cls in done:  # one optimisation per class is the long loop: an interruption keeps them
+            r = done[cls]
+            say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} (kept from an "
+                f"interrupted run with the same stamp, {partial})")
+            per_class.append(r)
+            continue
         h = protos[cls]
         r = optimise(s, c, lambda u: ((1 - u @ h / k) / 2).mean(),
                      lambda codes: (common.predict(codes, protos) == cls).float(),
@@ -159,7 +179,13 @@ def neural_cleanse(s, c, say):
         say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} "
             f"({'reached' if r['success'] else 'NOT reached'}, rate {r['rate']:.2f}, "
             f"{r['epochs']} epochs, lambda {r['final_lambda']:.2g})")
+        if getattr(s, 'stamp', None) is not None:
+            done[cls] = r
+            torch.save({'stamp': s.stamp, 'classes': done}, partial + '.tmp')
+            os.replace(partial + '.tmp', partial)
     path = _save_masks(s, 'nc', [r['mask'] for r in per_class], [r['pattern'] for r in per_class])
+    if os.path.isfile(partial):  # the whole result is stored by defend.py from here on
+        os.remove(partial)
     res = {'norms': [r['norm'] for r in per_class], 'success': [r['success'] for r in per_class],
            'target': s.target, 'epochs_per_class': [r['epochs'] for r in per_class],
            'steps_per_class': [r['steps'] for r in per_class], 'masks': path,

@@ -255,6 +255,36 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
         os.replace(trig + '.bak', trig)
 
 
+def test_neural_cleanse_resumes_an_interrupted_run(runs, tmp_path, capsys, monkeypatch):
+    """Neural Cleanse stores each finished class under the result's stamp: after an interruption
+    the same command optimises only the classes not done."""
+    import shutil
+    from defenses import nc
+    run = str(tmp_path / 'run')
+    shutil.copytree(runs[16], run)
+    for f in ('defense_parts.json', 'defense_nc_partial.pt'):
+        if os.path.exists(os.path.join(run, f)):
+            os.remove(os.path.join(run, f))
+    args = [f'--model_dir={run}', '--defenses=nc'] + SMALL
+    real, calls = nc.optimise, []
+
+    def interrupted(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(nc, 'optimise', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _defend(args, capsys)
+    assert os.path.isfile(os.path.join(run, 'defense_nc_partial.pt'))
+    monkeypatch.setattr(nc, 'optimise', lambda *a, **k: calls.append(1) or real(*a, **k))
+    doc, out = _defend(args, capsys)
+    assert len(calls) == 4 and out.count('kept from an interrupted run') == 2  # 2 + the other 2
+    assert len(doc['results']['model']['nc']['norms']) == 4
+    assert not os.path.exists(os.path.join(run, 'defense_nc_partial.pt'))
+
+
 def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     import shutil
     base = [f'--model_dir={runs[16]}'] + SMALL
