@@ -6,7 +6,8 @@ prototype), their Hamming distance to the class's prototype code (mean, and the 
 4 / 8 bits: does the trigger produce a genuine class code, or only cross the prototype boundary?),
 and the mask-weighted colour of the pattern (hue, saturation: does it paint the class's colour?).
 
-    python bench/nc_masks.py configs/defense_toy.py --model_dir=results/toy_CSQ_resnet34_32_badnets56
+    python bench/nc_masks.py configs/defense_toy.py \
+        --model_dir=results/toy_CSQ_resnet34_32_badnets56
 """
 import colorsys
 import os
@@ -32,8 +33,8 @@ def main(c):
     k, protos = s.bits, s.protos
     own = s.codes_of(s.x_def)
     d_own = (k - (own * protos[s.y_def]).sum(1)) / 2
-    print(f"{s.run}: D_def {len(s.x_def)} images; their own class's prototype at {d_own.mean():.1f} "
-          f"bits on average")
+    print(f"{s.run}: D_def {len(s.x_def)} images; their own class's prototype at "
+          f"{d_own.mean():.1f} bits on average")
     for cls, (m, p) in enumerate(zip(masks, patterns)):
         m, p = torch.tensor(m), torch.tensor(p)
         codes = s.codes_of(common.stamp(s.x_def, m, p))

@@ -127,8 +127,8 @@ def optimise(s, c, code_loss, success_fn, threshold):
         m, p = common.mask_and_pattern(a, b)
         best_mask, best_pattern = m.detach().cpu(), p.detach().cpu()
         best_rate = last_rate
-    return {'norm': float(best_mask.sum()), 'success': success, 'rate': float(best_rate), 'epochs': epochs,
-            'steps': epochs * math.ceil(len(x) / bs), 'final_lambda': sched.cost,
+    return {'norm': float(best_mask.sum()), 'success': success, 'rate': float(best_rate),
+            'epochs': epochs, 'steps': epochs * math.ceil(len(x) / bs), 'final_lambda': sched.cost,
             'mask': best_mask, 'pattern': best_pattern}
 
 

@@ -60,8 +60,9 @@ def test_nc_cost_schedule_hand_case():
     # 0.1 on epoch 4, doubles after 2 more successes (epoch 5: the count restarted at 1 on epoch 4),
     # falls by 2^1.5 after 2 failures (epoch 7); the kept norm stopped shrinking at epoch 5 (8 = 8),
     # so the count reaches 3 on epoch 7, before lambda had gone down: the stop comes on epoch 8
+    down = round(0.2 / 2 ** 1.5, 6)
     assert trace == [(False, 0.0), (False, 0.0), (False, 0.0), (False, 0.1), (False, 0.2),
-                     (False, 0.2), (False, round(0.2 / 2 ** 1.5, 6)), (True, round(0.2 / 2 ** 1.5, 6))]
+                     (False, 0.2), (False, down), (True, down)]
     # a failure never sets lambda; without a valid mask (best = inf) nothing counts towards the stop
     s = CostSchedule(0.1, 2, 1)
     assert not any(s.step(False, float('inf')) for _ in range(10)) and s.cost == 0.0
