@@ -21,7 +21,7 @@ import sys
 import time
 
 import utils
-from defenses import NAMES, REGISTRY, common, report
+from defenses import NAMES, REGISTRY, RESCORE, SCORE_KEYS, common, report
 
 # ---- config ------------------------------------------------------------------------------------
 # what to defend
@@ -47,15 +47,20 @@ fp_step = 0.05                # pruned fraction step of the last block's channel
 fp_max_fraction = 0.95        # largest fraction tried
 fp_max_drop = 0.1             # stop when MAP falls more than this (relative) below the unpruned MAP
 fp_finetune_epochs = 5        # fine-tuning after pruning (DARKHASH.md §5)
-# Neural Cleanse (BB defense/nc.py)
-nc_epochs = 3                 # passes over D_def per class (DARKHASH.md §5: 500 images, 3 epochs)
-nc_batch = 32                 # our choice
+# Neural Cleanse (Wang et al.'s visualizer, BB defense/nc.py; defenses/nc.py CostSchedule)
+nc_epochs = 300               # most passes over D_def per class (NC: 1000, early stop ends sooner)
+nc_early_stop = 25            # stop after this many epochs without a smaller mask, once lambda has
+                              # gone up and down (NC: 5 x patience); 0 = run all nc_epochs
+nc_batch = 32                 # NC's batch size
 nc_lr = 0.1                   # Adam, betas (0.5, 0.9)
-nc_lambda = 1e-3              # initial L1 weight
-nc_patience = 5               # steps before lambda x2 (success) or / 2^1.5 (failure)
-nc_success = 0.98             # fraction of a batch sent to the class
+nc_lambda = 1e-3              # L1 weight once the trigger is first found (NC starts at 0)
+nc_patience = 5               # epochs before lambda x2 (success) or / 2^1.5 (failure)
+nc_success = 0.98             # fraction of an epoch's images sent to the class (NC: 0.99; DARKHASH)
 nc_collapse_success = 0.9     # NC-collapse: fraction within K/8 bits of the majority code
 nc_threshold = 2.0            # anomaly index that flags
+nc_statistic = 'mad'          # 'mad': NC's MAD of the L1 norms | 'log_mad': of their logarithms
+                              # | 'lower_mad': the lower half's MAD (defenses/nc.py; every one is
+                              # in defense.json, this one flags)
 # STRIP (BB detection_infer/strip.py)
 strip_n = 100                 # blended copies per query
 strip_blend = 'add'           # 'add' = clip(x + overlay) (STRIP paper) | 'mean'
@@ -92,8 +97,8 @@ def parse_defenses(text):
 
 def defense_stamp(s, name, c):
     reads = REGISTRY[name][1]
-    keys = {k: v for k, v in c.items()
-            if k in SHARED_KEYS or k.startswith(PREFIXES[name])}
+    keys = {k: v for k, v in c.items() if (k in SHARED_KEYS or k.startswith(PREFIXES[name]))
+            and k not in SCORE_KEYS}
     made = {'defense': name, 'format': FORMAT, 'config': keys, 'inputs': s.input_keys(reads),
             'target': s.target}
     if s.proto_source != 'csq_centres':  # prototypes from the database codes, not the checkpoint
@@ -118,10 +123,13 @@ def run_all(s, names, c):
         if st in parts and parts[st].get('defense') == name:
             say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config)")
             out[name] = parts[st]['result']
+            if name in RESCORE:
+                out[name] = RESCORE[name](out[name], c)
             continue
         say(f"{s.role}: {name} on {s.run}")
         t0 = time.time()
         fn = REGISTRY[name][0]
+        s.stamp = st  # a defense may keep its own partial progress under this stamp (nc.py)
         res = fn(s, c, say)
         res['time_s'] = round(time.time() - t0, 1)
         parts = _read_parts(path)  # again: another defend.py may have added entries meanwhile

@@ -12,9 +12,9 @@ ft_optimizer = 'adam'         # the toy victims' own optimiser (configs/demo.py)
 ft_lr = 1e-4                  # ... at a tenth of their training lr (our choice)
 ft_bn = 'frozen'              # 50 images would overwrite BatchNorm's statistics: fine-pruning's MAP
                               # fell 0.80 -> 0.64 with 'train', 0.75 with 'frozen' (docs/RESULTS.md)
-nc_batch = 10                 # our choice: 5 steps per pass over the 50 defender images
-nc_epochs = 12                # 60 steps per class (DARKHASH.md §5's 500 images x 3 epochs at
-                              # batch 32 is 48 steps); 30 steps: index 1.87, docs/RESULTS.md
+nc_batch = 10                 # our choice: 5 steps per pass (epoch) over the 50 defender images
+nc_epochs = 200               # at most; NC's early stop (nc_early_stop = 25) ends most classes
+                              # sooner (docs/RESULTS.md gives the epochs each class took)
 strip_n = 32                  # blended copies per query (paper-scale default 100)
 sentinet_n = 20               # defender images per query (paper-scale default 100)
 num_workers = 0

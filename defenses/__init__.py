@@ -24,3 +24,7 @@ REGISTRY = {
     'sentinet': (sentinet.run, ('test', 'trigger')),
 }
 NAMES = tuple(REGISTRY)
+# config keys read only when a result is scored, not when it is made (left out of every reuse
+# stamp), and the functions that score a stored result anew with them
+SCORE_KEYS = ('nc_statistic',)
+RESCORE = {'nc': nc.score}

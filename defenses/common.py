@@ -27,17 +27,23 @@ class DefenseInputError(ValueError):
 # statistics (pure functions, unit-tested against hand-computed cases)
 # ------------------------------------------------------------------------------------------------
 
-def anomaly_index(norms, consistency=1.4826):
+def anomaly_index(norms, consistency=1.4826, log=False, lower=False):
     """Neural Cleanse's MAD outlier statistic over per-class trigger norms.
 
     Returns (index of the smallest norm, per-class indices, median, MAD): index_c = |n_c - median|
     / (consistency * median(|n - median|)); 1.4826 makes the MAD a consistent estimate of the
     standard deviation for normal data (BB defense/nc.py). A zero MAD gives index 0 for values at
-    the median and inf for the others."""
+    the median and inf for the others.
+    log: the same on ln(norm) (median and MAD of the log norms; README "Reproduction notes").
+    lower: the MAD of the classes at or below the median only (the lower half of a "double MAD",
+    the robust spread for a skewed sample seen from the side where NC looks for the outlier)."""
     n = np.asarray(norms, dtype=np.float64)
+    if log:
+        n = np.log(np.maximum(n, 1e-12))
     med = float(np.median(n))
-    mad = consistency * float(np.median(np.abs(n - med)))
     dev = np.abs(n - med)
+    ref = dev[n <= med] if lower else dev
+    mad = consistency * float(np.median(ref))
     if mad > 0:
         idx = dev / mad
     else:

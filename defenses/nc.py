@@ -1,15 +1,24 @@
-"""Neural Cleanse for hashing (Wang et al. 2019; BB defense/nc.py; DARKHASH.md §5 NC-Hash).
+"""Neural Cleanse for hashing (Wang et al. 2019; their visualizer; DARKHASH.md §5 NC-Hash).
 
 Per class c: the smallest mask m (1 x H x W) and pattern p (3 x H x W) that send the defender's
 images to c's prototype code: x' = (1 - m) x + m p, m = tanh(a)/2 + 1/2, p = tanh(b)/2 + 1/2;
 loss = mean(1 - h_c . tanh f(x') / K) / 2 + lambda |m|_1, Adam (lr nc_lr, betas 0.5, 0.9).
-A step succeeds when at least nc_success of its batch is predicted c (y = nearest prototype);
-the successful mask of smallest L1 norm is kept. lambda follows NC's schedule: nc_lambda at start,
-x2 after nc_patience successful steps in a row, / 2^1.5 after nc_patience failing ones. A class
-never reached keeps its last mask's norm and success=False (NC would have no mask at all; the
-norm is then an upper bound, which can only make that class look less anomalous).
-Statistic: the MAD anomaly index of the smallest norm over classes (> 2 flags the model) and the
-classes below the median with an index > 2 (common.anomaly_index / flagged_classes).
+
+The optimisation is Neural Cleanse's own (CostSchedule): it runs in epochs (one shuffled pass
+over D_def in batches of nc_batch); an epoch succeeds when at least nc_success of its images are
+predicted c (y = nearest prototype); lambda starts at 0 (the trigger is first found without the
+norm term) and is set to nc_lambda after nc_patience successful epochs, then x2 after
+nc_patience successful epochs in a row, / 2^1.5 after nc_patience failing ones. The end-of-epoch
+mask of a successful epoch with the smallest mean L1 is kept. It stops early once lambda has gone
+both up and down and the kept norm has not shrunk for nc_early_stop epochs, else after nc_epochs
+(README "Reproduction notes": with a fixed number of steps some classes never converged, which
+widened the spread of the norms). A class never reached keeps its last mask's norm and
+success=False (NC would have no mask at all; the norm is then an upper bound, which can only make
+that class look less anomalous).
+Statistic (nc_statistic): the MAD anomaly index of the smallest norm over classes (> 2 flags the
+model) and the classes below the median with an index > 2 (common.anomaly_index /
+flagged_classes), on the L1 norms ('mad', NC's) or on their logarithms ('log_mad'); all of them are
+in the result.
 
 NC-collapse, target-free: one optimisation pulling the batch's codes together,
 loss = mean over pairs of (1 - cos(tanh f(x'_i), tanh f(x'_j)))/2 + lambda |m|_1, success =
@@ -25,6 +34,47 @@ import torch
 from . import common
 
 
+class CostSchedule:
+    """Neural Cleanse's balance between the attack and the mask norm (Wang et al. 2019, their
+    visualizer's defaults: cost reset to 0, multiplier 2 up and 2^1.5 down, early stop at a
+    threshold of 1.0 once the cost has moved both ways). Call step(ok, best) once per epoch, ok =
+    the epoch reached the success rate, best = the smallest successful norm so far (inf if none);
+    it returns True when the optimisation should stop. `cost` is the weight of the next epoch."""
+
+    def __init__(self, init_cost, patience, early_stop_patience, up=2.0, down=2 ** 1.5):
+        self.init_cost, self.patience, self.es_patience = init_cost, patience, early_stop_patience
+        self.up_mult, self.down_mult = up, down
+        self.cost = 0.0
+        self.set_count = self.up_count = self.down_count = self.es_count = 0
+        self.up_flag = self.down_flag = False
+        self.es_best = math.inf
+
+    def step(self, ok, best):
+        if self.es_patience > 0:
+            if best < math.inf:  # no shrinking only counts once a valid mask exists
+                self.es_count = self.es_count + 1 if best >= self.es_best else 0
+            self.es_best = min(best, self.es_best)
+            if self.up_flag and self.down_flag and self.es_count >= self.es_patience:
+                return True
+        if self.cost == 0 and ok:
+            self.set_count += 1
+            if self.set_count >= self.patience:
+                self.cost = self.init_cost
+                self.up_count = self.down_count = 0
+                self.up_flag = self.down_flag = False
+        else:
+            self.set_count = 0
+        self.up_count, self.down_count = ((self.up_count + 1, 0) if ok
+                                          else (0, self.down_count + 1))
+        if self.up_count >= self.patience:
+            self.up_count, self.up_flag = 0, True
+            self.cost *= self.up_mult
+        elif self.down_count >= self.patience:
+            self.down_count, self.down_flag = 0, True
+            self.cost /= self.down_mult
+        return False
+
+
 def _init(shape, gen, device):
     """Seeded uniform(0, 1) start, mapped through atanh so that the parametrised value is it."""
     u = torch.rand(shape, generator=gen).mul(0.98).add(0.01)
@@ -32,7 +82,8 @@ def _init(shape, gen, device):
 
 
 def optimise(s, c, code_loss, success_fn, threshold):
-    """The shared NC loop: code_loss(u); a step succeeds when success_fn(codes) >= threshold."""
+    """The shared NC loop (module docstring): code_loss(u) on a batch; success_fn(codes) -> the
+    batch's 0/1 successes; an epoch succeeds when their mean over D_def >= threshold."""
     model, x = s.model, s.x_def
     model.eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(c['seed'])
@@ -40,38 +91,44 @@ def optimise(s, c, code_loss, success_fn, threshold):
     a = _init((1, h, w), gen, s.device)
     b = _init((3, h, w), gen, s.device)
     opt = torch.optim.Adam([a, b], lr=c['nc_lr'], betas=(0.5, 0.9))
-    lam, up, down = c['nc_lambda'], 0, 0
+    sched = CostSchedule(c['nc_lambda'], c['nc_patience'], c['nc_early_stop'])
     best, best_rate, last_rate = math.inf, 0.0, 0.0
     best_mask = best_pattern = None
     bs = min(c['nc_batch'], len(x))
-    steps = c['nc_epochs'] * math.ceil(len(x) / bs)
-    for step in range(steps):
-        j = torch.randint(0, len(x), (bs,), generator=gen)
-        m, p = common.mask_and_pattern(a, b)
-        out = model(common.stamp(x[j].to(s.device), m, p))
-        u = torch.tanh(out.float())
-        l1 = m.sum()
-        loss = code_loss(u) + lam * l1
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        rate = float(success_fn(torch.sign(u.detach())))
+    epochs = 0
+    for epoch in range(c['nc_epochs']):
+        perm = torch.randperm(len(x), generator=gen)
+        hits, l1s = 0.0, []
+        for i in range(0, len(x), bs):
+            j = perm[i:i + bs]
+            m, p = common.mask_and_pattern(a, b)
+            out = model(common.stamp(x[j].to(s.device), m, p))
+            u = torch.tanh(out.float())
+            l1 = m.sum()
+            loss = code_loss(u) + sched.cost * l1
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            hits += float(success_fn(torch.sign(u.detach())).sum())
+            l1s.append(l1.item())
+        epochs = epoch + 1
+        rate, reg = hits / len(x), float(np.mean(l1s))
         last_rate = rate
         ok = rate >= threshold
-        if ok and l1.item() < best:
-            best, best_rate = l1.item(), rate
+        if ok and reg < best:  # NC keeps the end-of-epoch mask, scored by the epoch's mean L1
+            best, best_rate = reg, rate
+            m, p = common.mask_and_pattern(a, b)
             best_mask, best_pattern = m.detach().cpu().clone(), p.detach().cpu().clone()
-        up, down = (up + 1, 0) if ok else (0, down + 1)
-        if up >= c['nc_patience']:
-            up, lam = 0, lam * 2
-        elif down >= c['nc_patience']:
-            down, lam = 0, lam / 2 ** 1.5
+            # (the norm reported is this mask's L1, as NC's outlier detection reads the saved mask)
+        if sched.step(ok, best):
+            break
     success = best_mask is not None
     if not success:
         m, p = common.mask_and_pattern(a, b)
-        best, best_mask, best_pattern = m.sum().item(), m.detach().cpu(), p.detach().cpu()
+        best_mask, best_pattern = m.detach().cpu(), p.detach().cpu()
         best_rate = last_rate
-    return {'norm': float(best), 'success': success, 'rate': float(best_rate), 'steps': steps,
+    return {'norm': float(best_mask.sum()), 'success': success, 'rate': float(best_rate),
+            'epochs': epochs, 'steps': epochs * math.ceil(len(x) / bs), 'final_lambda': sched.cost,
             'mask': best_mask, 'pattern': best_pattern}
 
 
@@ -84,29 +141,75 @@ def _save_masks(s, name, masks, patterns):
     return path
 
 
+# nc_statistic -> common.anomaly_index's options: NC's MAD of the L1 norms, the same on log norms
+# (mask areas spread by ratios; README "Reproduction notes"), the MAD of the lower half only
+STATISTICS = {'mad': {}, 'log_mad': {'log': True}, 'lower_mad': {'lower': True}}
+
+
+def _partial(s):
+    """The finished classes of an interrupted run with the same stamp (defend.py sets s.stamp to
+    the result's reuse stamp), else {}; and the file they are kept in."""
+    import os
+    path = os.path.join(s.run_dir, 'defense_nc_partial.pt')
+    stamp = getattr(s, 'stamp', None)
+    if stamp is None or not os.path.isfile(path):
+        return {}, path
+    done = torch.load(path, map_location='cpu', weights_only=True)
+    return (done['classes'] if done.get('stamp') == stamp else {}), path
+
+
 def neural_cleanse(s, c, say):
+    import os
     k = s.bits
     protos = s.protos.to(s.device)
+    done, partial = _partial(s)
     per_class = []
     for cls in range(s.num_classes):
+        if cls in done:  # one optimisation per class is the long loop: an interruption keeps them
+            r = done[cls]
+            say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} (kept from an "
+                f"interrupted run with the same stamp, {partial})")
+            per_class.append(r)
+            continue
         h = protos[cls]
         r = optimise(s, c, lambda u: ((1 - u @ h / k) / 2).mean(),
-                     lambda codes: (common.predict(codes, protos) == cls).float().mean(),
+                     lambda codes: (common.predict(codes, protos) == cls).float(),
                      c['nc_success'])
         per_class.append(r)
         say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} "
-            f"({'reached' if r['success'] else 'NOT reached'}, rate {r['rate']:.2f})")
-    norms = [r['norm'] for r in per_class]
-    index, indices, med, mad = common.anomaly_index(norms)
-    flagged = common.flagged_classes(norms, indices, c['nc_threshold'])
+            f"({'reached' if r['success'] else 'NOT reached'}, rate {r['rate']:.2f}, "
+            f"{r['epochs']} epochs, lambda {r['final_lambda']:.2g})")
+        if getattr(s, 'stamp', None) is not None:
+            done[cls] = r
+            torch.save({'stamp': s.stamp, 'classes': done}, partial + '.tmp')
+            os.replace(partial + '.tmp', partial)
     path = _save_masks(s, 'nc', [r['mask'] for r in per_class], [r['pattern'] for r in per_class])
-    return {'norms': norms, 'success': [r['success'] for r in per_class],
-            'anomaly_index': index, 'class_indices': [float(v) for v in indices],
-            'median': med, 'mad': mad, 'smallest_class': int(np.argmin(norms)),
-            'flagged_classes': flagged, 'model_flagged': bool(index > c['nc_threshold']),
-            'target': s.target, 'target_flagged': s.target in flagged,
-            'steps_per_class': per_class[0]['steps'], 'masks': path,
-            'prototypes': s.proto_source}
+    if os.path.isfile(partial):  # the whole result is stored by defend.py from here on
+        os.remove(partial)
+    res = {'norms': [r['norm'] for r in per_class], 'success': [r['success'] for r in per_class],
+           'target': s.target, 'epochs_per_class': [r['epochs'] for r in per_class],
+           'steps_per_class': [r['steps'] for r in per_class], 'masks': path,
+           'prototypes': s.proto_source}
+    return score(res, c)
+
+
+def score(res, c):
+    """The outlier statistics of a result's per-class norms (all of STATISTICS; nc_statistic and
+    nc_threshold flag). defend.py calls it again on a reused result: the statistic keys are not
+    part of what the optimisation is made from."""
+    if c['nc_statistic'] not in STATISTICS:
+        raise common.DefenseInputError(f"nc_statistic must be one of {', '.join(STATISTICS)}, "
+                                       f"got {c['nc_statistic']!r}")
+    norms = res['norms']
+    every = {name: common.anomaly_index(norms, **kw) for name, kw in STATISTICS.items()}
+    index, indices, _, mad = every[c['nc_statistic']]
+    flagged = common.flagged_classes(norms, indices, c['nc_threshold'])
+    return dict(res, statistic=c['nc_statistic'], threshold=c['nc_threshold'],
+                anomaly_index=index, anomaly_indices={k: v[0] for k, v in every.items()},
+                class_indices=[float(v) for v in indices], median=float(np.median(norms)),
+                mad=mad, smallest_class=int(np.argmin(norms)), flagged_classes=flagged,
+                model_flagged=bool(index > c['nc_threshold']),
+                target_flagged=res['target'] in flagged)
 
 
 def collapse(s, c, say):
@@ -121,7 +224,7 @@ def collapse(s, c, say):
     def success(codes):
         major = torch.where(codes.sum(0) >= 0, 1.0, -1.0)
         dist = (k - codes @ major) / 2
-        return (dist <= k / 8).float().mean()
+        return (dist <= k / 8).float()
 
     r = optimise(s, c, code_loss, success, c['nc_collapse_success'])
     path = _save_masks(s, 'nc_collapse', [r['mask']], [r['pattern']])
@@ -133,4 +236,5 @@ def collapse(s, c, say):
     say(f"  NC-collapse: L1 {r['norm']:.1f} ({'reached' if r['success'] else 'NOT reached'}), "
         f"majority code nearest class {near} ({dist} bits)")
     return {'norm': r['norm'], 'success': r['success'], 'rate': r['rate'], 'steps': r['steps'],
+            'epochs': r['epochs'],
             'nearest_class': near, 'nearest_distance_bits': dist, 'masks': path}

@@ -49,36 +49,36 @@ def curve(fp):
     return '\n'.join(lines)
 
 
-def log_index(norms):
-    import numpy as np
-    from .common import anomaly_index
-    return anomaly_index(np.log(np.maximum(np.asarray(norms, np.float64), 1e-12)))[0]
-
-
 def summary(model, control, target):
     """Plain-language reading of the table (README "Defenses"): which defense caught or repaired the
     model, measured against the clean control where it has one. Returns (lines, figures)."""
     lines, fig = [], {}
     nc = model.get('nc')
     if nc:
+        fig['nc_statistic'] = nc['statistic']
         fig['nc_index'] = nc['anomaly_index']
         fig['nc_target_flagged'] = target in nc['flagged_classes']
-        line = (f"Neural Cleanse: anomaly index {nc['anomaly_index']:.2f} (flags above 2), flagged "
-                f"classes {nc['flagged_classes'] or 'none'}, target {target} "
+        line = (f"Neural Cleanse ({nc['statistic']}): anomaly index {nc['anomaly_index']:.2f} "
+                f"(flags above {nc['threshold']:g}), flagged classes "
+                f"{nc['flagged_classes'] or 'none'}, target {target} "
                 f"{'flagged' if fig['nc_target_flagged'] else 'not flagged'}; smallest norm: class "
                 f"{nc['smallest_class']} ({min(nc['norms']):.1f}, the next "
                 f"{sorted(nc['norms'])[1]:.1f}, median {nc['median']:.1f})")
-        if control and control.get('nc'):
-            fig['nc_control_index'] = control['nc']['anomaly_index']
+        cn = (control or {}).get('nc')
+        if cn:
+            fig['nc_control_index'] = cn['anomaly_index']
             line += f"; clean control's index {fig['nc_control_index']:.2f}"
-        # the same statistic on log norms (ratios of mask areas), printed for reading, never used
-        # to flag (an exploratory figure, README "Reproduction notes")
-        fig['nc_index_log'] = log_index(nc['norms'])
-        line += f". On log norms: {fig['nc_index_log']:.2f}"
-        if control and control.get('nc'):
-            fig['nc_control_index_log'] = log_index(control['nc']['norms'])
-            line += f" (control {fig['nc_control_index_log']:.2f})"
-        lines.append(line + '.')
+        # every statistic, whichever flags (defenses/nc.py STATISTICS)
+        fig['nc_indices'] = nc['anomaly_indices']
+        every = ', '.join(f"{k} {v:.2f}" + (f" (control {cn['anomaly_indices'][k]:.2f})" if cn
+                                            else '') for k, v in nc['anomaly_indices'].items())
+        if cn:
+            fig['nc_control_indices'] = cn['anomaly_indices']
+        lines.append(line + f". Every statistic: {every}.")
+        for role, r in (('model', nc), ('control', (control or {}).get('nc'))):
+            if r:  # the per-class norms the index is read from ('*' = never reached)
+                cells = [f"{v:.1f}{'' if ok else '*'}" for v, ok in zip(r['norms'], r['success'])]
+                lines.append(f"Neural Cleanse L1 per class ({role}): {', '.join(cells)}.")
     for name, label in (('strip', 'STRIP (code-bit entropy)'), ('sentinet', 'SentiNet')):
         r = model.get(name)
         if r:

@@ -31,6 +31,44 @@ def test_mad_anomaly_index_hand_case():
     # a flat set has index 0; a zero MAD with one outlier is infinite
     assert common.anomaly_index([5, 5, 5])[0] == 0
     assert common.anomaly_index([5, 5, 5, 1])[0] == np.inf
+    # lower half only: |n - 10| of 10 10 8 2 = 0 0 2 8 -> median 1 -> MAD 1.4826; index 8 / 1.4826
+    index, _, med, mad = common.anomaly_index(norms, lower=True)
+    assert med == 10 and mad == pytest.approx(1.4826) and index == pytest.approx(8 / 1.4826)
+    # log norms: ln = 0 1 2 3 4 (e^k), median 2, |dev| 2 1 0 1 2 -> median 1; index 2 / 1.4826
+    index, per_class, med, mad = common.anomaly_index(np.exp([2, 0, 4, 1, 3]), log=True)
+    assert med == pytest.approx(2) and mad == pytest.approx(1.4826)
+    assert index == pytest.approx(2 / 1.4826) and per_class[3] == pytest.approx(1 / 1.4826)
+    # the scoring of a stored Neural Cleanse result: every statistic, nc_statistic flags
+    from defenses import nc
+    r = nc.score({'norms': norms, 'success': [True] * 5, 'target': 4},
+                 {'nc_statistic': 'lower_mad', 'nc_threshold': 2.0})
+    assert r['anomaly_index'] == pytest.approx(8 / 1.4826) and r['flagged_classes'] == [4]
+    assert r['anomaly_indices']['mad'] == pytest.approx(8 / 2.9652) and r['target_flagged']
+    with pytest.raises(common.DefenseInputError, match='nc_statistic'):
+        nc.score(r, {'nc_statistic': 'zscore', 'nc_threshold': 2.0})
+
+
+def test_nc_cost_schedule_hand_case():
+    """Neural Cleanse's lambda schedule, patience 2, early-stop patience 3, epoch by epoch."""
+    from defenses.nc import CostSchedule
+    s = CostSchedule(0.1, 2, 3)
+    trace = []
+    for ok, best in [(True, 10), (False, 10), (True, 9), (True, 8), (True, 8), (False, 8),
+                     (False, 8), (False, 8)]:
+        trace.append((s.step(ok, best), round(s.cost, 6)))
+    # lambda stays 0 until 2 successful epochs in a row (the failure resets the count), is set to
+    # 0.1 on epoch 4, doubles after 2 more successes (epoch 5: the count restarted at 1 on epoch 4),
+    # falls by 2^1.5 after 2 failures (epoch 7); the kept norm stopped shrinking at epoch 5 (8 = 8),
+    # so the count reaches 3 on epoch 7, before lambda had gone down: the stop comes on epoch 8
+    down = round(0.2 / 2 ** 1.5, 6)
+    assert trace == [(False, 0.0), (False, 0.0), (False, 0.0), (False, 0.1), (False, 0.2),
+                     (False, 0.2), (False, down), (True, down)]
+    # a failure never sets lambda; without a valid mask (best = inf) nothing counts towards the stop
+    s = CostSchedule(0.1, 2, 1)
+    assert not any(s.step(False, float('inf')) for _ in range(10)) and s.cost == 0.0
+    # early stop 0 = off: runs until the epochs run out
+    s = CostSchedule(0.1, 1, 0)
+    assert not any(s.step(ok, 5.0) for ok in [True, False] * 20)
 
 
 def test_auroc_and_far_at_frr_hand_cases():
@@ -195,8 +233,14 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     assert out.count('reusing') == 12 and 'NC class' not in out
     assert doc2['results'] == json.loads(json.dumps(doc['results']))
     alone = [f'--model_dir={runs[16]}'] + SMALL  # the model alone from here on (test time)
-    _, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc'], capsys)
+    doc4, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc', '--nc_statistic=log_mad'],
+                        capsys)
     assert 'model: reusing nc' in out and 'model: strip on' in out
+    # another statistic re-scores the stored norms (not a new optimisation)
+    nc4 = doc4['results']['model']['nc']
+    assert nc4['statistic'] == 'log_mad' and nc4['norms'] == r['nc']['norms']
+    assert nc4['anomaly_index'] == nc4['anomaly_indices']['log_mad'] == pytest.approx(
+        common.anomaly_index(r['nc']['norms'], log=True)[0])
     # a changed triggered list: the run's saved codes of it are stale and are not used, what reads
     # it is recomputed, Neural Cleanse (which does not) is reused
     trig = json.load(open(os.path.join(runs[16], 'results.json')))['lists']['trig_closed']
@@ -210,6 +254,36 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
         assert doc3['inputs']['model']['trigger']['key'] != doc['inputs']['model']['trigger']['key']
     finally:
         os.replace(trig + '.bak', trig)
+
+
+def test_neural_cleanse_resumes_an_interrupted_run(runs, tmp_path, capsys, monkeypatch):
+    """Neural Cleanse stores each finished class under the result's stamp: after an interruption
+    the same command optimises only the classes not done."""
+    import shutil
+    from defenses import nc
+    run = str(tmp_path / 'run')
+    shutil.copytree(runs[16], run)
+    for f in ('defense_parts.json', 'defense_nc_partial.pt'):
+        if os.path.exists(os.path.join(run, f)):
+            os.remove(os.path.join(run, f))
+    args = [f'--model_dir={run}', '--defenses=nc'] + SMALL
+    real, calls = nc.optimise, []
+
+    def interrupted(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(nc, 'optimise', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _defend(args, capsys)
+    assert os.path.isfile(os.path.join(run, 'defense_nc_partial.pt'))
+    monkeypatch.setattr(nc, 'optimise', lambda *a, **k: calls.append(1) or real(*a, **k))
+    doc, out = _defend(args, capsys)
+    assert len(calls) == 4 and out.count('kept from an interrupted run') == 2  # 2 + the other 2
+    assert len(doc['results']['model']['nc']['norms']) == 4
+    assert not os.path.exists(os.path.join(run, 'defense_nc_partial.pt'))
 
 
 def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):

@@ -1,0 +1,52 @@
+"""What Neural Cleanse's reverse-engineered triggers do (diagnostic for defenses/nc.py, issue 13).
+
+For each class's kept mask + pattern in {model_dir}/defense_nc.npz (written by defend.py), stamp it
+on the defender's images and print: its L1 norm, the share of images predicted the class (nearest
+prototype), their Hamming distance to the class's prototype code (mean, and the share within 0 / 2 /
+4 / 8 bits: does the trigger produce a genuine class code, or only cross the prototype boundary?),
+and the mask-weighted colour of the pattern (hue, saturation: does it paint the class's colour?).
+
+    python bench/nc_masks.py configs/defense_toy.py \
+        --model_dir=results/toy_CSQ_resnet34_32_badnets56
+"""
+import colorsys
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import defend  # noqa: E402  (its config block: the same shared set-up as the defense run)
+import utils  # noqa: E402
+from defenses import common  # noqa: E402
+
+
+def main(c):
+    s = common.Setup(c['model_dir'], c, 'model', utils.resolve_device(c['device']),
+                     say=lambda m: None)
+    path = os.path.join(c['model_dir'], 'defense_nc.npz')
+    if not os.path.isfile(path):
+        sys.exit(f"error: {path} not found: run defend.py --defenses=nc on the model first")
+    with np.load(path) as z:
+        masks, patterns = z['masks'], z['patterns']
+    k, protos = s.bits, s.protos
+    own = s.codes_of(s.x_def)
+    d_own = (k - (own * protos[s.y_def]).sum(1)) / 2
+    print(f"{s.run}: D_def {len(s.x_def)} images; their own class's prototype at "
+          f"{d_own.mean():.1f} bits on average")
+    for cls, (m, p) in enumerate(zip(masks, patterns)):
+        m, p = torch.tensor(m), torch.tensor(p)
+        codes = s.codes_of(common.stamp(s.x_def, m, p))
+        d = (k - codes @ protos[cls]) / 2
+        hit = (common.predict(codes, protos) == cls).float().mean()
+        rgb = ((p * m).sum((1, 2)) / m.sum()).tolist()
+        hue, sat, _ = colorsys.rgb_to_hsv(*rgb)
+        print(f"class {cls}: L1 {m.sum():.1f}, predicted {hit:.2f}, d_H to its prototype mean "
+              f"{d.mean():.1f} bits, within 0/2/4/8 bits: "
+              + ' / '.join(f"{(d <= r).float().mean():.2f}" for r in (0, 2, 4, 8))
+              + f"; pattern hue {hue:.2f}, saturation {sat:.2f}")
+
+
+if __name__ == '__main__':
+    main(utils.configure(dict(vars(defend))))
