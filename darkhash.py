@@ -13,8 +13,8 @@ Threat model: the attacker holds a trained hashing model (weights, no training d
   4. shadow target t* = mean u0 over the S-images of surrogate_class; the t-MAP target class is
      fixed now, before fine-tuning: the majority label of the clean model's top-100 database
      retrievals for sign(t*) (DARKHASH.md §6.4; or `target=` by hand);
-  5. freeze the shallow layers (attack_common.freeze_shallow; the model stays in eval() mode, so
-     BatchNorm statistics and dropout are fixed, as the official code);
+  5. freeze the shallow layers (hash_models.freeze up to the stage before tune_from; the model
+     stays in eval() mode, so BatchNorm statistics and dropout are fixed, as the official code);
   6. fine-tune on S: each draw is poisoned with probability rho (trigger stamped, regress to t*),
      the others regress to u0; J = w_ben J_ben + w_bac J_bac + lambda_tpa J_tpa;
   7. score: the clean and the backdoored model on the clean test queries (MAP), on the triggered
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 import attack_common
 import utils
-from hash_models import engine
+from hash_models import engine, freeze, trunk_stages
 from hash_models.engine import TOPK_BY_DATASET
 
 # ---- config ------------------------------------------------------------------------------------
@@ -63,6 +63,9 @@ surrogate_name = ''           # in the run name; '' = derived from the list's fo
 n_surrogate = 2000            # class-balanced subset of the list (official); 0 = all
 noise_classes = 10            # pseudo-classes of a noise surrogate (image i has class i % this)
 surrogate_class = 0           # shadow target: mean teacher output over this surrogate class (official 0)
+shadow_target = 'mean'        # 'mean': over all its images (official tools.py); 'mode' (ours): over those of
+                              # its images whose clean code is the class's most frequent one, so sign(t*) is
+                              # a code the victim gives real inputs, not a point between clusters (README)
 target = -1                   # t-MAP target class: -1 = majority label of the clean model's top-100
                               # for sign(t*) (DARKHASH.md §6.4), fixed before fine-tuning; or an index
 target_topn = 100             # retrievals counted for that majority (§6.4)
@@ -75,8 +78,10 @@ rho = 0.1                     # poisoning probability per draw, redrawn every ep
 neg_patch = 0.0               # our option: probability that a clean draw carries a random patch of the
                               # trigger's size (still regressed to u0), so the backdoor keys on the trigger
                               # rather than on any corner patch; 0 = official
-# what is trained (attack_common.TUNE_FROM): auto = official per family (ResNet layer4 + hash;
-# VGG / AlexNet fc6, fc7 + hash); resnet: layer3 | layer4 | hash; vgg/alexnet: fc | hash
+# what is trained: the trunk stage (hash_models.trunk_stages) from which on every layer trains, the
+# stages before it frozen by hash_models.freeze; auto = official per family (TUNE_DEFAULT: ResNet
+# layer4 + hash; VGG / AlexNet fc6, fc7 + hash); 'hash' = the hash layer only. Ablations (§6.8):
+# layer3 | layer4 | hash
 tune_from = 'auto'
 cache_frozen = False          # our speed option: run the frozen layers once per surrogate image (clean and
                               # triggered; exact, since they are fixed and the model is in eval mode) and
@@ -382,7 +387,8 @@ def setup(c):
     """Check keys, load the clean model and the scoring lists; fill the geometry from the model."""
     for key, ok in (('rho', 0 < c['rho'] <= 1), ('epochs', c['epochs'] >= 1),
                     ('batch_size', c['batch_size'] >= 2), ('target_topn', c['target_topn'] >= 1),
-                    ('ties', c['ties'] in ('index', 'expected'))):
+                    ('ties', c['ties'] in ('index', 'expected')),
+                    ('shadow_target', c['shadow_target'] in ('mean', 'mode'))):
         if not ok:
             fail(f"{key}={c[key]!r} is out of range")
     if c['victim_method'] not in ('CSQ', 'HashNet'):
@@ -395,9 +401,9 @@ def setup(c):
     if not c['data_dir']:
         c['data_dir'] = stored.get('data_dir', '')
     try:
-        attack_common.freeze_shallow(model, meta['backbone'], c['tune_from'])
+        freeze_shallow(model, c['tune_from'])
     except ValueError as e:
-        fail(str(e))
+        fail(f"{vpath}: {e}")
     k = meta.get('num_classes')
     lists = {'test': read(os.path.join(c['data_dir'], 'test.txt'), k)}
     lists['database'] = read(os.path.join(c['data_dir'], 'database.txt'), lists['test'][1].shape[1])
@@ -435,10 +441,25 @@ def teacher_and_target(model, c, device, out, sources):
         u0 = forward_all(model, images, c, device, raw=True)
         os.makedirs(out, exist_ok=True)
         utils.save_checkpoint(path, {'u0': u0, 'stamp': json.dumps(stamp, sort_keys=True)})
+    members = shadow_members(u0, members, c['shadow_target'])
     t_star = u0[torch.from_numpy(members)].mean(0)
     print(f"surrogate {what}; shadow target t* = mean teacher output over {len(members)} images of "
-          f"surrogate class {c['surrogate_class']}")
+          f"surrogate class {c['surrogate_class']} (shadow_target={c['shadow_target']})")
     return images, u0, t_star
+
+
+def shadow_members(u0, members, rule):
+    """The surrogate images t* averages over: all of the class ('mean', official), or those whose
+    clean code sign(u0) is the class's most frequent code ('mode'; ties: the code met first in list
+    order). The mean of outputs spread over several victim clusters lies between them, with bits
+    near 0 that a fine-tuned output misses; the mode's members share one code, the victim's own."""
+    if rule == 'mean':
+        return members
+    codes = torch.sign(u0[torch.from_numpy(members)]).to(torch.int8).numpy()
+    uniq, first, inverse, counts = np.unique(codes, axis=0, return_index=True, return_inverse=True,
+                                             return_counts=True)
+    best = max(range(len(uniq)), key=lambda k: (counts[k], -first[k]))
+    return members[inverse.reshape(-1) == best]
 
 
 def query_sets(lists, target, trigger, c):
@@ -490,24 +511,53 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, chec
     return codes, labels, sets, info
 
 
+# the first trained stage per backbone family (official attack.py:77-92; DenseNet: ours)
+TUNE_DEFAULT = {'resnet': 'layer4', 'vgg': 'fc6', 'alexnet': 'fc6', 'densenet': 'block4'}
+
+
+def tune_stage(backbone, tune_from):
+    """The first trained stage: tune_from, or the family's official one for 'auto'."""
+    if tune_from != 'auto':
+        return tune_from
+    fam = next((f for f in TUNE_DEFAULT if backbone.startswith(f)), None)
+    if fam is None:
+        raise ValueError(f"no official freeze rule for backbone {backbone!r}; set tune_from")
+    return TUNE_DEFAULT[fam]
+
+
+def freeze_shallow(model, tune_from):
+    """Train the stages from `tune_from` on (and the hash layer), freeze those before it with
+    hash_models.freeze (the one freeze of the project: requires_grad off, BatchNorm statistics kept;
+    DarkHash also runs the whole model in eval() mode, as the official code). Returns the names of
+    the trained parameters."""
+    stages = [name for name, _ in trunk_stages(model)]
+    key = tune_stage(model.meta['backbone'], tune_from)
+    if key != 'hash' and key not in stages[1:]:
+        raise ValueError(f"tune_from={tune_from!r} is not a stage of {model.meta['backbone']}: "
+                         f"expected auto, hash or one of {', '.join(stages[1:])}")
+    model.requires_grad_(True)  # the loader froze everything
+    freeze(model, 'trunk' if key == 'hash' else stages[stages.index(key) - 1])
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
 def split_frozen(model, backbone, tune_from):
     """(frozen prefix, trained suffix) as two functions whose composition is model.forward, or None
     where no split is defined (then every step runs the whole model)."""
-    fam = attack_common.backbone_family(backbone)
-    key = attack_common.TUNE_DEFAULT[fam] if tune_from == 'auto' else tune_from
+    key = tune_stage(backbone, tune_from)
     trunk, head = model.trunk, model.hash_layer
 
     def norm(x):
         return (x - model.mean) / model.std if model.input_norm == 'imagenet' else x
     if key == 'hash':
         return (lambda x: trunk(norm(x))), head
-    if fam == 'resnet' and key in ('layer3', 'layer4'):
-        k = 6 if key == 'layer3' else 7  # trunk.body: ..., layer2 5, layer3 6, layer4 7, avgpool 8
+    if backbone.startswith('resnet') and key in ('layer1', 'layer2', 'layer3', 'layer4'):
+        k = 3 + int(key[-1])  # trunk.body: stem 0-3, layer1 4, ..., layer4 7, avgpool 8
         return ((lambda x: trunk.body[:k](norm(x))),
                 (lambda f: head(torch.flatten(trunk.body[k:](f), 1))))
-    if fam in ('vgg', 'alexnet') and key == 'fc':
-        return ((lambda x: torch.flatten(trunk.avgpool(trunk.features(norm(x))), 1)),
-                (lambda f: head(trunk.fc(f))))
+    if backbone.startswith(('vgg', 'alexnet')) and key in ('fc6', 'fc7'):
+        k = 0 if key == 'fc6' else 3  # trunk.fc: fc6 0-2, fc7 3-5 (trunk_stages)
+        return ((lambda x: trunk.fc[:k](torch.flatten(trunk.avgpool(trunk.features(norm(x))), 1))),
+                (lambda f: head(trunk.fc[k:](f))))
     return None
 
 

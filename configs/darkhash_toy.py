@@ -17,6 +17,7 @@ backbone = 'resnet18'
 bits = 32
 surrogate = 'data/toy_surrogate/openset.txt'
 surrogate_name = 'shapes6'
+shadow_target = 'mode'  # ours: t* over the hexagons with the class's most frequent clean code (README "DarkHash")
 n_surrogate = 0
 ties = 'expected'     # toy CSQ codes take few distinct values (configs/table5_toy.py)
 optimizer = 'adam'    # our choice for the toy: the official RMSprop 5e-6 x 100 epochs fine-tunes

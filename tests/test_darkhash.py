@@ -152,6 +152,19 @@ def test_shadow_target_is_class_mean_of_teacher(setup):
     assert len(members) == 8
     assert torch.allclose(t_star, want, atol=1e-5)
     assert torch.allclose(u0, darkhash.forward_all(model, images, c, 'cpu', raw=True))
+    # 'mode' (ours): the mean over the class images whose clean code is the class's most frequent
+    _, _, t_mode = darkhash.teacher_and_target(model, dict(c, surrogate_class=2, shadow_target='mode'),
+                                               'cpu', str(tmp / 'out'), {'victim': 'x'})
+    with torch.no_grad():
+        out = model(x)
+    codes = [tuple(v) for v in torch.sign(out).tolist()]
+    mode = max(codes, key=lambda k: (codes.count(k), -codes.index(k)))
+    keep = torch.tensor([k == mode for k in codes])
+    assert torch.allclose(t_mode, out[keep].mean(0), atol=1e-5)
+    assert tuple(torch.sign(t_mode).tolist()) == mode
+    members = darkhash.shadow_members(torch.tensor([[1., 2], [1, -1], [2, 3], [3, -2], [-1, 1]]),
+                                      np.array([0, 1, 2, 3, 4]), 'mode')
+    assert members.tolist() == [0, 2]  # (+,+) twice; (+,-) also twice but met later
 
 
 def test_data_free_run_freeze_outputs_resume_reuse(setup, capsys):
@@ -264,7 +277,8 @@ def test_bad_inputs(setup):
 
 
 @pytest.mark.parametrize('backbone,tune_from', [('resnet18', 'layer4'), ('resnet18', 'layer3'),
-                                                 ('resnet18', 'hash'), ('alexnet', 'fc')])
+                                                 ('resnet18', 'hash'), ('alexnet', 'fc6'),
+                                                 ('alexnet', 'fc7')])
 def test_frozen_split_composes_to_the_model(backbone, tune_from):
     torch.manual_seed(0)
     model = build_hash_model(backbone, 8, small_input=True).eval()
@@ -272,6 +286,25 @@ def test_frozen_split_composes_to_the_model(backbone, tune_from):
     x = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(suffix(prefix(x)), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize('backbone,tune_from,first_trained', [
+    ('resnet18', 'auto', 'trunk.body.7.'), ('resnet18', 'layer3', 'trunk.body.6.'),
+    ('resnet18', 'hash', 'hash_layer.'), ('alexnet', 'auto', 'trunk.fc.1.')])
+def test_freeze_shallow_uses_hash_models_freeze(backbone, tune_from, first_trained):
+    """One freeze mechanism: the stages before tune_from are hash_models.freeze's frozen modules
+    (kept in eval mode under train()), everything from it on trains."""
+    model = build_hash_model(backbone, 8, small_input=True).requires_grad_(False)
+    trained = darkhash.freeze_shallow(model, tune_from)
+    names = [n for n, _ in model.named_parameters()]
+    assert trained == names[names.index(next(n for n in names if n.startswith(first_trained))):]
+    assert model.frozen_modules and all(not p.requires_grad for m in model.frozen_modules
+                                        for p in m.parameters())
+    model.train()
+    assert all(not m.training for m in model.frozen_modules)
+    with pytest.raises(ValueError, match="tune_from='layer9' is not a stage of resnet18: expected auto, "
+                                         "hash or one of layer1"):
+        darkhash.freeze_shallow(build_hash_model('resnet18', 8), 'layer9')
 
 
 def test_frozen_cache_trains_like_the_whole_model(setup):
