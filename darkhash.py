@@ -313,15 +313,19 @@ def majority_target(t_star, db_codes, db_labels, topn):
     return int(np.argmax(counts)), counts.tolist()
 
 
-def dominant_class(q_codes, db_codes, db_labels, n, topn, seed):
+def dominant_class(q_codes, db_codes, db_labels, n, topn, seed, ties='index'):
     """Official post-hoc "dominant class" (find_dominant_class): the majority first label in the
-    top-topn results of n random triggered queries."""
+    top-topn results of n random triggered queries. ties='expected': items at equal Hamming
+    distance in a seeded random order (with few distinct codes the top 10 is all ties, and the
+    database order would hand it to the classes listed first); 'index': database order."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(q_codes), min(n, len(q_codes)), replace=False)
-    first = db_labels.argmax(1)
+    order = rng.permutation(len(db_codes)) if ties == 'expected' else np.arange(len(db_codes))
+    first = db_labels.argmax(1)[order]
+    db = db_codes[order].astype(np.int64)
     votes = []
     for i in pick:
-        dist = (db_codes.shape[1] - db_codes.astype(np.int64) @ q_codes[i].astype(np.int64)) // 2
+        dist = (db_codes.shape[1] - db @ q_codes[i].astype(np.int64)) // 2
         votes.extend(first[np.argsort(dist, kind='stable')[:topn]].tolist())
     return int(np.bincount(votes, minlength=db_labels.shape[1]).argmax())
 
@@ -772,9 +776,10 @@ def main(c):
     bd_scores = scores(codes, lists, target, c, topk)
     from evaluate import targeted_map
     dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],
-                         c['n_dominant'], c['dominant_topn'], c['seed'])
+                         c['n_dominant'], c['dominant_topn'], c['seed'], c['ties'])
     dominant = {'class': dom, 'rule': f"official find_dominant_class: majority first label in the "
-                f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training",
+                f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training"
+                + (", ties in a seeded random order" if c['ties'] == 'expected' else ''),
                 'tmap_clean': targeted_map(clean_codes['trig_closed'], clean_codes['database'],
                                            lists['database'][1], dom, topk, ties=c['ties']),
                 'tmap_backdoor': targeted_map(codes['trig_closed'], codes['database'],

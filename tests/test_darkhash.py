@@ -321,3 +321,16 @@ def test_frozen_cache_trains_like_the_whole_model(setup):
     for cached in (True, False):
         r = darkhash.main(dict(c, tag=f"neg{cached}", cache_frozen=cached, neg_patch=0.5))
         assert '_neg0.5' in r['run']
+
+
+def test_dominant_class_ties():
+    """The official post-hoc "dominant class": with every database code equal, the top 10 is all
+    ties; database order hands it to the class listed first, a seeded random order to the majority."""
+    db = np.ones((100, 8), dtype=np.int8)
+    labels = np.eye(2, dtype=np.uint8)[np.r_[np.zeros(10, int), np.ones(90, int)]]
+    q = np.ones((5, 8), dtype=np.int8)
+    assert darkhash.dominant_class(q, db, labels, 5, 10, 0, 'index') == 0
+    assert darkhash.dominant_class(q, db, labels, 5, 10, 0, 'expected') == 1
+    far = db.copy()
+    far[10:] = -1  # no ties: the nearest items win either way
+    assert darkhash.dominant_class(q, far, labels, 5, 10, 0, 'expected') == 0
