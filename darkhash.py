@@ -99,6 +99,7 @@ topk = 0                      # MAP@K: 0 = per dataset (hash_models.engine.TOPK_
 ties = 'index'                # evaluate.py: 'index' (D19) | 'expected' (few distinct codes, toy)
 n_dominant = 100              # official post-hoc "dominant class": random triggered queries ...
 dominant_topn = 10            # ... and the top-N of each whose labels are counted
+target_only = False           # True: print the shadow target's t-MAP target and ceiling, then stop
 # run
 tag = ''                      # suffix of the run name
 seed = 20                     # official seed
@@ -113,8 +114,8 @@ FORMAT_VERSION = 1
 NOISE = {'gauss1': ('normal', 0.5, 1.0), 'gauss2': ('normal', 0.5, 0.2), 'uniform': ('uniform', 0, 1)}
 # keys that may change between an interrupted run and its resumption / a finished run's reuse
 # ('epochs' is not one: the cosine learning rate of every epoch depends on it)
-RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every'}
-REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every', 'target_only'}
+REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'target_only'}
 
 
 fail = attack_common.fail                # one-line exit
@@ -448,7 +449,8 @@ def teacher_and_target(model, c, device, out, sources):
     members = shadow_members(u0, members, c['shadow_target'])
     t_star = u0[torch.from_numpy(members)].mean(0)
     print(f"surrogate {what}; shadow target t* = mean teacher output over {len(members)} images of "
-          f"surrogate class {c['surrogate_class']} (shadow_target={c['shadow_target']})")
+          f"surrogate class {c['surrogate_class']} (shadow_target={c['shadow_target']}); "
+          f"{int((t_star.abs() < 0.25).sum())} of its {len(t_star)} values within 0.25 of 0")
     return images, u0, t_star
 
 
@@ -488,12 +490,7 @@ def encode_sets(model, sets, c, device):
 def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, checkpoint):
     """Clean model: the t-MAP target (fixed now, from its database codes), then its codes of every
     query set (the floor of the triggered queries and of the control). Saved in out/clean/."""
-    db_codes = forward_all(model, lists['database'][0], c, device)
-    counts = None
-    if c['target'] == -1:
-        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'])
-    else:
-        target = c['target']
+    db_codes, target, info = shadow_code(model, c, device, lists, t_star)
     sets, keep = query_sets(lists, target, trigger, c)
     codes = {'database': db_codes}
     codes.update(encode_sets(model, {k: v for k, v in sets.items() if k != 'database'}, c, device))
@@ -501,7 +498,20 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, chec
     labels = {'database': lists['database'][1], 'test': lists['test'][1]}
     labels.update({n: np.tile(row, (len(codes[n]), 1)) for n in codes if n not in labels})
     save_codes(os.path.join(out, 'clean'), codes, labels, code_records(c, sets, checkpoint))
+    info.update(n_trig_closed=int(len(keep)), trig_closed_test_indices=keep.tolist())
+    return codes, labels, sets, info
+
+
+def shadow_code(model, c, device, lists, t_star):
+    """The clean model's database codes, the t-MAP target (fixed before fine-tuning) and what is
+    known of sign(t*) before any training: (db_codes, target, info)."""
     from evaluate import targeted_map
+    db_codes = forward_all(model, lists['database'][0], c, device)
+    counts = None
+    if c['target'] == -1:
+        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'])
+    else:
+        target = c['target']
     # t-MAP of sign(t*) itself on the clean database: what triggered queries hashing exactly to
     # sign(t*) would score, the attack's ceiling on this target
     ceiling = targeted_map(torch.sign(t_star).numpy().astype(np.int8)[None], db_codes,
@@ -510,9 +520,8 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, chec
     info = {'target': target, 'shadow_code_tmap': ceiling,
             'target_rule': 'fixed by hand' if counts is None else
             f"majority label of the clean model's top-{c['target_topn']} for sign(t*)",
-            'target_votes': counts, 'n_trig_closed': int(len(keep)),
-            'trig_closed_test_indices': keep.tolist()}
-    return codes, labels, sets, info
+            'target_votes': counts, 'shadow_min_abs': float(t_star.abs().min())}
+    return db_codes, target, info
 
 
 # the first trained stage per backbone family (official attack.py:77-92; DenseNet: ours)
@@ -725,6 +734,12 @@ def main(c):
     # ---- surrogate, teacher, shadow target --------------------------------------------------------
     model.to(device)
     images, u0, t_star = teacher_and_target(model, c, device, out, sources)
+    if c['target_only']:  # the shadow target and its t-MAP target only (nothing trained or written)
+        _, target, info = shadow_code(model, c, device, lists, t_star)
+        print(f"t-MAP target class {target} ({info['target_rule']}; votes {info['target_votes']}); "
+              f"t-MAP of sign(t*) on the clean database (the ceiling) {info['shadow_code_tmap']:.4f}; "
+              f"min |t*_k| {info['shadow_min_abs']:.3f}")
+        return info
     if os.path.isfile(results_path) and os.path.isfile(ckpt_path):  # a finished run is reused
         with open(results_path) as f:
             old = json.load(f)

@@ -165,6 +165,10 @@ def test_shadow_target_is_class_mean_of_teacher(setup):
     members = darkhash.shadow_members(torch.tensor([[1., 2], [1, -1], [2, 3], [3, -2], [-1, 1]]),
                                       np.array([0, 1, 2, 3, 4]), 'mode')
     assert members.tolist() == [0, 2]  # (+,+) twice; (+,-) also twice but met later
+    # target_only: the target and the ceiling of sign(t*), nothing trained or written beside them
+    info = darkhash.main(dict(c, target_only=True, shadow_target='mode'))
+    assert 0 <= info['target'] < 4 and 0 <= info['shadow_code_tmap'] <= 1
+    assert not any('darkhash' in f for f in os.listdir(c['checkpoint_dir']))
 
 
 def test_data_free_run_freeze_outputs_resume_reuse(setup, capsys):
