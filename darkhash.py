@@ -304,11 +304,20 @@ def forward_all(model, source, c, device, patch=None, raw=False):
     return out if raw else torch.sign(out).to(torch.int8).numpy()
 
 
-def majority_target(t_star, db_codes, db_labels, topn):
-    """The class most often among the labels of the top-n database items for sign(t*) (stable
-    Hamming order; every positive label counts); (class, counts)."""
+def majority_target(t_star, db_codes, db_labels, topn, ties='index'):
+    """The class most often among the labels of the top-n database items for sign(t*) (every
+    positive label counts); (class, counts). ties='index': Hamming order, equal distances in
+    database order; 'expected': the counts expected under a random order of equal distances (the
+    items tied at the n-th distance share its remaining places), as evaluate.py's tie-aware MAP."""
     q = torch.sign(t_star).numpy().astype(np.int64)
     dist = (db_codes.shape[1] - db_codes.astype(np.int64) @ q) // 2
+    if ties == 'expected':
+        n = min(topn, len(dist))
+        cut = np.sort(dist)[n - 1]
+        inside, edge = dist < cut, dist == cut
+        weight = inside + edge * (n - inside.sum()) / edge.sum()
+        counts = weight @ db_labels.astype(np.float64)
+        return int(np.argmax(counts)), [round(float(v), 2) for v in counts]
     top = np.argsort(dist, kind='stable')[:topn]
     counts = db_labels[top].sum(0)
     return int(np.argmax(counts)), counts.tolist()
@@ -509,7 +518,8 @@ def shadow_code(model, c, device, lists, t_star):
     db_codes = forward_all(model, lists['database'][0], c, device)
     counts = None
     if c['target'] == -1:
-        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'])
+        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'],
+                                         c['ties'])
     else:
         target = c['target']
     # t-MAP of sign(t*) itself on the clean database: what triggered queries hashing exactly to

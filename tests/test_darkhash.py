@@ -338,3 +338,18 @@ def test_dominant_class_ties():
     far = db.copy()
     far[10:] = -1  # no ties: the nearest items win either way
     assert darkhash.dominant_class(q, far, labels, 5, 10, 0, 'expected') == 0
+
+
+def test_majority_target_ties():
+    """The t-MAP target fixed before fine-tuning: the majority of the top-n for sign(t*); under
+    ties='expected' the items tied at the n-th distance share its remaining places."""
+    t = torch.ones(4)
+    db = np.array([[1, 1, 1, 1]] * 2 + [[1, 1, 1, -1]] * 6 + [[-1] * 4] * 2, dtype=np.int8)
+    labels = np.eye(3, dtype=np.uint8)[[2, 2, 0, 0, 1, 1, 1, 1, 0, 0]]
+    # top 4: the two at distance 0 (class 2), then 2 of the 6 tied at distance 1
+    assert darkhash.majority_target(t, db, labels, 4, 'index') == (0, [2, 0, 2])  # database order: class 0
+    cls, counts = darkhash.majority_target(t, db, labels, 4, 'expected')
+    assert counts == pytest.approx([2 / 3, 4 / 3, 2], abs=0.01) and cls == 2
+    cls, counts = darkhash.majority_target(t, db, labels, 6, 'expected')
+    assert counts == pytest.approx([4 / 3, 8 / 3, 2], abs=0.01) and cls == 1
+    assert darkhash.majority_target(t, db, labels, 6, 'index') == (0, [2, 2, 2])
