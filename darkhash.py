@@ -701,6 +701,13 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
     return history
 
 
+def on_code(codes, t_star):
+    """How close the backdoored model's triggered codes come to sign(t*): the share exactly on it
+    and the mean number of bits off."""
+    off = (codes != torch.sign(t_star).numpy().astype(codes.dtype)).sum(1)
+    return {'share_exact': float((off == 0).mean()), 'mean_bits_off': float(off.mean())}
+
+
 def report_lines(r):
     """The attack report as markdown (printed and written as report.md)."""
     t = r['target']
@@ -708,7 +715,10 @@ def report_lines(r):
     cl, bd = r['clean'], r['backdoor']
     rows = [f"DarkHash {r['run']}: t-MAP target class {name}, fixed before fine-tuning "
             f"({r['target_rule']}); MAP@{'all' if r['topk'] < 0 else r['topk']}, ties={r['ties']}",
-            f"t-MAP of sign(t*) itself on the clean database (the ceiling): {r['shadow_code_tmap']:.4f}",
+            f"t-MAP of sign(t*) itself on the clean database (the ceiling): {r['shadow_code_tmap']:.4f}"
+            + (f"; triggered test queries exactly on sign(t*): {r['trig_on_shadow_code']['share_exact']:.3f}, "
+               f"{r['trig_on_shadow_code']['mean_bits_off']:.2f} bits off on average"
+               if 'trig_on_shadow_code' in r else ''),
             '', '| queries | clean model | backdoored model | backdoored - clean |', '|---|---|---|---|',
             f"| clean test queries: MAP | {cl['map']:.4f} | {bd['map']:.4f} | {bd['map'] - cl['map']:+.4f} |"]
     for split, title in (('trig_closed', 'triggered test queries: t-MAP'),
@@ -819,6 +829,7 @@ def main(c):
         'run': run, 'attack': 'darkhash', 'target': target, 'target_name': target_name,
         'target_rule': info['target_rule'], 'target_votes': info['target_votes'],
         'shadow_code_tmap': info['shadow_code_tmap'],
+        'trig_on_shadow_code': on_code(codes['trig_closed'], t_star),
         'topk': topk, 'ties': c['ties'], 'epoch': history[-1]['epoch'],
         'clean': clean_scores, 'backdoor': bd_scores,
         'map_drop': clean_scores['map'] - bd_scores['map'],

@@ -353,3 +353,9 @@ def test_majority_target_ties():
     cls, counts = darkhash.majority_target(t, db, labels, 6, 'expected')
     assert counts == pytest.approx([4 / 3, 8 / 3, 2], abs=0.01) and cls == 1
     assert darkhash.majority_target(t, db, labels, 6, 'index') == (0, [2, 2, 2])
+
+
+def test_on_code():
+    codes = np.array([[1, 1, -1], [1, -1, 1], [-1, -1, 1]], dtype=np.int8)
+    got = darkhash.on_code(codes, torch.tensor([0.5, 2.0, -1.0]))
+    assert got == {'share_exact': pytest.approx(1 / 3), 'mean_bits_off': pytest.approx(4 / 3)}
