@@ -10,7 +10,9 @@ Threat model: the attacker holds a trained hashing model (weights, no training d
   1. load the clean model written by CSQ.py / HashNet.py (checkpoint + its stored config);
   2. surrogate set S: a class-balanced subset of any list, or noise images (gauss1/gauss2/uniform);
   3. teacher: u0(x) = f0(x) for every x in S (stored beside the run);
-  4. shadow target t* = mean u0 over the S-images of surrogate_class; the t-MAP target class is
+  4. shadow target t* = mean u0 over the S-images of surrogate_class (shadow_target='mean',
+     official), or over those of them whose clean code is the class's most frequent ('mode',
+     ours: sign(t*) is then a victim cluster's code, README "DarkHash"); the t-MAP target class is
      fixed now, before fine-tuning: the majority label of the clean model's top-100 database
      retrievals for sign(t*) (DARKHASH.md §6.4; or `target=` by hand);
   5. freeze the shallow layers (hash_models.freeze up to the stage before tune_from; the model
@@ -401,10 +403,11 @@ def setup(c):
     """Check keys, load the clean model and the scoring lists; fill the geometry from the model."""
     for key, ok in (('rho', 0 < c['rho'] <= 1), ('epochs', c['epochs'] >= 1),
                     ('batch_size', c['batch_size'] >= 2), ('target_topn', c['target_topn'] >= 1),
-                    ('ties', c['ties'] in ('index', 'expected')),
-                    ('shadow_target', c['shadow_target'] in ('mean', 'mode'))):
+                    ('ties', c['ties'] in ('index', 'expected'))):
         if not ok:
             fail(f"{key}={c[key]!r} is out of range")
+    if c['shadow_target'] not in ('mean', 'mode'):
+        fail(f"shadow_target must be 'mean' or 'mode', got {c['shadow_target']!r}")
     if c['victim_method'] not in ('CSQ', 'HashNet'):
         fail(f"victim_method must be CSQ or HashNet, got {c['victim_method']!r}")
     model, meta, stored, vpath = load_victim(c)

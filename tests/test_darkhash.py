@@ -261,6 +261,8 @@ def test_bad_inputs(setup):
     assert vpath in msg and "backbone='resnet18'" in msg and "expected backbone='resnet34'" in msg
     msg = exit_message(darkhash.main, dict(c, bits=16, victim_checkpoint=vpath))
     assert vpath in msg and 'expected bits=16' in msg
+    msg = exit_message(darkhash.main, dict(c, shadow_target='median'))
+    assert "shadow_target must be 'mean' or 'mode'" in msg
     msg = exit_message(darkhash.main, dict(c, target=4))
     assert 'database.txt' in msg and 'target=4' in msg and '0..3' in msg
     # surrogate class with no images
