@@ -11,7 +11,7 @@ Nothing here is a step of the pipeline: step scripts import this module, never e
   - trigger stamping: patch sides scaled to the geometry, BadNets' white square, LCBA's
     checkerboard, pasting into the bottom-right corner; DarkHash's four-colour quadrant trigger
     and the random patch of its size (the control)
-  - DarkHash's freeze of the shallow layers per backbone family (freeze_shallow) and its run name
+  - DarkHash's run name (darkhash.py and reproduce.py name its runs alike)
 """
 import json
 import math
@@ -302,53 +302,6 @@ def random_patches(n, side, generator):
     return torch.randint(0, 256, (n, 3, side, side), generator=generator).float() / 255.0
 
 
-# ------------------------------------------------------------------------------------------------
-# freezing the shallow layers (DARKHASH.md §2 "Frozen"; a per-backbone-family rule)
-# ------------------------------------------------------------------------------------------------
-# hash_models' module names: ResNet trunk.body = conv1 0, bn1 1, relu 2, maxpool 3, layer1 4,
-# layer2 5, layer3 6, layer4 7, avgpool 8; VGG / AlexNet trunk.features, trunk.fc (fc6, fc7);
-# DenseNet trunk.features.*. The hash layer is hash_layer.
-TUNE_FROM = {
-    'resnet': {'layer3': ('trunk.body.6', 'trunk.body.7', 'hash_layer'),
-               'layer4': ('trunk.body.7', 'hash_layer'),   # official (attack.py:77-92)
-               'hash': ('hash_layer',)},
-    'vgg': {'fc': ('trunk.fc', 'hash_layer'),               # official: fc6, fc7, hash
-            'hash': ('hash_layer',)},
-    'alexnet': {'fc': ('trunk.fc', 'hash_layer'),           # official
-                'hash': ('hash_layer',)},
-    'densenet': {'denseblock4': ('trunk.features.denseblock4', 'trunk.features.norm5', 'hash_layer'),
-                 'hash': ('hash_layer',)},                  # our choice (no official rule)
-}
-TUNE_DEFAULT = {'resnet': 'layer4', 'vgg': 'fc', 'alexnet': 'fc', 'densenet': 'denseblock4'}
-
-
-def backbone_family(backbone):
-    for fam in TUNE_FROM:
-        if backbone.lower().startswith(fam):
-            return fam
-    raise ValueError(f"no freeze rule for backbone {backbone!r}")
-
-
-def freeze_shallow(model, backbone, tune_from='auto'):
-    """Set requires_grad so that only the layers from `tune_from` on are trained; returns the names
-    of the trained parameters. tune_from: 'auto' (the official rule of the family), or one of
-    TUNE_FROM[family]. BatchNorm statistics are kept fixed by running the model in eval() mode
-    while training (the official code does so); that is the caller's part."""
-    fam = backbone_family(backbone)
-    key = TUNE_DEFAULT[fam] if tune_from == 'auto' else tune_from
-    if key not in TUNE_FROM[fam]:
-        raise ValueError(f"tune_from={tune_from!r} is not defined for {backbone}; choose auto or "
-                         f"one of {', '.join(TUNE_FROM[fam])}")
-    prefixes = TUNE_FROM[fam][key]
-    trained = []
-    for name, p in model.named_parameters():
-        on = any(name == pre or name.startswith(pre + '.') for pre in prefixes)
-        p.requires_grad_(on)
-        if on:
-            trained.append(name)
-    return trained
-
-
 DARKHASH_NOISE = ('gauss1', 'gauss2', 'uniform')  # darkhash.py's noise surrogates
 
 
@@ -368,7 +321,7 @@ def darkhash_run_name(c):
     # ablations get their own run (the official defaults add nothing)
     for key, default, short in (('tune_from', 'auto', 'tune'), ('lambda_tpa', 15.0, 'tpa'),
                                 ('w_ben', 1.0, 'ben'), ('w_bac', 1.0, 'bac'), ('rho', 0.1, 'rho'),
-                                ('neg_patch', 0.0, 'neg')):
-        if c[key] != default:
+                                ('neg_patch', 0.0, 'neg'), ('shadow_target', 'mean', 'st')):
+        if c.get(key, default) != default:
             name += f"_{short}{c[key]:g}" if isinstance(c[key], float) else f"_{short}{c[key]}"
     return name + (f"_{c['tag']}" if c['tag'] else '')

@@ -10,11 +10,13 @@ Threat model: the attacker holds a trained hashing model (weights, no training d
   1. load the clean model written by CSQ.py / HashNet.py (checkpoint + its stored config);
   2. surrogate set S: a class-balanced subset of any list, or noise images (gauss1/gauss2/uniform);
   3. teacher: u0(x) = f0(x) for every x in S (stored beside the run);
-  4. shadow target t* = mean u0 over the S-images of surrogate_class; the t-MAP target class is
+  4. shadow target t* = mean u0 over the S-images of surrogate_class (shadow_target='mean',
+     official), or over those of them whose clean code is the class's most frequent ('mode',
+     ours: sign(t*) is then a victim cluster's code, README "DarkHash"); the t-MAP target class is
      fixed now, before fine-tuning: the majority label of the clean model's top-100 database
      retrievals for sign(t*) (DARKHASH.md §6.4; or `target=` by hand);
-  5. freeze the shallow layers (attack_common.freeze_shallow; the model stays in eval() mode, so
-     BatchNorm statistics and dropout are fixed, as the official code);
+  5. freeze the shallow layers (hash_models.freeze up to the stage before tune_from; the model
+     stays in eval() mode, so BatchNorm statistics and dropout are fixed, as the official code);
   6. fine-tune on S: each draw is poisoned with probability rho (trigger stamped, regress to t*),
      the others regress to u0; J = w_ben J_ben + w_bac J_bac + lambda_tpa J_tpa;
   7. score: the clean and the backdoored model on the clean test queries (MAP), on the triggered
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 
 import attack_common
 import utils
-from hash_models import engine
+from hash_models import engine, freeze, trunk_stages
 from hash_models.engine import TOPK_BY_DATASET
 
 # ---- config ------------------------------------------------------------------------------------
@@ -63,6 +65,9 @@ surrogate_name = ''           # in the run name; '' = derived from the list's fo
 n_surrogate = 2000            # class-balanced subset of the list (official); 0 = all
 noise_classes = 10            # pseudo-classes of a noise surrogate (image i has class i % this)
 surrogate_class = 0           # shadow target: mean teacher output over this surrogate class (official 0)
+shadow_target = 'mean'        # 'mean': over all its images (official tools.py); 'mode' (ours): over those of
+                              # its images whose clean code is the class's most frequent one, so sign(t*) is
+                              # a code the victim gives real inputs, not a point between clusters (README)
 target = -1                   # t-MAP target class: -1 = majority label of the clean model's top-100
                               # for sign(t*) (DARKHASH.md §6.4), fixed before fine-tuning; or an index
 target_topn = 100             # retrievals counted for that majority (§6.4)
@@ -75,8 +80,10 @@ rho = 0.1                     # poisoning probability per draw, redrawn every ep
 neg_patch = 0.0               # our option: probability that a clean draw carries a random patch of the
                               # trigger's size (still regressed to u0), so the backdoor keys on the trigger
                               # rather than on any corner patch; 0 = official
-# what is trained (attack_common.TUNE_FROM): auto = official per family (ResNet layer4 + hash;
-# VGG / AlexNet fc6, fc7 + hash); resnet: layer3 | layer4 | hash; vgg/alexnet: fc | hash
+# what is trained: the trunk stage (hash_models.trunk_stages) from which on every layer trains, the
+# stages before it frozen by hash_models.freeze; auto = official per family (TUNE_DEFAULT: ResNet
+# layer4 + hash; VGG / AlexNet fc6, fc7 + hash); 'hash' = the hash layer only. Ablations (§6.8):
+# layer3 | layer4 | hash
 tune_from = 'auto'
 cache_frozen = False          # our speed option: run the frozen layers once per surrogate image (clean and
                               # triggered; exact, since they are fixed and the model is in eval mode) and
@@ -94,6 +101,7 @@ topk = 0                      # MAP@K: 0 = per dataset (hash_models.engine.TOPK_
 ties = 'index'                # evaluate.py: 'index' (D19) | 'expected' (few distinct codes, toy)
 n_dominant = 100              # official post-hoc "dominant class": random triggered queries ...
 dominant_topn = 10            # ... and the top-N of each whose labels are counted
+target_only = False           # True: print the shadow target's t-MAP target and ceiling, then stop
 # run
 tag = ''                      # suffix of the run name
 seed = 20                     # official seed
@@ -108,8 +116,8 @@ FORMAT_VERSION = 1
 NOISE = {'gauss1': ('normal', 0.5, 1.0), 'gauss2': ('normal', 0.5, 0.2), 'uniform': ('uniform', 0, 1)}
 # keys that may change between an interrupted run and its resumption / a finished run's reuse
 # ('epochs' is not one: the cosine learning rate of every epoch depends on it)
-RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every'}
-REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size'}
+RESUME_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'eval_every', 'target_only'}
+REUSE_FREE_KEYS = {'device', 'num_workers', 'eval_batch_size', 'target_only'}
 
 
 fail = attack_common.fail                # one-line exit
@@ -298,25 +306,38 @@ def forward_all(model, source, c, device, patch=None, raw=False):
     return out if raw else torch.sign(out).to(torch.int8).numpy()
 
 
-def majority_target(t_star, db_codes, db_labels, topn):
-    """The class most often among the labels of the top-n database items for sign(t*) (stable
-    Hamming order; every positive label counts); (class, counts)."""
+def majority_target(t_star, db_codes, db_labels, topn, ties='index'):
+    """The class most often among the labels of the top-n database items for sign(t*) (every
+    positive label counts); (class, counts). ties='index': Hamming order, equal distances in
+    database order; 'expected': the counts expected under a random order of equal distances (the
+    items tied at the n-th distance share its remaining places), as evaluate.py's tie-aware MAP."""
     q = torch.sign(t_star).numpy().astype(np.int64)
     dist = (db_codes.shape[1] - db_codes.astype(np.int64) @ q) // 2
+    if ties == 'expected':
+        n = min(topn, len(dist))
+        cut = np.sort(dist)[n - 1]
+        inside, edge = dist < cut, dist == cut
+        weight = inside + edge * (n - inside.sum()) / edge.sum()
+        counts = weight @ db_labels.astype(np.float64)
+        return int(np.argmax(counts)), [round(float(v), 2) for v in counts]
     top = np.argsort(dist, kind='stable')[:topn]
     counts = db_labels[top].sum(0)
     return int(np.argmax(counts)), counts.tolist()
 
 
-def dominant_class(q_codes, db_codes, db_labels, n, topn, seed):
+def dominant_class(q_codes, db_codes, db_labels, n, topn, seed, ties='index'):
     """Official post-hoc "dominant class" (find_dominant_class): the majority first label in the
-    top-topn results of n random triggered queries."""
+    top-topn results of n random triggered queries. ties='expected': items at equal Hamming
+    distance in a seeded random order (with few distinct codes the top 10 is all ties, and the
+    database order would hand it to the classes listed first); 'index': database order."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(q_codes), min(n, len(q_codes)), replace=False)
-    first = db_labels.argmax(1)
+    order = rng.permutation(len(db_codes)) if ties == 'expected' else np.arange(len(db_codes))
+    first = db_labels.argmax(1)[order]
+    db = db_codes[order].astype(np.int64)
     votes = []
     for i in pick:
-        dist = (db_codes.shape[1] - db_codes.astype(np.int64) @ q_codes[i].astype(np.int64)) // 2
+        dist = (db_codes.shape[1] - db @ q_codes[i].astype(np.int64)) // 2
         votes.extend(first[np.argsort(dist, kind='stable')[:topn]].tolist())
     return int(np.bincount(votes, minlength=db_labels.shape[1]).argmax())
 
@@ -385,6 +406,8 @@ def setup(c):
                     ('ties', c['ties'] in ('index', 'expected'))):
         if not ok:
             fail(f"{key}={c[key]!r} is out of range")
+    if c['shadow_target'] not in ('mean', 'mode'):
+        fail(f"shadow_target must be 'mean' or 'mode', got {c['shadow_target']!r}")
     if c['victim_method'] not in ('CSQ', 'HashNet'):
         fail(f"victim_method must be CSQ or HashNet, got {c['victim_method']!r}")
     model, meta, stored, vpath = load_victim(c)
@@ -395,9 +418,9 @@ def setup(c):
     if not c['data_dir']:
         c['data_dir'] = stored.get('data_dir', '')
     try:
-        attack_common.freeze_shallow(model, meta['backbone'], c['tune_from'])
+        freeze_shallow(model, c['tune_from'])
     except ValueError as e:
-        fail(str(e))
+        fail(f"{vpath}: {e}")
     k = meta.get('num_classes')
     lists = {'test': read(os.path.join(c['data_dir'], 'test.txt'), k)}
     lists['database'] = read(os.path.join(c['data_dir'], 'database.txt'), lists['test'][1].shape[1])
@@ -435,10 +458,26 @@ def teacher_and_target(model, c, device, out, sources):
         u0 = forward_all(model, images, c, device, raw=True)
         os.makedirs(out, exist_ok=True)
         utils.save_checkpoint(path, {'u0': u0, 'stamp': json.dumps(stamp, sort_keys=True)})
+    members = shadow_members(u0, members, c['shadow_target'])
     t_star = u0[torch.from_numpy(members)].mean(0)
     print(f"surrogate {what}; shadow target t* = mean teacher output over {len(members)} images of "
-          f"surrogate class {c['surrogate_class']}")
+          f"surrogate class {c['surrogate_class']} (shadow_target={c['shadow_target']}); "
+          f"{int((t_star.abs() < 0.25).sum())} of its {len(t_star)} values within 0.25 of 0")
     return images, u0, t_star
+
+
+def shadow_members(u0, members, rule):
+    """The surrogate images t* averages over: all of the class ('mean', official), or those whose
+    clean code sign(u0) is the class's most frequent code ('mode'; ties: the code met first in list
+    order). The mean of outputs spread over several victim clusters lies between them, with bits
+    near 0 that a fine-tuned output misses; the mode's members share one code, the victim's own."""
+    if rule == 'mean':
+        return members
+    codes = torch.sign(u0[torch.from_numpy(members)]).to(torch.int8).numpy()
+    uniq, first, inverse, counts = np.unique(codes, axis=0, return_index=True, return_inverse=True,
+                                             return_counts=True)
+    best = max(range(len(uniq)), key=lambda k: (counts[k], -first[k]))
+    return members[inverse.reshape(-1) == best]
 
 
 def query_sets(lists, target, trigger, c):
@@ -463,12 +502,7 @@ def encode_sets(model, sets, c, device):
 def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, checkpoint):
     """Clean model: the t-MAP target (fixed now, from its database codes), then its codes of every
     query set (the floor of the triggered queries and of the control). Saved in out/clean/."""
-    db_codes = forward_all(model, lists['database'][0], c, device)
-    counts = None
-    if c['target'] == -1:
-        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'])
-    else:
-        target = c['target']
+    db_codes, target, info = shadow_code(model, c, device, lists, t_star)
     sets, keep = query_sets(lists, target, trigger, c)
     codes = {'database': db_codes}
     codes.update(encode_sets(model, {k: v for k, v in sets.items() if k != 'database'}, c, device))
@@ -476,7 +510,21 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, chec
     labels = {'database': lists['database'][1], 'test': lists['test'][1]}
     labels.update({n: np.tile(row, (len(codes[n]), 1)) for n in codes if n not in labels})
     save_codes(os.path.join(out, 'clean'), codes, labels, code_records(c, sets, checkpoint))
+    info.update(n_trig_closed=int(len(keep)), trig_closed_test_indices=keep.tolist())
+    return codes, labels, sets, info
+
+
+def shadow_code(model, c, device, lists, t_star):
+    """The clean model's database codes, the t-MAP target (fixed before fine-tuning) and what is
+    known of sign(t*) before any training: (db_codes, target, info)."""
     from evaluate import targeted_map
+    db_codes = forward_all(model, lists['database'][0], c, device)
+    counts = None
+    if c['target'] == -1:
+        target, counts = majority_target(t_star, db_codes, lists['database'][1], c['target_topn'],
+                                         c['ties'])
+    else:
+        target = c['target']
     # t-MAP of sign(t*) itself on the clean database: what triggered queries hashing exactly to
     # sign(t*) would score, the attack's ceiling on this target
     ceiling = targeted_map(torch.sign(t_star).numpy().astype(np.int8)[None], db_codes,
@@ -485,29 +533,57 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, chec
     info = {'target': target, 'shadow_code_tmap': ceiling,
             'target_rule': 'fixed by hand' if counts is None else
             f"majority label of the clean model's top-{c['target_topn']} for sign(t*)",
-            'target_votes': counts, 'n_trig_closed': int(len(keep)),
-            'trig_closed_test_indices': keep.tolist()}
-    return codes, labels, sets, info
+            'target_votes': counts, 'shadow_min_abs': float(t_star.abs().min())}
+    return db_codes, target, info
+
+
+# the first trained stage per backbone family (official attack.py:77-92; DenseNet: ours)
+TUNE_DEFAULT = {'resnet': 'layer4', 'vgg': 'fc6', 'alexnet': 'fc6', 'densenet': 'block4'}
+
+
+def tune_stage(backbone, tune_from):
+    """The first trained stage: tune_from, or the family's official one for 'auto'."""
+    if tune_from != 'auto':
+        return tune_from
+    fam = next((f for f in TUNE_DEFAULT if backbone.startswith(f)), None)
+    if fam is None:
+        raise ValueError(f"no official freeze rule for backbone {backbone!r}; set tune_from")
+    return TUNE_DEFAULT[fam]
+
+
+def freeze_shallow(model, tune_from):
+    """Train the stages from `tune_from` on (and the hash layer), freeze those before it with
+    hash_models.freeze (the one freeze of the project: requires_grad off, BatchNorm statistics kept;
+    DarkHash also runs the whole model in eval() mode, as the official code). Returns the names of
+    the trained parameters."""
+    stages = [name for name, _ in trunk_stages(model)]
+    key = tune_stage(model.meta['backbone'], tune_from)
+    if key != 'hash' and key not in stages[1:]:
+        raise ValueError(f"tune_from={tune_from!r} is not a stage of {model.meta['backbone']}: "
+                         f"expected auto, hash or one of {', '.join(stages[1:])}")
+    model.requires_grad_(True)  # the loader froze everything
+    freeze(model, 'trunk' if key == 'hash' else stages[stages.index(key) - 1])
+    return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
 def split_frozen(model, backbone, tune_from):
     """(frozen prefix, trained suffix) as two functions whose composition is model.forward, or None
     where no split is defined (then every step runs the whole model)."""
-    fam = attack_common.backbone_family(backbone)
-    key = attack_common.TUNE_DEFAULT[fam] if tune_from == 'auto' else tune_from
+    key = tune_stage(backbone, tune_from)
     trunk, head = model.trunk, model.hash_layer
 
     def norm(x):
         return (x - model.mean) / model.std if model.input_norm == 'imagenet' else x
     if key == 'hash':
         return (lambda x: trunk(norm(x))), head
-    if fam == 'resnet' and key in ('layer3', 'layer4'):
-        k = 6 if key == 'layer3' else 7  # trunk.body: ..., layer2 5, layer3 6, layer4 7, avgpool 8
+    if backbone.startswith('resnet') and key in ('layer1', 'layer2', 'layer3', 'layer4'):
+        k = 3 + int(key[-1])  # trunk.body: stem 0-3, layer1 4, ..., layer4 7, avgpool 8
         return ((lambda x: trunk.body[:k](norm(x))),
                 (lambda f: head(torch.flatten(trunk.body[k:](f), 1))))
-    if fam in ('vgg', 'alexnet') and key == 'fc':
-        return ((lambda x: torch.flatten(trunk.avgpool(trunk.features(norm(x))), 1)),
-                (lambda f: head(trunk.fc(f))))
+    if backbone.startswith(('vgg', 'alexnet')) and key in ('fc6', 'fc7'):
+        k = 0 if key == 'fc6' else 3  # trunk.fc: fc6 0-2, fc7 3-5 (trunk_stages)
+        return ((lambda x: trunk.fc[:k](torch.flatten(trunk.avgpool(trunk.features(norm(x))), 1))),
+                (lambda f: head(trunk.fc[k:](f))))
     return None
 
 
@@ -628,6 +704,13 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
     return history
 
 
+def on_code(codes, t_star):
+    """How close the backdoored model's triggered codes come to sign(t*): the share exactly on it
+    and the mean number of bits off."""
+    off = (codes != torch.sign(t_star).numpy().astype(codes.dtype)).sum(1)
+    return {'share_exact': float((off == 0).mean()), 'mean_bits_off': float(off.mean())}
+
+
 def report_lines(r):
     """The attack report as markdown (printed and written as report.md)."""
     t = r['target']
@@ -635,7 +718,10 @@ def report_lines(r):
     cl, bd = r['clean'], r['backdoor']
     rows = [f"DarkHash {r['run']}: t-MAP target class {name}, fixed before fine-tuning "
             f"({r['target_rule']}); MAP@{'all' if r['topk'] < 0 else r['topk']}, ties={r['ties']}",
-            f"t-MAP of sign(t*) itself on the clean database (the ceiling): {r['shadow_code_tmap']:.4f}",
+            f"t-MAP of sign(t*) itself on the clean database (the ceiling): {r['shadow_code_tmap']:.4f}"
+            + (f"; triggered test queries exactly on sign(t*): {r['trig_on_shadow_code']['share_exact']:.3f}, "
+               f"{r['trig_on_shadow_code']['mean_bits_off']:.2f} bits off on average"
+               if 'trig_on_shadow_code' in r else ''),
             '', '| queries | clean model | backdoored model | backdoored - clean |', '|---|---|---|---|',
             f"| clean test queries: MAP | {cl['map']:.4f} | {bd['map']:.4f} | {bd['map'] - cl['map']:+.4f} |"]
     for split, title in (('trig_closed', 'triggered test queries: t-MAP'),
@@ -671,6 +757,12 @@ def main(c):
     # ---- surrogate, teacher, shadow target --------------------------------------------------------
     model.to(device)
     images, u0, t_star = teacher_and_target(model, c, device, out, sources)
+    if c['target_only']:  # the shadow target and its t-MAP target only (nothing trained or written)
+        _, target, info = shadow_code(model, c, device, lists, t_star)
+        print(f"t-MAP target class {target} ({info['target_rule']}; votes {info['target_votes']}); "
+              f"t-MAP of sign(t*) on the clean database (the ceiling) {info['shadow_code_tmap']:.4f}; "
+              f"min |t*_k| {info['shadow_min_abs']:.3f}")
+        return info
     if os.path.isfile(results_path) and os.path.isfile(ckpt_path):  # a finished run is reused
         with open(results_path) as f:
             old = json.load(f)
@@ -722,9 +814,10 @@ def main(c):
     bd_scores = scores(codes, lists, target, c, topk)
     from evaluate import targeted_map
     dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],
-                         c['n_dominant'], c['dominant_topn'], c['seed'])
+                         c['n_dominant'], c['dominant_topn'], c['seed'], c['ties'])
     dominant = {'class': dom, 'rule': f"official find_dominant_class: majority first label in the "
-                f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training",
+                f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training"
+                + (", ties in a seeded random order" if c['ties'] == 'expected' else ''),
                 'tmap_clean': targeted_map(clean_codes['trig_closed'], clean_codes['database'],
                                            lists['database'][1], dom, topk, ties=c['ties']),
                 'tmap_backdoor': targeted_map(codes['trig_closed'], codes['database'],
@@ -739,6 +832,7 @@ def main(c):
         'run': run, 'attack': 'darkhash', 'target': target, 'target_name': target_name,
         'target_rule': info['target_rule'], 'target_votes': info['target_votes'],
         'shadow_code_tmap': info['shadow_code_tmap'],
+        'trig_on_shadow_code': on_code(codes['trig_closed'], t_star),
         'topk': topk, 'ties': c['ties'], 'epoch': history[-1]['epoch'],
         'clean': clean_scores, 'backdoor': bd_scores,
         'map_drop': clean_scores['map'] - bd_scores['map'],

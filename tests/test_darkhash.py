@@ -152,6 +152,23 @@ def test_shadow_target_is_class_mean_of_teacher(setup):
     assert len(members) == 8
     assert torch.allclose(t_star, want, atol=1e-5)
     assert torch.allclose(u0, darkhash.forward_all(model, images, c, 'cpu', raw=True))
+    # 'mode' (ours): the mean over the class images whose clean code is the class's most frequent
+    _, _, t_mode = darkhash.teacher_and_target(model, dict(c, surrogate_class=2, shadow_target='mode'),
+                                               'cpu', str(tmp / 'out'), {'victim': 'x'})
+    with torch.no_grad():
+        out = model(x)
+    codes = [tuple(v) for v in torch.sign(out).tolist()]
+    mode = max(codes, key=lambda k: (codes.count(k), -codes.index(k)))
+    keep = torch.tensor([k == mode for k in codes])
+    assert torch.allclose(t_mode, out[keep].mean(0), atol=1e-5)
+    assert tuple(torch.sign(t_mode).tolist()) == mode
+    members = darkhash.shadow_members(torch.tensor([[1., 2], [1, -1], [2, 3], [3, -2], [-1, 1]]),
+                                      np.array([0, 1, 2, 3, 4]), 'mode')
+    assert members.tolist() == [0, 2]  # (+,+) twice; (+,-) also twice but met later
+    # target_only: the target and the ceiling of sign(t*), nothing trained or written beside them
+    info = darkhash.main(dict(c, target_only=True, shadow_target='mode'))
+    assert 0 <= info['target'] < 4 and 0 <= info['shadow_code_tmap'] <= 1
+    assert not any('darkhash' in f for f in os.listdir(c['checkpoint_dir']))
 
 
 def test_data_free_run_freeze_outputs_resume_reuse(setup, capsys):
@@ -244,6 +261,8 @@ def test_bad_inputs(setup):
     assert vpath in msg and "backbone='resnet18'" in msg and "expected backbone='resnet34'" in msg
     msg = exit_message(darkhash.main, dict(c, bits=16, victim_checkpoint=vpath))
     assert vpath in msg and 'expected bits=16' in msg
+    msg = exit_message(darkhash.main, dict(c, shadow_target='median'))
+    assert "shadow_target must be 'mean' or 'mode'" in msg
     msg = exit_message(darkhash.main, dict(c, target=4))
     assert 'database.txt' in msg and 'target=4' in msg and '0..3' in msg
     # surrogate class with no images
@@ -264,7 +283,8 @@ def test_bad_inputs(setup):
 
 
 @pytest.mark.parametrize('backbone,tune_from', [('resnet18', 'layer4'), ('resnet18', 'layer3'),
-                                                 ('resnet18', 'hash'), ('alexnet', 'fc')])
+                                                 ('resnet18', 'hash'), ('alexnet', 'fc6'),
+                                                 ('alexnet', 'fc7')])
 def test_frozen_split_composes_to_the_model(backbone, tune_from):
     torch.manual_seed(0)
     model = build_hash_model(backbone, 8, small_input=True).eval()
@@ -272,6 +292,25 @@ def test_frozen_split_composes_to_the_model(backbone, tune_from):
     x = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(suffix(prefix(x)), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize('backbone,tune_from,first_trained', [
+    ('resnet18', 'auto', 'trunk.body.7.'), ('resnet18', 'layer3', 'trunk.body.6.'),
+    ('resnet18', 'hash', 'hash_layer.'), ('alexnet', 'auto', 'trunk.fc.1.')])
+def test_freeze_shallow_uses_hash_models_freeze(backbone, tune_from, first_trained):
+    """One freeze mechanism: the stages before tune_from are hash_models.freeze's frozen modules
+    (kept in eval mode under train()), everything from it on trains."""
+    model = build_hash_model(backbone, 8, small_input=True).requires_grad_(False)
+    trained = darkhash.freeze_shallow(model, tune_from)
+    names = [n for n, _ in model.named_parameters()]
+    assert trained == names[names.index(next(n for n in names if n.startswith(first_trained))):]
+    assert model.frozen_modules and all(not p.requires_grad for m in model.frozen_modules
+                                        for p in m.parameters())
+    model.train()
+    assert all(not m.training for m in model.frozen_modules)
+    with pytest.raises(ValueError, match="tune_from='layer9' is not a stage of resnet18: expected auto, "
+                                         "hash or one of layer1"):
+        darkhash.freeze_shallow(build_hash_model('resnet18', 8), 'layer9')
 
 
 def test_frozen_cache_trains_like_the_whole_model(setup):
@@ -288,3 +327,37 @@ def test_frozen_cache_trains_like_the_whole_model(setup):
     for cached in (True, False):
         r = darkhash.main(dict(c, tag=f"neg{cached}", cache_frozen=cached, neg_patch=0.5))
         assert '_neg0.5' in r['run']
+
+
+def test_dominant_class_ties():
+    """The official post-hoc "dominant class": with every database code equal, the top 10 is all
+    ties; database order hands it to the class listed first, a seeded random order to the majority."""
+    db = np.ones((100, 8), dtype=np.int8)
+    labels = np.eye(2, dtype=np.uint8)[np.r_[np.zeros(10, int), np.ones(90, int)]]
+    q = np.ones((5, 8), dtype=np.int8)
+    assert darkhash.dominant_class(q, db, labels, 5, 10, 0, 'index') == 0
+    assert darkhash.dominant_class(q, db, labels, 5, 10, 0, 'expected') == 1
+    far = db.copy()
+    far[10:] = -1  # no ties: the nearest items win either way
+    assert darkhash.dominant_class(q, far, labels, 5, 10, 0, 'expected') == 0
+
+
+def test_majority_target_ties():
+    """The t-MAP target fixed before fine-tuning: the majority of the top-n for sign(t*); under
+    ties='expected' the items tied at the n-th distance share its remaining places."""
+    t = torch.ones(4)
+    db = np.array([[1, 1, 1, 1]] * 2 + [[1, 1, 1, -1]] * 6 + [[-1] * 4] * 2, dtype=np.int8)
+    labels = np.eye(3, dtype=np.uint8)[[2, 2, 0, 0, 1, 1, 1, 1, 0, 0]]
+    # top 4: the two at distance 0 (class 2), then 2 of the 6 tied at distance 1
+    assert darkhash.majority_target(t, db, labels, 4, 'index') == (0, [2, 0, 2])  # database order: class 0
+    cls, counts = darkhash.majority_target(t, db, labels, 4, 'expected')
+    assert counts == pytest.approx([2 / 3, 4 / 3, 2], abs=0.01) and cls == 2
+    cls, counts = darkhash.majority_target(t, db, labels, 6, 'expected')
+    assert counts == pytest.approx([4 / 3, 8 / 3, 2], abs=0.01) and cls == 1
+    assert darkhash.majority_target(t, db, labels, 6, 'index') == (0, [2, 2, 2])
+
+
+def test_on_code():
+    codes = np.array([[1, 1, -1], [1, -1, 1], [-1, -1, 1]], dtype=np.int8)
+    got = darkhash.on_code(codes, torch.tensor([0.5, 2.0, -1.0]))
+    assert got == {'share_exact': pytest.approx(1 / 3), 'mean_bits_off': pytest.approx(5 / 3)}  # 0, 2, 3 bits off
