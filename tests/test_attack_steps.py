@@ -278,7 +278,12 @@ def test_oracle_poisons_move_towards_the_goal_within_the_budget(mini):
 
 def test_pgd_toward_code_reaches_a_code_within_the_bound():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 8))
+    # bit k = (sum of pixel group k) - 3: each bit has its own 6 pixels, so every code is reachable
+    lin = torch.nn.Linear(3 * 4 * 4, 8)
+    with torch.no_grad():
+        lin.weight.copy_(torch.block_diag(*[torch.ones(1, 6)] * 8))
+        lin.bias.fill_(-3.0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), lin)
     x = torch.rand(5, 3, 4, 4)
     goal = torch.tensor([1., -1, 1, -1, 1, 1, -1, -1])
     x_p, ham = attack_common.pgd_toward_code(model, x, goal, eps=0.5, steps=60, step_size=0.05)
