@@ -123,6 +123,11 @@ def load_surrogate(c, num_classes, device):
 # saved images and their stealth figures
 # ------------------------------------------------------------------------------------------------
 
+def requantize(x):
+    """A [0,1]-space batch as its saved PNGs hold it (quantize), back as a float [0, 1] CPU batch."""
+    return torch.from_numpy(quantize(x)).permute(0, 3, 1, 2).float() / 255
+
+
 def pgd_toward_code(model, x, goal, eps, steps, step_size):
     """Per-image L-inf PGD in [0, 1] pixel space that pulls model(x') towards the +-1 codes `goal`
     ([B, K] or [K]): minimises -mean(goal * tanh(model(x'))) with sign steps of step_size, keeping

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from attack_common import gan_run_name, load_surrogate, psnr_uint8, quantize, surrogate_path
+from attack_common import gan_run_name, load_surrogate, psnr_uint8, quantize, requantize, surrogate_path
 from generator import Generator, apply_generator, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
@@ -578,8 +578,7 @@ class GanTraining:
         if self.rank != 0:
             return
         if self.last_psnr is None:  # checkpoint was complete, only the summary was missing
-            self.last_psnr = render_debug(self.G_net, self.x_dbg, self.r_dbg, self.out, len(history),
-                                          self.step, c['g_output'], c['g_eps'])
+            self.last_psnr = self.render(len(history))
         summary = {
             'run': self.run, 'checkpoint': self.ckpt_path, 'config': c, 'seed': c['seed'],
             'git_commit': utils.git_commit(), 'device': self.device, 'epochs_done': len(history),
@@ -723,7 +722,7 @@ def render_debug(G, x, r_b, out, epoch, step, g_output='image', g_eps=0.0):
     G.eval()  # no-op for IN(affine=False) without running stats; kept for clarity
     x_b = apply_generator(G, x, r_b, g_output, g_eps)
     G.train(was_training)
-    xq = torch.from_numpy(quantize(x_b)).permute(0, 3, 1, 2).float() / 255
+    xq = requantize(x_b)
     xc = x.detach().cpu()
     grid = torch.cat([xc, xq, ((xq - xc).abs() * 10).clamp(0, 1)])
     f = utils.nearest_factor(grid.shape[-1])  # 32-64 px images shown at >= 128 px, square pixels
