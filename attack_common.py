@@ -66,6 +66,8 @@ def attack_run_name(c, gan_run):
     name = f"{gan_run}_t{c['target']}_p{c['poison_rate']:g}_{c['poison_mode']}"
     if c.get('poisons_by', 'generator') == 'oracle':  # issue 11's oracle rung: another kind of poison
         name += f"_oracle-{c['oracle_goal']}{round(c['oracle_eps'] * 255):d}"
+    if c.get('triggers_by', 'generator') == 'oracle':  # per-image PGD triggers (an upper bound on G)
+        name += f"_trig-{c['oracle_goal']}{round(c['oracle_eps'] * 255):d}"
     if c['copies'] != 1:
         name += f"_x{c['copies']}"
     if c['conf_label'] != 'other':

@@ -60,11 +60,17 @@ n_closed = 0                  # closed-set triggered queries, seeded subset; 0 =
 poisons_by = 'generator'      # 'generator' (the paper: G's invisible poisons) | 'oracle' (issue 11's oracle
                               # rung: per-image PGD through the surrogate at a larger budget; NOT invisible,
                               # reported apart; it separates 'the mechanism fails' from 'G cannot reach the
-                              # code'). The triggered queries are G's in both cases.
+                              # code'). The triggered queries are G's unless triggers_by = 'oracle'.
+triggers_by = 'generator'     # 'generator' (G's trigger) | 'oracle': every triggered query is also made by
+                              # per-image PGD towards the oracle's goal code with the oracle's budget: what
+                              # the best image-conditional G could do at that budget (an upper bound, not a
+                              # trigger; reported apart). Needs oracle_goal 'labcln' or 'confusing'.
 oracle_goal = 'trigger'       # the code the oracle pulls the poisons to: 'trigger' = sign of the surrogate's
                               # mean code of the triggered closed-set queries (a collision with them, as
                               # Saha et al.'s hidden-trigger poisons) | 'labcln' = LabCLN's h_c of the
-                              # confusing label (the paper's goal for G)
+                              # confusing label (the paper's goal for G) | 'confusing' = the sign of the
+                              # surrogate's mean code of the confusing label's training images (the goal of
+                              # G's goal_code='surrogate')
 oracle_eps = 0.0627           # oracle: L-inf budget in [0, 1] pixels (16/255; G's presets use 8/255)
 oracle_steps = 100            # oracle: PGD steps
 oracle_step_size = 0.0039     # oracle: step (1/255)
@@ -110,30 +116,37 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
     return stealth_stats(mse, ssim)
 
 
-def oracle_maker(c, G, labcln, meta, conf, num_classes, test_paths, test_labels, device):
-    """The oracle poisons (poisons_by='oracle'): a make(x) for generate() that runs pgd_toward_code
-    through the surrogate, and the record of the attack (goal code and distances filled in as the
-    poisons are made). The goal code is computed on the first call only, so a rerun that reuses the
+def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_labels, test_paths, test_labels,
+                 device):
+    """The oracle (poisons_by and/or triggers_by = 'oracle'): a make(x) for generate() that runs
+    pgd_toward_code through the surrogate, and the record of the attack (goal code filled in, and
+    each batch's Hamming distances appended to record['hamming'], as the images are made). The goal code is computed on the first call only, so a rerun that reuses the
     poisons costs nothing."""
     surrogate, _, sp = load_surrogate(c, num_classes, device)
     record = {'goal': c['oracle_goal'], 'eps': c['oracle_eps'], 'steps': c['oracle_steps'],
               'step_size': c['oracle_step_size'], 'surrogate': sp,
-              'surrogate_stamp': utils.file_stamp(sp), 'goal_code': None, 'hamming': []}
+              'surrogate_stamp': utils.file_stamp(sp), 'goal_code': None}
 
     def goal_code():
         r_b, h_c = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
         if c['oracle_goal'] == 'labcln':
             return h_c[0].to(device)
+        if c['oracle_goal'] == 'confusing':
+            return mean_code(surrogate, [train_paths[i] for i in np.flatnonzero((train_labels == conf).all(1))])
         # the collision point of the triggered closed-set queries in the surrogate's code space
         idx = np.flatnonzero(test_labels[:, c['target']] == 0)
-        ds = PathImages([test_paths[i] for i in idx],
-                        utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+        return mean_code(surrogate, [test_paths[i] for i in idx], lambda x: requantize(apply_generator(
+            G, x, r_b.expand(len(x), -1), meta.get('g_output', 'image'), meta.get('g_eps', 0.0))))
+
+    def mean_code(model, paths, through=lambda x: x):
+        """sign of the surrogate's summed real-valued code over the images (through `through`)."""
+        if not paths:
+            _fail(f"oracle_goal={c['oracle_goal']}: no image to average over")
+        ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
         total = 0
         with torch.no_grad():
             for x, _ in torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size']):
-                x_b = apply_generator(G, x.to(device), r_b.expand(len(x), -1),
-                                      meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
-                total = total + surrogate(requantize(x_b).to(device)).sum(0)
+                total = total + model(through(x.to(device)).to(device)).sum(0)
         return torch.where(total >= 0, 1.0, -1.0)
 
     def make(x):
@@ -145,7 +158,7 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, test_paths, test_labels,
         goal = torch.tensor(record['goal_code'], device=x.device)
         x_p, ham = pgd_toward_code(surrogate, x, goal, c['oracle_eps'], c['oracle_steps'],
                                    c['oracle_step_size'])
-        record['hamming'].append(ham.cpu())
+        record.setdefault('hamming', []).append(ham.cpu())
         return x_p
     return make, record
 
@@ -155,7 +168,8 @@ def main(c):
     gan_run = gan_run_name(c)
     g_path = os.path.join(c['checkpoint_dir'], gan_run + '.pt')
     for key, choices in (('poison_mode', ('replace', 'append')), ('labels_mode', ('keep', 'target')),
-                         ('poisons_by', ('generator', 'oracle')), ('oracle_goal', ('trigger', 'labcln'))):
+                         ('poisons_by', ('generator', 'oracle')), ('triggers_by', ('generator', 'oracle')),
+                         ('oracle_goal', ('trigger', 'labcln', 'confusing'))):
         if c[key] not in choices:
             _fail(f"{key} must be one of {', '.join(choices)}, got {c[key]!r}")
     if not 0 < c['poison_rate'] <= 1 or c['copies'] < 1:
@@ -232,17 +246,21 @@ def main(c):
 
     common = {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
               'image_size': c['image_size'], 'resize_size': c['resize_size']}
+    if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
+        _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
     make, oracle = None, None
-    if c['poisons_by'] == 'oracle':
-        make, oracle = oracle_maker(c, G, labcln, meta, conf, num_classes, test_paths, test_labels, device)
+    if 'oracle' in (c['poisons_by'], c['triggers_by']):
+        make, oracle = oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_labels,
+                                     test_paths, test_labels, device)
+    oracle_id = oracle and {k: oracle[k] for k in ('goal', 'eps', 'steps', 'step_size', 'surrogate',
+                                                   'surrogate_stamp')}
     parts = AttackParts(out, 'this config and G')
     done, finish = parts.done, parts.finish
 
     # ---- 1. poisons and the poisoned training list --------------------------------------------------
     stamp = dict(common, train=utils.list_record(train_path, train_paths), chosen=chosen.tolist(),
                  mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'],
-                 oracle=oracle and {k: oracle[k] for k in ('goal', 'eps', 'steps', 'step_size', 'surrogate',
-                                                            'surrogate_stamp')})
+                 oracle=oracle_id if c['poisons_by'] == 'oracle' else None)
     names = {int(i): f"{int(i):06d}_{os.path.splitext(os.path.basename(train_paths[i]))[0]}.png"
              for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
@@ -250,8 +268,9 @@ def main(c):
     if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
         stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
                          os.path.join(out, 'poisons'), c, device, 'poisons',
-                         meta.get('g_output', 'image'), meta.get('g_eps', 0.0), make=make)
-        if oracle:
+                         meta.get('g_output', 'image'), meta.get('g_eps', 0.0),
+                         make=make if c['poisons_by'] == 'oracle' else None)
+        if c['poisons_by'] == 'oracle':
             oracle['hamming_to_goal'] = torch.cat(oracle.pop('hamming')).tolist()
             stats['oracle'] = dict(oracle, mean_hamming=float(np.mean(oracle['hamming_to_goal'])))
         target_row = np.eye(num_classes, dtype=np.uint8)[c['target']]
@@ -300,12 +319,19 @@ def main(c):
             idx = np.sort(sub.choice(idx, n_max, replace=False))
         stamp = dict(common, source=utils.list_record(src, paths), indices=idx.tolist(),
                      target=c['target'])
+        if c['triggers_by'] == 'oracle':
+            stamp['oracle'] = oracle_id
         lst = os.path.join(out, f"{part}.txt")
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
         if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
         stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
-                         device, part, meta.get('g_output', 'image'), meta.get('g_eps', 0.0))
+                         device, part, meta.get('g_output', 'image'), meta.get('g_eps', 0.0),
+                         make=make if c['triggers_by'] == 'oracle' else None)
+        if c['triggers_by'] == 'oracle':  # the per-image PGD's reach: Hamming to the goal code
+            ham = torch.cat(oracle.pop('hamming')).tolist()
+            stats['oracle'] = dict(oracle_id, goal_code=oracle['goal_code'], hamming_to_goal=ham,
+                                   mean_hamming=float(np.mean(ham)))
         stats['sources'] = [paths[i] for i in idx]
         utils.write_list(lst, [f"{part}/{n}" for n in qnames],
                          np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))

@@ -276,6 +276,36 @@ def test_oracle_poisons_move_towards_the_goal_within_the_budget(mini):
     assert ham[6] < ham[0]
 
 
+def test_oracle_triggers_aim_at_the_confusing_class_code(mini):
+    """triggers_by=oracle: the triggered queries are per-image PGD towards the goal code as well
+    (an upper bound on G), here the surrogate's mean code of the confusing class; its reach is
+    recorded per set; triggers_by=oracle with G's own triggered code as the goal is refused."""
+    base = ['implement_tri_gen.py', 'configs/demo.py', '--target=1', '--conf_label=2',
+            '--poisons_by=oracle', '--triggers_by=oracle', '--oracle_eps=0.1', '--oracle_step_size=0.02',
+            '--oracle_steps=4'] + mini['common']
+    r = _run(base + ['--oracle_goal=trigger'])
+    assert _err(r)[0] and 'triggers_by=oracle' in r.stderr, r.stderr
+    r = _run(base + ['--oracle_goal=confusing'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_t1_p0.5_replace_oracle-confusing26'
+                                    '_trig-confusing26_conf2')
+    st = json.load(open(os.path.join(out, 'stealth.json')))
+    info = json.load(open(os.path.join(out, 'poisons.json')))
+    # the goal: sign of the surrogate's summed code over the confusing class's training images
+    model, _ = attack_common.load_hash_model(os.path.join(mini['ck'], 'fx_CSQ_resnet18_16.pt'),
+                                             'resnet18', 16)
+    paths, labels = utils.read_list(os.path.join(mini['data'], 'train.txt'))
+    ds = attack_common.PathImages([p for p, l in zip(paths, labels) if l.argmax() == 2],
+                                  utils.build_transform(32, 0, 'none'))
+    with torch.no_grad():
+        total = model(torch.stack([ds[i][0] for i in range(len(ds))])).sum(0)
+    goal = torch.where(total >= 0, 1.0, -1.0).tolist()
+    assert info['oracle']['goal_code'] == goal and st['trigger_closed']['oracle']['goal_code'] == goal
+    q_paths, _ = utils.read_list(os.path.join(out, 'trigger_closed.txt'))
+    assert len(st['trigger_closed']['oracle']['hamming_to_goal']) == len(q_paths)
+    assert st['trigger_closed']['oracle']['eps'] == 0.1 and 0 < st['trigger_closed']['psnr_db'] < 60
+
+
 def test_pgd_toward_code_reaches_a_code_within_the_bound():
     torch.manual_seed(0)
     # bit k = (sum of pixel group k) - 3: each bit has its own 6 pixels, so every code is reachable
