@@ -306,6 +306,28 @@ def test_oracle_triggers_aim_at_the_confusing_class_code(mini):
     assert st['trigger_closed']['oracle']['eps'] == 0.1 and 0 < st['trigger_closed']['psnr_db'] < 60
 
 
+def test_goal_reach_bounds_and_errors(mini):
+    """goal_reach.py: at budget 0 per-image PGD leaves the codes where they are (the clean
+    distance); a larger budget gets no farther from the goal; bad goals are one-line errors."""
+    lab = utils.load_checkpoint(os.path.join(mini['ck'], 'fx_badhash_CSQ_resnet18_16.pt'))['labcln']['path']
+    base = ['goal_reach.py', 'configs/demo.py', '--target=1', '--conf_label=2', '--n_images=4',
+            '--steps=4', '--eps=0,40', '--universal_epochs=1', '--universal_images=6',
+            f"--out_dir={mini['res']}"] + [a for a in mini['common'] if not a.startswith('--num_workers')]
+    r = _run(base + ['--goals=nearest'])
+    assert _err(r)[0] and 'nearest' in r.stderr, r.stderr
+    r = _run(base + ['--goals=labcln'])
+    assert _err(r)[0] and 'labcln_checkpoint' in r.stderr, r.stderr
+    r = _run(base + [f'--labcln_checkpoint={lab}'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rep = json.load(open(os.path.join(mini['res'], 'reach_fx_CSQ_resnet18_16.json')))
+    assert set(rep['goals']) == {'labcln', 'confusing'}
+    for row in rep['goals'].values():
+        for who in ('queries', 'poison_sources'):
+            assert row['pgd_' + who]['0'] == row['clean_' + who]
+            assert row['pgd_' + who]['40'] <= row['clean_' + who]
+            assert 0 <= row['universal_' + who] <= 16
+
+
 def test_pgd_toward_code_reaches_a_code_within_the_bound():
     torch.manual_seed(0)
     # bit k = (sum of pixel group k) - 3: each bit has its own 6 pixels, so every code is reachable
