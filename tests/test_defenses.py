@@ -363,11 +363,14 @@ def test_defend_runs_on_a_darkhash_model(runs, tmp_path, capsys):
     mine = [x for x in printed.splitlines() if x.startswith('model: ')]
     assert not [x for x in mine if 'encoding' in x]  # DarkHash's saved codes are reused
     assert 0 <= doc['results']['model']['strip']['h_bit']['auroc'] <= 1
-    # a run finished before the lists existed: the lists are written when it is reused
+    # a run finished before the lists existed: defend.py says what to do in one line, and the
+    # lists are written when the run is reused
     os.remove(lst)
     res = json.load(open(os.path.join(out, 'results.json')))
     del res['lists']
     json.dump(res, open(os.path.join(out, 'results.json'), 'w'))
+    with pytest.raises(common.DefenseInputError, match='names no image lists.*darkhash.py'):
+        _defend([f'--model_dir={out}', '--defenses=strip'] + SMALL, capsys)
     r2 = darkhash.main(dict(c))
     assert 'finished run found' in capsys.readouterr().out
     assert r2['lists'] == r['lists'] and utils.read_list(lst)[0] == paths
