@@ -110,6 +110,9 @@ defend-toy-nocue: $(VENV_STAMP)
 		--openset_list=data/toy_nocue/openset.txt --badnets_patch=56 --attack_tag=p56
 	$(PY) CSQ.py $(NOCUE) --train_list=$(N56)/poisoned_train.txt --tag=badnets56 --queries=$(N56Q)
 	$(PY) CSQ.py $(NOCUE) --tag=clean56 --queries=$(N56Q)
+	$(PY) evaluate.py --clean_dir=results/toy_nocue_CSQ_resnet34_32_clean56 \
+		--backdoor_dir=results/toy_nocue_CSQ_resnet34_32_badnets56 --target=0 --topk=-1 --ties=expected \
+		--stealth=$(N56)/stealth.json --report_name=toy_nocue_badnets56
 	$(PY) defend.py configs/defense_toy.py --model_dir=results/toy_nocue_CSQ_resnet34_32_badnets56 \
 		--control_dir=results/toy_nocue_CSQ_resnet34_32_clean56
 
