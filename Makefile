@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny darkhash-toy darkhash-tiny defend-toy venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny darkhash-toy darkhash-tiny defend-toy defend-toy-nocue venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -96,6 +96,25 @@ defend-toy: $(VENV_STAMP)
 		--queries=$(P56Q)
 	$(PY) defend.py configs/defense_toy.py --model_dir=results/toy_CSQ_resnet34_32_badnets56 \
 		--control_dir=results/toy_CSQ_resnet34_32_clean56
+
+# The same check on the toy data without its colour cue (color_tie=0: every shape in a random
+# colour, configs/toy_nocue.py), the one the Neural Cleanse bar is judged on (docs/RESULTS.md):
+# there a clean class is no longer a patch of its colour away. Random colours are learnt more
+# slowly, so the victims train 12 epochs (6 above).
+N56 := results/toy_nocue_badnets_t0_p0.05_p56
+N56Q := trig_closed=$(N56)/trigger_closed.txt,trig_open=$(N56)/trigger_open.txt
+NOCUE := configs/demo.py configs/demo_victim.py configs/toy_nocue.py --epochs=12 --eval_every=4 --augment=none
+defend-toy-nocue: $(VENV_STAMP)
+	$(PY) data/prepare_toy.py --color_tie=0 --out_dir=data/toy_nocue
+	$(PY) baselines/badnets.py configs/demo.py configs/demo_attack.py configs/toy_nocue.py \
+		--openset_list=data/toy_nocue/openset.txt --badnets_patch=56 --attack_tag=p56
+	$(PY) CSQ.py $(NOCUE) --train_list=$(N56)/poisoned_train.txt --tag=badnets56 --queries=$(N56Q)
+	$(PY) CSQ.py $(NOCUE) --tag=clean56 --queries=$(N56Q)
+	$(PY) evaluate.py --clean_dir=results/toy_nocue_CSQ_resnet34_32_clean56 \
+		--backdoor_dir=results/toy_nocue_CSQ_resnet34_32_badnets56 --target=0 --topk=-1 --ties=expected \
+		--stealth=$(N56)/stealth.json --report_name=toy_nocue_badnets56
+	$(PY) defend.py configs/defense_toy.py --model_dir=results/toy_nocue_CSQ_resnet34_32_badnets56 \
+		--control_dir=results/toy_nocue_CSQ_resnet34_32_clean56
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q --durations=15 tests

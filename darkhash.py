@@ -27,6 +27,9 @@ The victim's training list is never read (data-free; tests/test_darkhash.py). Ou
   results/{run}/codes_*.npz           backdoored model: database, test, trig_closed, randpatch_closed
                                       (and trig_open with openset_list); labels of trig_* = target
   results/{run}/clean/codes_*.npz     the clean model on the same lists (evaluate.py --clean_dir)
+  results/{run}/trigger_closed.txt, trigger_closed/  the triggered queries as PNGs (and trigger_open
+                                      with openset_list), named in results.json 'lists' with the
+                                      test and database lists, as CSQ.py names its lists (defend.py)
   results/{run}/results.json, report.md, log.jsonl, teacher.pt
 Score it like any attack:  python evaluate.py --clean_dir=results/{run}/clean
     --backdoor_dir=results/{run} --target={target} --topk=-1
@@ -372,20 +375,26 @@ def trigger_stealth(paths, trigger, c):
             'psnr_db': None if m == 0 else 10 * math.log10(255.0 ** 2 / m), 'ssim': float(np.mean(ssim))}
 
 
-def code_records(c, sets, checkpoint):
+def code_records(c, sets, checkpoint, made=None):
     """The provenance record of each saved split (README "Reuse rule"): its source list and the
     images encoded (utils.list_record), the patch stamped on them, the geometry and the checkpoint,
-    so evaluate.py checks the clean and backdoored codes as it does every other attack's."""
+    so evaluate.py checks the clean and backdoored codes as it does every other attack's.
+    made: {split: list file} of the triggered queries written as PNGs (triggered_lists): those
+    splits record that list and its images (the same pixels), so defend.py reuses their codes."""
     test = os.path.join(c['data_dir'], 'test.txt')
     source = {'database': os.path.join(c['data_dir'], 'database.txt'), 'test': test,
               'trig_closed': test, 'randpatch_closed': test, 'trig_open': c['openset_list']}
+    made = made or {}
     out = {}
     for name, (paths, patch) in sets.items():
+        rec = (utils.list_record(made[name], utils.read_list(made[name])[0]) if name in made
+               else utils.list_record(source[name], paths))
         out[name] = dict(
-            utils.list_record(source[name], paths),
+            rec,
             patch_sha1=None if patch is None else hashlib.sha1(
                 patch.detach().cpu().numpy().tobytes()).hexdigest(),
-            geometry={'image_size': c['image_size'], 'resize_size': c['resize_size']},
+            # the key CSQ.py records (engine.code_record), so defend.py reuses these codes
+            geometry=utils.build_transform(c['image_size'], c['resize_size'], 'none').geometry_key(),
             checkpoint=os.path.abspath(checkpoint), checkpoint_stamp=utils.file_stamp(checkpoint))
     return out
 
@@ -393,6 +402,61 @@ def code_records(c, sets, checkpoint):
 def save_codes(folder, codes, labels, records):
     for name, cd in codes.items():
         engine.save_codes(os.path.join(folder, f"codes_{name}.npz"), cd, labels[name], records[name])
+
+
+def triggered_lists(out, lists, target, trigger, c):
+    """The triggered queries as image lists on disk, for the tools that read lists (defend.py):
+    out/trigger_closed.txt (the test images without the target class, as query_sets) and, with
+    openset_list, out/trigger_open.txt; PNGs at the model geometry with the trigger stamped as
+    forward_all stamps it (its colours are k/255, so the PNG is exact), labels = the target one-hot.
+    Remade only when the source list or images, the target, the trigger or the geometry changed
+    (out/trigger_lists.json). Returns {query list name: list path}, the names of codes_*.npz."""
+    from PIL import Image
+    state_path = os.path.join(out, 'trigger_lists.json')
+    state = {}
+    if os.path.isfile(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+    num_classes = lists['database'][1].shape[1]
+    row = np.eye(num_classes, dtype=np.uint8)[target]
+    keep = np.flatnonzero(lists['test'][1][:, target] == 0)
+    parts = [('trig_closed', 'trigger_closed', os.path.join(c['data_dir'], 'test.txt'),
+              [lists['test'][0][i] for i in keep])]
+    if 'open' in lists:
+        parts.append(('trig_open', 'trigger_open', c['openset_list'], lists['open'][0]))
+    made = {}
+    for name, folder, source, paths in parts:
+        lst = os.path.join(out, folder + '.txt')
+        stamp = json.loads(json.dumps({
+            'source': utils.list_record(source, paths), 'target': int(target),
+            'trigger_sha1': hashlib.sha1(trigger.numpy().tobytes()).hexdigest(),
+            'geometry': [c['image_size'], c['resize_size']]}))
+        pngs = [f"{folder}/{i:06d}_{os.path.splitext(os.path.basename(p))[0]}.png"
+                for i, p in enumerate(paths)]
+        made[name] = lst
+        if state.get(name) == stamp and all(os.path.isfile(os.path.join(out, p))
+                                            for p in [os.path.basename(lst)] + pngs):
+            continue
+        os.makedirs(os.path.join(out, folder), exist_ok=True)
+        images = load_uint8(paths, c)
+        for s in range(0, len(images), c['eval_batch_size']):
+            x = attack_common.stamp_lower_right(images[s:s + c['eval_batch_size']].float() / 255,
+                                                trigger)
+            arr = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            for k, a in enumerate(arr):
+                Image.fromarray(a).save(os.path.join(out, pngs[s + k]))
+        utils.write_list(lst, pngs, np.tile(row, (len(pngs), 1)))
+        state[name] = stamp
+        utils.write_json(state_path, state)
+        print(f"{lst}: {len(pngs)} triggered queries (target {target})")
+    return made
+
+
+def query_lists(out, lists, target, trigger, c):
+    """results.json's 'lists' (as CSQ.py's: the test and database lists, then the query lists)."""
+    return {'test': os.path.join(c['data_dir'], 'test.txt'),
+            'database': os.path.join(c['data_dir'], 'database.txt'),
+            **triggered_lists(out, lists, target, trigger, c)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,8 +573,9 @@ def clean_floor(model, c, device, lists, t_star, num_classes, out, trigger, chec
     row = np.eye(num_classes, dtype=np.uint8)[target]
     labels = {'database': lists['database'][1], 'test': lists['test'][1]}
     labels.update({n: np.tile(row, (len(codes[n]), 1)) for n in codes if n not in labels})
-    save_codes(os.path.join(out, 'clean'), codes, labels, code_records(c, sets, checkpoint))
-    info.update(n_trig_closed=int(len(keep)), trig_closed_test_indices=keep.tolist())
+    made = query_lists(out, lists, target, trigger, c)  # the triggered queries as PNG lists
+    save_codes(os.path.join(out, 'clean'), codes, labels, code_records(c, sets, checkpoint, made))
+    info.update(n_trig_closed=int(len(keep)), trig_closed_test_indices=keep.tolist(), lists=made)
     return codes, labels, sets, info
 
 
@@ -770,6 +835,11 @@ def main(c):
         if (same and old.get('sources') == sources and old.get('epoch') == c['epochs']
                 and old.get('checkpoint_sha1') == utils.file_sha1(ckpt_path)):
             print(f"finished run found: {results_path} (nothing to train)")
+            made = query_lists(out, lists, old['target'], attack_common.darkhash_trigger(
+                c['image_size']), c)
+            if old.get('lists') != made:  # a run finished before the lists existed
+                old['lists'] = made
+                utils.write_json(results_path, old)
             print(report_lines(old), end='')
             return old
 
@@ -777,7 +847,7 @@ def main(c):
     trigger = attack_common.darkhash_trigger(c['image_size'])
     clean_codes, labels, sets, info = clean_floor(model, c, device, lists, t_star, num_classes,
                                                   out, trigger, vpath)
-    target = info['target']
+    target, made = info['target'], info.pop('lists')
     names_file = os.path.join(c['data_dir'], 'classes.txt')
     target_name = None
     if os.path.isfile(names_file):
@@ -810,7 +880,7 @@ def main(c):
 
     # ---- final codes and the report -----------------------------------------------------------------
     codes = last.get('codes') or encode_all(model)  # none when a finished checkpoint was found
-    save_codes(out, codes, labels, code_records(c, sets, ckpt_path))
+    save_codes(out, codes, labels, code_records(c, sets, ckpt_path, made))
     bd_scores = scores(codes, lists, target, c, topk)
     from evaluate import targeted_map
     dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],
@@ -847,6 +917,7 @@ def main(c):
         'trained_parameters': trained, 'n_surrogate': len(images),
         'n_queries': {k: len(v) for k, v in codes.items()},
         'clean_checkpoint': vpath, 'checkpoint': ckpt_path, 'checkpoint_sha1': utils.file_sha1(ckpt_path),
+        'lists': made,
         'clean_dir': os.path.join(out, 'clean'), 'sources': sources, 'config': c, 'seed': c['seed'],
         'git_commit': utils.git_commit(), 'finetune_time_s': round(timer(), 1), 'history': history,
         'evaluate_command': f"python evaluate.py --clean_dir={os.path.join(out, 'clean')} "

@@ -384,11 +384,13 @@ def build_plan(c, source='preset'):
                     victims.setdefault((tm, vb, bits), []).append(dict(
                         a, victim_dir=d['out'], topk=d['topk'], tm=tm, bm=bm, vb=vb, bits=bits))
     # clean victims: one per (method, backbone, bits) with every attack's triggered queries
+    clean_dirs = {}  # (method, backbone, bits) -> the clean victim's results folder
     for (tm, vb, bits), items in victims.items():
         queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
                            for a in items for p, s in a['splits'].items())
         cfg, d = hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb, bits=bits,
                               tag='clean', queries=queries)
+        clean_dirs[(tm, vb, bits)] = d['out']
         for a in items:
             a['clean_dir'] = d['out']
             report = os.path.basename(a['victim_dir'])
@@ -421,8 +423,9 @@ def build_plan(c, source='preset'):
             for vb in _split(c['victim_backbones']):
                 for bits in _split(c['bits_list']):
                     if (tm, vb, bits) not in victims:  # no poisoning attack made this clean victim
-                        hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb, bits=bits,
-                                     tag='clean')
+                        _, d = hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb,
+                                            bits=bits, tag='clean')
+                        clean_dirs[(tm, vb, bits)] = d['out']
                     margv = _split(c[preset_key]) + _opts(victim_method=tm, backbone=vb, bits=bits,
                                                           victim_tag='clean')
                     mcfg = script_config(script, margv)
@@ -433,6 +436,16 @@ def build_plan(c, source='preset'):
                          'splits': {'trigger_closed': 'trig_closed'}}
                     if mcfg.get('openset_list'):
                         a['splits']['trigger_open'] = 'trig_open'
+                    if c['defenses']:  # issue 13: the backdoored model's own triggered list
+                        # (results.json 'lists'), the clean victim it was made from as control;
+                        # the target is read off that list (DarkHash chooses it from t*)
+                        a['defense'] = os.path.join(mcfg['out_dir'], run, 'defense.json')
+                        plan.add('defense', f"defend {run}", [py, 'defend.py']
+                                 + _split(c['defense_presets'])
+                                 + _opts(model_dir=os.path.join(mcfg['out_dir'], run),
+                                         control_dir=clean_dirs[(tm, vb, bits)],
+                                         trigger='trig_closed', defenses=c['defenses']),
+                                 [a['defense']])
                     plan.model_attacks.append(a)
                     for cell in _attack_cells(c, a):  # not in the BadHash paper: no paper figure
                         plan.cells.append(dict(cell, paper_key=None))
@@ -818,7 +831,7 @@ def write_defense_table(plan, source):
     control on each attack's triggered queries (defenses/report.py's columns)."""
     from defenses import report
     rows, controls = [], []
-    for a in plan.attacks:
+    for a in plan.attacks + plan.model_attacks:
         if not os.path.isfile(a.get('defense', '')):
             continue
         with open(a['defense']) as f:
@@ -874,7 +887,7 @@ def main(argv):
     except PlanError as e:
         sys.exit(f"error: {e}")
     log(f"table: {out}")
-    if c['defenses'] and plan.attacks:
+    if c['defenses'] and (plan.attacks or plan.model_attacks):
         log(f"defense table: {write_defense_table(plan, source)}")
     if c['figures'] and plan.attacks and c['table'] == 5:  # the paper's Figures 4-6 illustrate Table 5
         draw_figures(plan, source, argv, log)

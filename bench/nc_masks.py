@@ -4,10 +4,12 @@ For each class's kept mask + pattern in {model_dir}/defense_nc.npz (written by d
 on the defender's images and print: its L1 norm, the share of images predicted the class (nearest
 prototype), their Hamming distance to the class's prototype code (mean, and the share within 0 / 2 /
 4 / 8 bits: does the trigger produce a genuine class code, or only cross the prototype boundary?),
-and the mask-weighted colour of the pattern (hue, saturation: does it paint the class's colour?).
+the mask-weighted colour of the pattern (hue, saturation: does it paint the class's colour?), and
+where the mask lies: its centroid (row, column) and the share of its L1 inside the bottom-right
+`corner` x `corner` box, where BadNets pastes its patch (8 px at 32 px for the p56 victims).
 
     python bench/nc_masks.py configs/defense_toy.py \
-        --model_dir=results/toy_CSQ_resnet34_32_badnets56
+        --model_dir=results/toy_CSQ_resnet34_32_badnets56 [--corner=8]
 """
 import colorsys
 import os
@@ -22,7 +24,7 @@ import utils  # noqa: E402
 from defenses import common  # noqa: E402
 
 
-def main(c):
+def main(c, corner=8):
     s = common.Setup(c['model_dir'], c, 'model', utils.resolve_device(c['device']),
                      say=lambda m: None)
     path = os.path.join(c['model_dir'], 'defense_nc.npz')
@@ -42,11 +44,19 @@ def main(c):
         hit = (common.predict(codes, protos) == cls).float().mean()
         rgb = ((p * m).sum((1, 2)) / m.sum()).tolist()
         hue, sat, _ = colorsys.rgb_to_hsv(*rgb)
+        w = m[0] if m.dim() == 3 else m
+        rows, cols = torch.meshgrid(torch.arange(w.shape[0]), torch.arange(w.shape[1]),
+                                    indexing='ij')
+        cy, cx = float((w * rows).sum() / w.sum()), float((w * cols).sum() / w.sum())
+        in_corner = float(w[-corner:, -corner:].sum() / w.sum())
         print(f"class {cls}: L1 {m.sum():.1f}, predicted {hit:.2f}, d_H to its prototype mean "
               f"{d.mean():.1f} bits, within 0/2/4/8 bits: "
               + ' / '.join(f"{(d <= r).float().mean():.2f}" for r in (0, 2, 4, 8))
-              + f"; pattern hue {hue:.2f}, saturation {sat:.2f}")
+              + f"; pattern hue {hue:.2f}, saturation {sat:.2f}; mask centroid ({cy:.1f}, "
+              f"{cx:.1f}), {in_corner:.2f} of it in the bottom-right {corner} px box")
 
 
 if __name__ == '__main__':
-    main(utils.configure(dict(vars(defend))))
+    args = [a for a in sys.argv[1:] if not a.startswith('--corner=')]
+    box = [int(a.split('=', 1)[1]) for a in sys.argv[1:] if a.startswith('--corner=')]
+    main(utils.configure(dict(vars(defend)), args), *box)

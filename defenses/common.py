@@ -283,6 +283,10 @@ class Setup:
         ckpt = utils.load_checkpoint(self.checkpoint)  # the CSQ centres of its loss state
         self.transform = utils.build_transform(cfg['image_size'], cfg['resize_size'], 'none')
         self.topk = res.get('topk', -1)
+        if 'lists' not in res:  # a darkhash.py run finished before it named its lists
+            raise DefenseInputError(f"{role}: {run_dir}/results.json names no image lists; a "
+                                    f"DarkHash run written before they existed gets them from "
+                                    f"`python darkhash.py` with its preset again (no training)")
         lists = res['lists']
         self.lists = {'test': lists['test'], 'database': lists['database'],
                       'defender': os.path.join(cfg['data_dir'], 'train.txt')}

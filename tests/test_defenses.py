@@ -324,6 +324,67 @@ def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
         "strip, sentinet or 'all'"]
 
 
+def test_defend_runs_on_a_darkhash_model(runs, tmp_path, capsys):
+    """DarkHash backdoors the 16-bit model of `runs` (1 epoch); its results folder names its
+    triggered queries as an image list (PNGs with the trigger stamped, labels = its target), and
+    defend.py runs on it with the clean model as control, reusing the codes DarkHash saved. A run
+    finished before the lists existed gets them on its next (reused) invocation."""
+    import darkhash
+    from PIL import Image
+    clean = json.load(open(os.path.join(runs[16], 'results.json')))
+    data = clean['config']['data_dir']
+    c = _configure(darkhash, [f"--victim_checkpoint={clean['checkpoint']}", '--dataset=fx',
+                              '--backbone=resnet18', '--bits=16',
+                              f"--surrogate={os.path.join(data, 'database.txt')}", '--n_surrogate=0',
+                              '--epochs=1', '--eval_every=0', '--batch_size=16', '--rho=0.5',
+                              '--lr=1e-3', '--optimizer=adam', '--ties=expected', '--device=cpu',
+                              f"--checkpoint_dir={tmp_path / 'ckpt'}", f"--out_dir={tmp_path / 'res'}"])
+    r = darkhash.main(c)
+    out = os.path.join(str(tmp_path / 'res'), r['run'])
+    lst = r['lists']['trig_closed']
+    assert lst == os.path.join(out, 'trigger_closed.txt') and r['lists']['test'].startswith(data)
+    paths, labels = utils.read_list(lst)
+    test_paths, test_labels = utils.read_list(os.path.join(data, 'test.txt'))
+    keep = np.flatnonzero(test_labels[:, r['target']] == 0)
+    assert len(paths) == len(keep) == r['n_queries']['trig_closed']
+    assert (labels.argmax(1) == r['target']).all() and (labels.sum(1) == 1).all()
+    # the PNG is the clean image with the trigger stamped where darkhash.py stamps it, exactly
+    x = torch.tensor(np.array(Image.open(test_paths[keep[0]]).convert('RGB'))).permute(2, 0, 1)
+    want = attack_common_stamp(x, 16)
+    assert np.array_equal(np.array(Image.open(paths[0])), want)
+    # the saved codes of the PNG list equal those DarkHash encoded in memory
+    z = np.load(os.path.join(out, 'codes_trig_closed.npz'))
+    s = common.Setup(out, _configure(__import__('defend'), SMALL), 'model', 'cpu', say=print)
+    assert np.array_equal(s.encode_list('trigger'), z['codes'].astype(np.float32))
+    capsys.readouterr()
+    doc, printed = _defend([f'--model_dir={out}', f'--control_dir={runs[16]}',
+                            '--defenses=strip,finetune'] + SMALL, capsys)
+    assert doc['target'] == r['target'] and doc['runs']['control'] == clean['run']
+    mine = [x for x in printed.splitlines() if x.startswith('model: ')]
+    assert not [x for x in mine if 'encoding' in x]  # DarkHash's saved codes are reused
+    assert 0 <= doc['results']['model']['strip']['h_bit']['auroc'] <= 1
+    # a run finished before the lists existed: defend.py says what to do in one line, and the
+    # lists are written when the run is reused
+    os.remove(lst)
+    res = json.load(open(os.path.join(out, 'results.json')))
+    del res['lists']
+    json.dump(res, open(os.path.join(out, 'results.json'), 'w'))
+    with pytest.raises(common.DefenseInputError, match='names no image lists.*darkhash.py'):
+        _defend([f'--model_dir={out}', '--defenses=strip'] + SMALL, capsys)
+    r2 = darkhash.main(dict(c))
+    assert 'finished run found' in capsys.readouterr().out
+    assert r2['lists'] == r['lists'] and utils.read_list(lst)[0] == paths
+    assert json.load(open(os.path.join(out, 'results.json')))['lists'] == r['lists']
+
+
+def attack_common_stamp(x, size):
+    """The DarkHash trigger stamped on a uint8 [3,H,W] image, as a uint8 H x W x 3 array."""
+    import attack_common
+    t = attack_common.darkhash_trigger(size)
+    y = attack_common.stamp_lower_right(x.unsqueeze(0).float() / 255, t)[0]
+    return (y * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def test_reproduce_plans_the_defenses_and_writes_their_table(tmp_path, monkeypatch):
     """reproduce.py --defenses=...: one defend.py step per backdoored victim with the clean victim as
     control and the attack's closed-set triggered queries; the table has a row per attack and a
@@ -351,6 +412,37 @@ def test_reproduce_plans_the_defenses_and_writes_their_table(tmp_path, monkeypat
     assert len(lines) == 5 and lines[1].startswith('| BadNets (CSQ ResNet34 32 bits) |')
     assert ' 3.50 | 0 |' in lines[1] and ' 1.00 | 0 |' in lines[2]
     assert lines[3].startswith("| clean control, BadNets's queries |")
+
+
+def test_reproduce_adds_the_darkhash_row(tmp_path, monkeypatch):
+    """A model attack (DarkHash) gets its defend.py step too: its own results folder as the model,
+    its triggered list by name (trig_closed), the target read off that list (no --target: DarkHash
+    chooses it), the clean victim it backdoors as control; its row joins the defense table."""
+    import reproduce
+    monkeypatch.chdir(ROOT)
+    c = reproduce.script_config('reproduce.py', ['configs/table5_toy.py',
+                                                 '--methods=badnets,darkhash', '--defenses=all',
+                                                 f'--tables_dir={tmp_path}'])
+    plan = reproduce.build_plan(c, 'configs/table5_toy.py')
+    steps = {s['name']: s for s in plan.ordered() if s['cmd'][1] == 'defend.py'}
+    (m,) = plan.model_attacks
+    run_dir = os.path.dirname(m['report'])
+    step = steps[f"defend {os.path.basename(run_dir)}"]
+    assert step['outputs'] == [m['defense']] == [os.path.join(run_dir, 'defense.json')]
+    assert f"--model_dir={run_dir}" in step['cmd'] and '--trigger=trig_closed' in step['cmd']
+    assert f"--control_dir={plan.attacks[0]['clean_dir']}" in step['cmd']
+    assert not [a for a in step['cmd'] if a.startswith('--target=')]
+    assert plan.ordered().index(step) > max(plan.ordered().index(s) for s in plan.ordered()
+                                            if s['cmd'][1] == 'darkhash.py')
+    for a in plan.attacks + plan.model_attacks:  # stand-ins for defend.py's output
+        a['defense'] = str(tmp_path / f"{a['method']}.json")
+        json.dump({'results': {'model': {'nc': {'anomaly_index': 1.5, 'flagged_classes': []}},
+                               'control': {}}}, open(a['defense'], 'w'))
+    text = open(reproduce.write_defense_table(plan, 'configs/table5_toy.py')).read()
+    rows = [x for x in text.splitlines() if x.startswith('| ')][1:]
+    assert [r.split(' |')[0] for r in rows] == [
+        '| BadNets (CSQ ResNet34 32 bits)', '| DarkHash (CSQ ResNet34 32 bits)',
+        "| clean control, BadNets's queries", "| clean control, DarkHash's queries"]
 
 
 def test_fine_tune_with_frozen_batchnorm_keeps_the_running_statistics():
