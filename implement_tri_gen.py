@@ -13,7 +13,8 @@ Loads G (and its LabCLN) written by train_tri_gen.py with the same config keys, 
      with their labels unchanged: the clean-label property.
   2. triggered queries, labelled with the target one-hot (so MAP on them is t-MAP, D18):
      trigger_closed: the test list minus images of the target class; trigger_open: the images of
-     `openset_list` (another dataset).
+     `openset_list` (another dataset); control_closed / control_open: the same source images
+     untriggered, with the same labels (our addition: the victim's drift without the trigger).
   3. stealth.json: MSE / PSNR on 0-255 and SSIM between the uint8 crop G saw and the saved PNG (D21),
      for the poisons and for each triggered set; poisons.json: target, subset, confusing label, seed.
 A rerun with the same config and the same G reuses finished parts.
@@ -323,6 +324,11 @@ def main(c):
             stamp['oracle'] = oracle_id
         lst = os.path.join(out, f"{part}.txt")
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
+        # the same source images without the trigger, labelled with the target: the control that
+        # tells a trigger's effect from a victim that draws every such image nearer the target
+        utils.write_list(os.path.join(out, part.replace('trigger', 'control') + '.txt'),
+                         [os.path.relpath(os.path.abspath(paths[i]), os.path.abspath(out)) for i in idx],
+                         np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))
         if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
         stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
@@ -337,7 +343,8 @@ def main(c):
                          np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))
         finish(part, stamp, stats)
     print(f"outputs in {out}: poisoned_train.txt, "
-          + ', '.join(f"{p}.txt" for p, *_ in sets) + ', stealth.json, poisons.json')
+          + ', '.join(f"{p}.txt, {p.replace('trigger', 'control')}.txt" for p, *_ in sets)
+          + ', stealth.json, poisons.json')
 
 
 if __name__ == '__main__':

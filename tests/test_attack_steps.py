@@ -232,6 +232,10 @@ def test_implement_outputs(mini):
     _, test_labels = utils.read_list(os.path.join(mini['data'], 'test.txt'))
     assert len(q_paths) == int((test_labels[:, 1] == 0).sum())
     assert (q_labels.argmax(1) == 1).all() and (q_labels.sum(1) == 1).all()
+    # the untriggered control: the same source images, the same target labels
+    c_paths, c_labels = utils.read_list(os.path.join(out, 'control_closed.txt'))
+    same = [os.path.realpath(a) == os.path.realpath(b) for a, b in zip(c_paths, st['trigger_closed']['sources'])]
+    assert (c_labels == q_labels).all() and len(c_paths) == len(q_paths) and all(same)
     o_paths, _ = utils.read_list(os.path.join(out, 'trigger_open.txt'))
     assert len(o_paths) == 5 and st['trigger_open']['n'] == 5
     # rerun reuses everything
