@@ -24,7 +24,8 @@ import utils  # noqa: E402
 from defenses import common  # noqa: E402
 
 
-def main(c, corner=8):
+def main(c):
+    corner = c['corner']
     s = common.Setup(c['model_dir'], c, 'model', utils.resolve_device(c['device']),
                      say=lambda m: None)
     path = os.path.join(c['model_dir'], 'defense_nc.npz')
@@ -57,6 +58,5 @@ def main(c, corner=8):
 
 
 if __name__ == '__main__':
-    args = [a for a in sys.argv[1:] if not a.startswith('--corner=')]
-    box = [int(a.split('=', 1)[1]) for a in sys.argv[1:] if a.startswith('--corner=')]
-    main(utils.configure(dict(vars(defend)), args), *box)
+    keys = dict(vars(defend), corner=8)  # defend.py's keys plus the corner box side (px)
+    main(utils.configure(keys))
