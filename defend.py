@@ -7,7 +7,7 @@
 The model under test and the control are results folders of finished CSQ.py / HashNet.py runs
 (results.json + codes_{split}.npz); the triggered queries are the model's list named `trigger`
 (its labels are the target), and the control is run on the same list. Every defense of
-REGISTRY (fine-tuning, fine-pruning, Neural Cleanse, NC-collapse, STRIP, SentiNet; design
+REGISTRY (fine-tuning, fine-pruning, Neural Cleanse, TABOR, NC-collapse, STRIP, SentiNet; design
 in defenses/ and ../shared/DARKHASH.md §5) runs on both, and the results go to
 {model_dir}/defense.json and defense.md (the table, README "Defenses").
 
@@ -60,7 +60,16 @@ nc_collapse_success = 0.9     # NC-collapse: fraction within K/8 bits of the maj
 nc_threshold = 2.0            # anomaly index that flags
 nc_statistic = 'mad'          # 'mad': NC's MAD of the L1 norms | 'log_mad': of their logarithms
                               # | 'lower_mad': the lower half's MAD (defenses/nc.py; every one is
-                              # in defense.json, this one flags)
+                              # in defense.json, this one flags; TABOR is read the same way)
+# TABOR (Guo et al. 2019): NC's optimisation (the nc_* keys) plus these fixed-weight regularisers
+tabor_r1_mask = 1e-6          # R1: mask L1 + L2 (TrojanZoo's TABOR defaults for R1/R2)
+tabor_r1_pattern = 1e-5       # R1: L1 + L2 of the pattern outside the mask
+tabor_r2_mask = 1e-7          # R2: total variation of the mask
+tabor_r2_pattern = 1e-8       # R2: total variation of the pattern outside the mask
+tabor_r3 = 1.0                # R3: cut the mask's region out, the code stays its class's (our
+                              # weight: TrojanZoo sets 0; it is the term that moves painted-object
+                              # masks off the object, docs/RESULTS.md)
+tabor_r4 = 0.01               # R4: the trigger alone on black reaches the class (TrojanZoo's 1e-2)
 # STRIP (BB detection_infer/strip.py)
 strip_n = 100                 # blended copies per query
 strip_blend = 'add'           # 'add' = clip(x + overlay) (STRIP paper) | 'mean'
@@ -77,7 +86,8 @@ num_workers = 4
 
 FORMAT = 1
 PREFIXES = {'finetune': ('ft_',), 'fineprune': ('fp_', 'ft_'), 'nc': ('nc_',),
-            'nc_collapse': ('nc_',), 'strip': ('strip_',), 'sentinet': ('sentinet_',)}
+            'nc_collapse': ('nc_',), 'tabor': ('nc_', 'tabor_'), 'strip': ('strip_',),
+            'sentinet': ('sentinet_',)}
 SHARED_KEYS = ('defender_fraction', 'n_queries', 'ties', 'target', 'seed')
 
 

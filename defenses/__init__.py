@@ -7,7 +7,8 @@ sum of the class's database codes) and y(x) = argmin_c d_H(b(x), h_c) (`common.S
 One module per family, each with the same entry point `run(s, c, say) -> dict` (s: a
 `common.Setup` for one model, c: defend.py's config), so the runner is a loop over `REGISTRY`:
   repair.py    fine-tuning and fine-pruning (model repair: MAP / t-MAP before and after)
-  nc.py        Neural Cleanse towards each class's prototype, and its target-free variant
+  nc.py        Neural Cleanse towards each class's prototype, TABOR (the same with TABOR's
+               regularisers of the mask's size, scatter and placement), and a target-free variant
   strip.py     STRIP: entropy of the code bits and of the retrieved labels over blended copies
   sentinet.py  SentiNet: Grad-CAM region of the code's agreement pasted onto clean images
 Nothing here loads data or builds a model at import time.
@@ -19,6 +20,7 @@ REGISTRY = {
     'finetune': (repair.finetune, ('test', 'database', 'trigger')),
     'fineprune': (repair.fineprune, ('test', 'database', 'trigger')),
     'nc': (nc.neural_cleanse, ()),
+    'tabor': (nc.tabor, ()),
     'nc_collapse': (nc.collapse, ()),
     'strip': (strip.run, ('test', 'database', 'trigger')),
     'sentinet': (sentinet.run, ('test', 'trigger')),
@@ -27,4 +29,4 @@ NAMES = tuple(REGISTRY)
 # config keys read only when a result is scored, not when it is made (left out of every reuse
 # stamp), and the functions that score a stored result anew with them
 SCORE_KEYS = ('nc_statistic',)
-RESCORE = {'nc': nc.score}
+RESCORE = {'nc': nc.score, 'tabor': nc.score}

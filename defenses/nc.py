@@ -20,6 +20,12 @@ model) and the classes below the median with an index > 2 (common.anomaly_index 
 flagged_classes), on the L1 norms ('mad', NC's) or on their logarithms ('log_mad'); all of them are
 in the result.
 
+TABOR (Guo et al. 2019, "TABOR: A Highly Accurate Approach to Inspecting and Restoring Trojan
+Backdoors in AI Systems"): the same per-class optimisation with its regularisers added at fixed
+weights (tabor_*): R1 the mask's and the out-of-mask pattern's L1 + L2, R2 their total variation,
+R3 the image with the mask's region cut out keeps its own class's code (a mask painted over the
+object is penalised), R4 the trigger alone on black reaches the class's code. Read as NC is.
+
 NC-collapse, target-free: one optimisation pulling the batch's codes together,
 loss = mean over pairs of (1 - cos(tanh f(x'_i), tanh f(x'_j)))/2 + lambda |m|_1, success =
 at least nc_collapse_success of the batch within K/8 bits of the batch's majority code. It needs
@@ -81,9 +87,11 @@ def _init(shape, gen, device):
     return torch.atanh(2 * u - 1).to(device).requires_grad_(True)
 
 
-def optimise(s, c, code_loss, success_fn, threshold):
+def optimise(s, c, code_loss, success_fn, threshold, extra=None):
     """The shared NC loop (module docstring): code_loss(u) on a batch; success_fn(codes) -> the
-    batch's 0/1 successes; an epoch succeeds when their mean over D_def >= threshold."""
+    batch's 0/1 successes; an epoch succeeds when their mean over D_def >= threshold. extra(m, p,
+    j): a further loss term on the mask, the pattern and the batch's indices into D_def (TABOR's
+    regularisers), added with its own fixed weights; the schedule and the success test are NC's."""
     model, x = s.model, s.x_def
     model.eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(c['seed'])
@@ -106,6 +114,8 @@ def optimise(s, c, code_loss, success_fn, threshold):
             u = torch.tanh(out.float())
             l1 = m.sum()
             loss = code_loss(u) + sched.cost * l1
+            if extra is not None:
+                loss = loss + extra(m, p, j)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -146,11 +156,11 @@ def _save_masks(s, name, masks, patterns):
 STATISTICS = {'mad': {}, 'log_mad': {'log': True}, 'lower_mad': {'lower': True}}
 
 
-def _partial(s):
+def _partial(s, name='nc'):
     """The finished classes of an interrupted run with the same stamp (defend.py sets s.stamp to
     the result's reuse stamp), else {}; and the file they are kept in."""
     import os
-    path = os.path.join(s.run_dir, 'defense_nc_partial.pt')
+    path = os.path.join(s.run_dir, f'defense_{name}_partial.pt')
     stamp = getattr(s, 'stamp', None)
     if stamp is None or not os.path.isfile(path):
         return {}, path
@@ -159,31 +169,83 @@ def _partial(s):
 
 
 def neural_cleanse(s, c, say):
+    return _per_class(s, c, say, 'nc', 'NC', lambda cls, protos: None)
+
+
+def tabor_terms(m, p):
+    """TABOR's mask and pattern regularisers (Guo et al. 2019, R1 and R2): the mask's L1 + squared
+    L2, the same of the pattern outside the mask ((1 - m) p), and the total variation (sum of
+    absolute differences between vertical and horizontal neighbours) of each. m: [1,H,W],
+    p: [3,H,W]. Returns (r1_mask, r1_pattern, r2_mask, r2_pattern)."""
+    def tv(t):
+        return (t[..., 1:, :] - t[..., :-1, :]).abs().sum() + (t[..., 1:] - t[..., :-1]).abs().sum()
+    out = (1 - m) * p
+    return (m.abs().sum() + m.pow(2).sum(), out.abs().sum() + out.pow(2).sum(), tv(m), tv(out))
+
+
+def tabor_images(x, m, p):
+    """TABOR's R3 and R4 inputs: the images with the trigger's region cut out ((1 - m) x: a
+    trigger that covers the object destroys its class) and the trigger alone on black (m p: a
+    real trigger works without an image under it)."""
+    return (1 - m) * x, (m * p).unsqueeze(0)
+
+
+def tabor(s, c, say):
+    """Neural Cleanse with TABOR's regularisers added to each class's optimisation (module
+    docstring of tabor_terms / tabor_images; weights tabor_*), read as NC is (the MAD of the norms).
+    In hashing terms R3 pulls the cut-out image's code to the prototype of its own class (the
+    defender knows D_def's labels) and R4 the trigger alone to the class's prototype, both with
+    NC's code loss (1 - h . tanh f / K) / 2."""
+    k, x, y = s.bits, s.x_def, s.y_def
+    w = [c['tabor_r1_mask'], c['tabor_r1_pattern'], c['tabor_r2_mask'], c['tabor_r2_pattern']]
+
+    def extra_for(cls, protos):
+        h = protos[cls]
+
+        def extra(m, p, j):
+            loss = sum(wi * t for wi, t in zip(w, tabor_terms(m, p)) if wi)
+            cut, alone = tabor_images(x[j].to(s.device), m, p)
+            if c['tabor_r3']:
+                u = torch.tanh(s.model(cut).float())
+                loss = loss + c['tabor_r3'] * ((1 - (u * protos[y[j].to(s.device)]).sum(1) / k)
+                                               / 2).mean()
+            if c['tabor_r4']:
+                u = torch.tanh(s.model(alone).float())
+                loss = loss + c['tabor_r4'] * ((1 - u @ h / k) / 2).mean()
+            return loss
+        return extra
+
+    return _per_class(s, c, say, 'tabor', 'TABOR', extra_for)
+
+
+def _per_class(s, c, say, name, label, extra_for):
+    """One optimisation per class towards its prototype (NC, or TABOR with extra_for(cls, protos)
+    giving the added loss), kept class by class under the result's stamp, scored by score()."""
     import os
     k = s.bits
     protos = s.protos.to(s.device)
-    done, partial = _partial(s)
+    done, partial = _partial(s, name)
     per_class = []
     for cls in range(s.num_classes):
         if cls in done:  # one optimisation per class is the long loop: an interruption keeps them
             r = done[cls]
-            say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} (kept from an "
-                f"interrupted run with the same stamp, {partial})")
+            say(f"  {label} class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} (kept "
+                f"from an interrupted run with the same stamp, {partial})")
             per_class.append(r)
             continue
         h = protos[cls]
         r = optimise(s, c, lambda u: ((1 - u @ h / k) / 2).mean(),
                      lambda codes: (common.predict(codes, protos) == cls).float(),
-                     c['nc_success'])
+                     c['nc_success'], extra=extra_for(cls, protos))
         per_class.append(r)
-        say(f"  NC class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} "
+        say(f"  {label} class {cls} [{cls + 1}/{s.num_classes}]: L1 {r['norm']:.1f} "
             f"({'reached' if r['success'] else 'NOT reached'}, rate {r['rate']:.2f}, "
             f"{r['epochs']} epochs, lambda {r['final_lambda']:.2g})")
         if getattr(s, 'stamp', None) is not None:
             done[cls] = r
             torch.save({'stamp': s.stamp, 'classes': done}, partial + '.tmp')
             os.replace(partial + '.tmp', partial)
-    path = _save_masks(s, 'nc', [r['mask'] for r in per_class], [r['pattern'] for r in per_class])
+    path = _save_masks(s, name, [r['mask'] for r in per_class], [r['pattern'] for r in per_class])
     if os.path.isfile(partial):  # the whole result is stored by defend.py from here on
         os.remove(partial)
     res = {'norms': [r['norm'] for r in per_class], 'success': [r['success'] for r in per_class],

@@ -2,7 +2,8 @@
 defense table), and the pruning curve."""
 
 COLUMNS = ('MAP', 't-MAP', 'FT MAP', 'FT t-MAP', 'FP pruned', 'FP MAP', 'FP t-MAP', 'NC index',
-           'NC flagged', 'NC-collapse L1', 'STRIP AUROC', 'STRIP FAR@1/5%', 'STRIP-label AUROC',
+           'NC flagged', 'TABOR index', 'TABOR flagged', 'NC-collapse L1', 'STRIP AUROC',
+           'STRIP FAR@1/5%', 'STRIP-label AUROC',
            'SentiNet AUROC', 'SentiNet FAR@1/5%')
 
 
@@ -19,11 +20,12 @@ def row(name, r):
     cells += [_f(ft['after']['map'], '.4f'), _f(ft['after']['t_map'], '.4f')] if ft else ['-'] * 2
     cells += ([f"{fp['pruned_fraction']:.2f}", _f(fp['after']['map'], '.4f'),
                _f(fp['after']['t_map'], '.4f')] if fp else ['-'] * 3)
-    if nc:
-        fl = ','.join(str(k) for k in nc['flagged_classes']) or 'none'
-        cells += [_f(nc['anomaly_index'], '.2f'), fl]
-    else:
-        cells += ['-'] * 2
+    for x in (nc, r.get('tabor')):
+        if x:
+            fl = ','.join(str(k) for k in x['flagged_classes']) or 'none'
+            cells += [_f(x['anomaly_index'], '.2f'), fl]
+        else:
+            cells += ['-'] * 2
     cells += [(_f(co['norm'], '.1f') + ('' if co['success'] else ' (not reached)')) if co else '-']
     if st:
         b = st['h_bit']
@@ -53,32 +55,34 @@ def summary(model, control, target):
     """Plain-language reading of the table (README "Defenses"): which defense caught or repaired the
     model, measured against the clean control where it has one. Returns (lines, figures)."""
     lines, fig = [], {}
-    nc = model.get('nc')
-    if nc:
-        fig['nc_statistic'] = nc['statistic']
-        fig['nc_index'] = nc['anomaly_index']
-        fig['nc_target_flagged'] = target in nc['flagged_classes']
-        line = (f"Neural Cleanse ({nc['statistic']}): anomaly index {nc['anomaly_index']:.2f} "
+    for key, label in (('nc', 'Neural Cleanse'), ('tabor', 'TABOR')):
+        nc = model.get(key)
+        if not nc:
+            continue
+        fig[f'{key}_statistic'] = nc['statistic']
+        fig[f'{key}_index'] = nc['anomaly_index']
+        fig[f'{key}_target_flagged'] = target in nc['flagged_classes']
+        line = (f"{label} ({nc['statistic']}): anomaly index {nc['anomaly_index']:.2f} "
                 f"(flags above {nc['threshold']:g}), flagged classes "
                 f"{nc['flagged_classes'] or 'none'}, target {target} "
-                f"{'flagged' if fig['nc_target_flagged'] else 'not flagged'}; smallest norm: class "
-                f"{nc['smallest_class']} ({min(nc['norms']):.1f}, the next "
+                f"{'flagged' if fig[f'{key}_target_flagged'] else 'not flagged'}; smallest norm: "
+                f"class {nc['smallest_class']} ({min(nc['norms']):.1f}, the next "
                 f"{sorted(nc['norms'])[1]:.1f}, median {nc['median']:.1f})")
-        cn = (control or {}).get('nc')
+        cn = (control or {}).get(key)
         if cn:
-            fig['nc_control_index'] = cn['anomaly_index']
-            line += f"; clean control's index {fig['nc_control_index']:.2f}"
+            fig[f'{key}_control_index'] = cn['anomaly_index']
+            line += f"; clean control's index {cn['anomaly_index']:.2f}"
         # every statistic, whichever flags (defenses/nc.py STATISTICS)
-        fig['nc_indices'] = nc['anomaly_indices']
+        fig[f'{key}_indices'] = nc['anomaly_indices']
         every = ', '.join(f"{k} {v:.2f}" + (f" (control {cn['anomaly_indices'][k]:.2f})" if cn
                                             else '') for k, v in nc['anomaly_indices'].items())
         if cn:
-            fig['nc_control_indices'] = cn['anomaly_indices']
+            fig[f'{key}_control_indices'] = cn['anomaly_indices']
         lines.append(line + f". Every statistic: {every}.")
-        for role, r in (('model', nc), ('control', (control or {}).get('nc'))):
-            if r:  # the per-class norms the index is read from ('*' = never reached)
-                cells = [f"{v:.1f}{'' if ok else '*'}" for v, ok in zip(r['norms'], r['success'])]
-                lines.append(f"Neural Cleanse L1 per class ({role}): {', '.join(cells)}.")
+        for role, x in (('model', nc), ('control', cn)):
+            if x:  # the per-class norms the index is read from ('*' = never reached)
+                cells = [f"{v:.1f}{'' if ok else '*'}" for v, ok in zip(x['norms'], x['success'])]
+                lines.append(f"{label} L1 per class ({role}): {', '.join(cells)}.")
     for name, label in (('strip', 'STRIP (code-bit entropy)'), ('sentinet', 'SentiNet')):
         r = model.get(name)
         if r:

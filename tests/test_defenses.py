@@ -115,6 +115,30 @@ def test_mask_parametrisation_and_stamp():
     assert torch.allclose(out[1, 2], torch.tensor([[0.6, 1.0], [0.2, 0.8]]), atol=1e-6)
 
 
+def test_tabor_regularisers_hand_case():
+    """TABOR's terms (defenses/nc.py) on a 2 x 2 mask: R1 the L1 + squared L2 of the mask and of
+    the pattern outside it, R2 their total variation; R3 / R4's inputs: the image with the mask's
+    region cut out, and the trigger alone on black."""
+    from defenses import nc
+    m = torch.tensor([[[0.0, 1.0], [0.5, 0.0]]])
+    p = torch.stack([torch.full((2, 2), v) for v in (1.0, 0.5, 0.0)])
+    r1m, r1p, r2m, r2p = nc.tabor_terms(m, p)
+    assert r1m.item() == pytest.approx(1.5 + 1.25)  # L1 1 + 0.5, L2^2 1 + 0.25
+    # (1 - m) p, channel 0: [[1, 0], [0.5, 1]] (L1 2.5, L2^2 2.25); channel 1 half of it (1.25,
+    # 0.5625); channel 2 zero
+    assert r1p.item() == pytest.approx(2.5 + 2.25 + 1.25 + 0.5625)
+    # mask TV: vertical |0.5 - 0| + |0 - 1|, horizontal |1 - 0| + |0 - 0.5| = 3
+    assert r2m.item() == pytest.approx(3.0)
+    # pattern-outside TV: channel 0 vertical 0.5 + 1, horizontal 1 + 0.5 = 3; channel 1 half: 1.5
+    assert r2p.item() == pytest.approx(4.5)
+    x = torch.full((2, 3, 2, 2), 0.8)
+    cut, alone = nc.tabor_images(x, m, p)
+    assert torch.allclose(cut[1, 0], torch.tensor([[0.8, 0.0], [0.4, 0.8]]))
+    assert alone.shape == (1, 3, 2, 2)
+    assert torch.allclose(alone[0, 0], torch.tensor([[0.0, 1.0], [0.5, 0.0]]))
+    assert torch.allclose(alone[0, 2], torch.zeros(2, 2))
+
+
 def test_pruning_mask_lowest_activation_first():
     assert common.prune_mask([3, 1, 2, 0], 0.5).tolist() == [1, 0, 1, 0]
     assert common.prune_mask([3, 1, 2, 0], 0.25).tolist() == [1, 1, 1, 0]
@@ -214,8 +238,9 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     args = [f'--model_dir={runs[16]}', f'--control_dir={control}'] + SMALL
     doc, out = _defend(args, capsys)
     r = doc['results']['model']
-    assert set(r) == {'finetune', 'fineprune', 'nc', 'nc_collapse', 'strip', 'sentinet'}
-    assert doc['target'] == 0 and len(r['nc']['norms']) == 4
+    assert set(r) == {'finetune', 'fineprune', 'nc', 'tabor', 'nc_collapse', 'strip', 'sentinet'}
+    assert doc['target'] == 0 and len(r['nc']['norms']) == 4 and len(r['tabor']['norms']) == 4
+    assert 'TABOR class 3 [4/4]' in out and os.path.isfile(r['tabor']['masks'])
     assert 'NC class 3 [4/4]' in out  # progress line per class
     assert [q['fraction'] for q in r['fineprune']['curve']][0] == 0.0
     assert r['finetune']['before']['map'] == pytest.approx(
@@ -230,7 +255,7 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     assert '(backdoored)' in md and '(clean control)' in md and 'Pruning curve' in md
     # the same command again reuses every result; a changed key recomputes that defense only
     doc2, out = _defend(args, capsys)
-    assert out.count('reusing') == 12 and 'NC class' not in out
+    assert out.count('reusing') == 14 and 'NC class' not in out
     assert doc2['results'] == json.loads(json.dumps(doc['results']))
     alone = [f'--model_dir={runs[16]}'] + SMALL  # the model alone from here on (test time)
     doc4, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc', '--nc_statistic=log_mad'],
@@ -297,8 +322,8 @@ def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
         return str(e.value)
 
     assert error(base + ['--defenses=nc,spectral']) == (
-        "unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, strip, "
-        "sentinet or 'all'")
+        "unknown defense 'spectral'; choose from finetune, fineprune, nc, tabor, nc_collapse, "
+        "strip, sentinet or 'all'")
     assert 'is a 8-bit model, expected 16 bits' in error(base + [f'--control_dir={runs[8]}'])
     assert 'defender subset is empty' in error(base + ['--defender_fraction=0.01'])
     nocodes = str(tmp_path / 'nocodes')
@@ -320,8 +345,8 @@ def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     p = subprocess.run([sys.executable, 'defend.py', '--defenses=spectral'], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and p.stderr.strip().splitlines() == [
-        "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, nc_collapse, "
-        "strip, sentinet or 'all'"]
+        "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, tabor, "
+        "nc_collapse, strip, sentinet or 'all'"]
 
 
 def test_defend_runs_on_a_darkhash_model(runs, tmp_path, capsys):
