@@ -59,8 +59,9 @@ nc_success = 0.98             # fraction of an epoch's images sent to the class 
 nc_collapse_success = 0.9     # NC-collapse: fraction within K/8 bits of the majority code
 nc_threshold = 2.0            # anomaly index that flags
 nc_statistic = 'mad'          # 'mad': NC's MAD of the L1 norms | 'log_mad': of their logarithms
-                              # | 'lower_mad': the lower half's MAD (defenses/nc.py; every one is
-                              # in defense.json, this one flags; TABOR is read the same way)
+                              # | 'lower_mad': the lower half's MAD | 'quality': the MAD of the
+                              # TABOR-style quality scores (defenses/nc.py; every one is in
+                              # defense.json, this one flags)
 # TABOR (Guo et al. 2019): NC's optimisation (the nc_* keys) plus these fixed-weight regularisers
 tabor_r1_mask = 1e-6          # R1: mask L1 + L2 (TrojanZoo's TABOR defaults for R1/R2)
 tabor_r1_pattern = 1e-5       # R1: L1 + L2 of the pattern outside the mask
@@ -70,6 +71,9 @@ tabor_r3 = 1.0                # R3: cut the mask's region out, the code stays it
                               # weight: TrojanZoo sets 0; it is the term that moves painted-object
                               # masks off the object, docs/RESULTS.md)
 tabor_r4 = 0.01               # R4: the trigger alone on black reaches the class (TrojanZoo's 1e-2)
+tabor_statistic = 'quality'   # TABOR reads its masks by a trigger-quality score (defenses/nc.py
+                              # quality: size, smoothness, attack success, accuracy left when the
+                              # mask is cut out); any nc_statistic name reads its norms instead
 # STRIP (BB detection_infer/strip.py)
 strip_n = 100                 # blended copies per query
 strip_blend = 'add'           # 'add' = clip(x + overlay) (STRIP paper) | 'mean'
@@ -134,7 +138,13 @@ def run_all(s, names, c):
             say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config)")
             out[name] = parts[st]['result']
             if name in RESCORE:
-                out[name] = RESCORE[name](out[name], c)
+                out[name] = RESCORE[name](out[name], c, s)
+                if 'quality' in out[name] and 'quality' not in parts[st]['result']:
+                    # a result stored before its quality scores: keep them with it
+                    parts = _read_parts(path)  # again: another defend.py may have written
+                    parts[st]['result']['quality'] = out[name]['quality']
+                    parts[st]['result']['quality_orig'] = out[name]['quality_orig']
+                    utils.write_json(path, parts)
             continue
         say(f"{s.role}: {name} on {s.run}")
         t0 = time.time()

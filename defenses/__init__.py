@@ -28,5 +28,6 @@ REGISTRY = {
 NAMES = tuple(REGISTRY)
 # config keys read only when a result is scored, not when it is made (left out of every reuse
 # stamp), and the functions that score a stored result anew with them
-SCORE_KEYS = ('nc_statistic',)
-RESCORE = {'nc': nc.score, 'tabor': nc.score}
+SCORE_KEYS = ('nc_statistic', 'tabor_statistic')
+RESCORE = {'nc': lambda res, c, s: nc.rescore(res, c, s, 'nc_statistic'),
+           'tabor': lambda res, c, s: nc.rescore(res, c, s, 'tabor_statistic')}

@@ -252,21 +252,67 @@ def _per_class(s, c, say, name, label, extra_for):
            'target': s.target, 'epochs_per_class': [r['epochs'] for r in per_class],
            'steps_per_class': [r['steps'] for r in per_class], 'masks': path,
            'prototypes': s.proto_source}
-    return score(res, c)
+    res['quality'], res['quality_orig'] = quality(s, [r['mask'] for r in per_class],
+                                                  [r['pattern'] for r in per_class])
+    return score(res, c, f'{name}_statistic')
 
 
-def score(res, c):
-    """The outlier statistics of a result's per-class norms (all of STATISTICS; nc_statistic and
-    nc_threshold flag). defend.py calls it again on a reused result: the statistic keys are not
-    part of what the optimisation is made from."""
-    if c['nc_statistic'] not in STATISTICS:
-        raise common.DefenseInputError(f"nc_statistic must be one of {', '.join(STATISTICS)}, "
-                                       f"got {c['nc_statistic']!r}")
+def quality(s, masks, patterns):
+    """A trigger-quality score per class in the spirit of TABOR's detection metric (Guo et al.
+    2019; its terms as we read the paper, without its explanation-based refinement of the mask):
+    score = ln(L1 / HW) + ln(TV / HW) - ln(attack) - ln(crop / orig), lower = more trigger-like.
+    L1 / TV: the mask's size and total variation; attack: the share of D_def stamped with the
+    trigger that is predicted the class; crop: the share of D_def still predicted its own class with
+    the mask's region cut out ((1 - m) x); orig: the same share without a cut. Rates of 0 count as
+    half an image. Returns (per-class dicts, orig)."""
+    x, y, protos = s.x_def, s.y_def, s.protos
+    floor = 0.5 / len(x)
+    orig = max(float((common.predict(s.codes_of(x), protos) == y).float().mean()), floor)
+    out = []
+    for cls, (m, p) in enumerate(zip(masks, patterns)):
+        m, p = torch.as_tensor(m).float(), torch.as_tensor(p).float()
+        hw = m.numel()
+        l1, tv = float(m.sum()), float(tabor_terms(m, p)[2])
+        attack = float((common.predict(s.codes_of(common.stamp(x, m, p)), protos) == cls)
+                       .float().mean())
+        crop = float((common.predict(s.codes_of(x * (1 - m)), protos) == y).float().mean())
+        q = (math.log(max(l1, 1e-6) / hw) + math.log(max(tv, 1e-6) / hw)
+             - math.log(max(attack, floor)) - math.log(max(crop, floor) / orig))
+        out.append({'l1': l1, 'tv': tv, 'attack': attack, 'crop': crop, 'score': q})
+    return out, orig
+
+
+def rescore(res, c, s, key):
+    """A stored result scored anew (defend.py's reuse): its quality scores are computed from its
+    saved masks if a run made before them lacks them (a function of the masks and the checkpoint,
+    both under the result's stamp), then score()."""
+    import os
+    if 'quality' not in res and os.path.isfile(res.get('masks', '')):
+        with np.load(res['masks']) as z:
+            res = dict(res)
+            res['quality'], res['quality_orig'] = quality(s, z['masks'], z['patterns'])
+    return score(res, c, key)
+
+
+def score(res, c, key='nc_statistic'):
+    """The outlier statistics of a result (all of STATISTICS on the per-class norms, and 'quality'
+    on the quality scores when the result has them; c[key] and nc_threshold flag). defend.py calls
+    it again on a reused result: the statistic keys are not part of what the optimisation is made
+    from."""
     norms = res['norms']
     every = {name: common.anomaly_index(norms, **kw) for name, kw in STATISTICS.items()}
-    index, indices, _, mad = every[c['nc_statistic']]
-    flagged = common.flagged_classes(norms, indices, c['nc_threshold'])
-    return dict(res, statistic=c['nc_statistic'], threshold=c['nc_threshold'],
+    if 'quality' in res:
+        every['quality'] = common.anomaly_index([q['score'] for q in res['quality']])
+    stat = c[key]
+    if stat not in every:
+        names = list(STATISTICS) + ['quality']
+        raise common.DefenseInputError(
+            f"{key} must be one of {', '.join(names)}, got {stat!r}" if stat not in names else
+            f"{key}={stat!r}: this result has no quality scores (no saved masks)")
+    index, indices, _, mad = every[stat]
+    values = [q['score'] for q in res['quality']] if stat == 'quality' else norms
+    flagged = common.flagged_classes(values, indices, c['nc_threshold'])
+    return dict(res, statistic=stat, threshold=c['nc_threshold'],
                 anomaly_index=index, anomaly_indices={k: v[0] for k, v in every.items()},
                 class_indices=[float(v) for v in indices], median=float(np.median(norms)),
                 mad=mad, smallest_class=int(np.argmin(norms)), flagged_classes=flagged,

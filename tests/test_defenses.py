@@ -46,6 +46,15 @@ def test_mad_anomaly_index_hand_case():
     assert r['anomaly_indices']['mad'] == pytest.approx(8 / 2.9652) and r['target_flagged']
     with pytest.raises(common.DefenseInputError, match='nc_statistic'):
         nc.score(r, {'nc_statistic': 'zscore', 'nc_threshold': 2.0})
+    with pytest.raises(common.DefenseInputError, match='no quality scores'):
+        nc.score(r, {'nc_statistic': 'quality', 'nc_threshold': 2.0})
+    # TABOR-style quality scores (lower = more trigger-like): the same MAD on the scores, which may
+    # be negative; median -5, |q + 5| = 0 1 1 2 5 -> median 1 -> index of -10: 5 / 1.4826
+    q = [{'score': v} for v in (-5, -4, -6, -3, -10)]
+    r = nc.score({'norms': norms, 'success': [True] * 5, 'target': 4, 'quality': q},
+                 {'tabor_statistic': 'quality', 'nc_threshold': 2.0}, 'tabor_statistic')
+    assert r['anomaly_index'] == pytest.approx(5 / 1.4826) and r['flagged_classes'] == [4]
+    assert r['anomaly_indices']['quality'] == r['anomaly_index'] and r['statistic'] == 'quality'
 
 
 def test_nc_cost_schedule_hand_case():
@@ -241,6 +250,11 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     assert set(r) == {'finetune', 'fineprune', 'nc', 'tabor', 'nc_collapse', 'strip', 'sentinet'}
     assert doc['target'] == 0 and len(r['nc']['norms']) == 4 and len(r['tabor']['norms']) == 4
     assert 'TABOR class 3 [4/4]' in out and os.path.isfile(r['tabor']['masks'])
+    # both read their masks' quality scores too (TABOR flags by them by default)
+    for name in ('nc', 'tabor'):
+        assert len(r[name]['quality']) == 4 and 'quality' in r[name]['anomaly_indices']
+        assert all(0 <= q['attack'] <= 1 and 0 <= q['crop'] <= 1 for q in r[name]['quality'])
+    assert r['tabor']['statistic'] == 'quality' and r['nc']['statistic'] == 'mad'
     assert 'NC class 3 [4/4]' in out  # progress line per class
     assert [q['fraction'] for q in r['fineprune']['curve']][0] == 0.0
     assert r['finetune']['before']['map'] == pytest.approx(
@@ -257,6 +271,19 @@ def test_defend_end_to_end_and_reuse(runs, tmp_path, capsys):
     doc2, out = _defend(args, capsys)
     assert out.count('reusing') == 14 and 'NC class' not in out
     assert doc2['results'] == json.loads(json.dumps(doc['results']))
+    # a result stored before the quality scores existed gets them from its saved masks on reuse,
+    # the same as a fresh run's, and keeps them
+    parts_path = os.path.join(runs[16], 'defense_parts.json')
+    parts = json.load(open(parts_path))
+    for v in parts.values():
+        if v['defense'] == 'nc':
+            del v['result']['quality'], v['result']['quality_orig']
+    json.dump(parts, open(parts_path, 'w'))
+    doc5, out = _defend([f'--model_dir={runs[16]}', '--defenses=nc'] + SMALL, capsys)
+    assert 'reusing nc' in out and 'NC class' not in out
+    assert doc5['results']['model']['nc']['quality'] == json.loads(json.dumps(r['nc']['quality']))
+    assert all('quality' in v['result'] for v in json.load(open(parts_path)).values()
+               if v['defense'] == 'nc')
     alone = [f'--model_dir={runs[16]}'] + SMALL  # the model alone from here on (test time)
     doc4, out = _defend(alone + ['--strip_n=5', '--defenses=strip,nc', '--nc_statistic=log_mad'],
                         capsys)
