@@ -7,9 +7,13 @@ prototype), their Hamming distance to the class's prototype code (mean, and the 
 the mask-weighted colour of the pattern (hue, saturation: does it paint the class's colour?), and
 where the mask lies: its centroid (row, column) and the share of its L1 inside the bottom-right
 `corner` x `corner` box, where BadNets pastes its patch (8 px at 32 px for the p56 victims).
+Then the TABOR-style quality score of each mask (defenses/nc.py quality: size, total variation,
+attack success, accuracy left with the mask's region cut out) and the MAD index of the lowest, as
+defend.py's 'quality' statistic reads them. `masks` picks the file: defense_{masks}.npz ('nc' or
+'tabor').
 
     python bench/nc_masks.py configs/defense_toy.py \
-        --model_dir=results/toy_CSQ_resnet34_32_badnets56 [--corner=8]
+        --model_dir=results/toy_CSQ_resnet34_32_badnets56 [--corner=8] [--masks=tabor]
 """
 import colorsys
 import os
@@ -21,16 +25,17 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import defend  # noqa: E402  (its config block: the same shared set-up as the defense run)
 import utils  # noqa: E402
-from defenses import common  # noqa: E402
+from defenses import common, nc  # noqa: E402
 
 
 def main(c):
     corner = c['corner']
     s = common.Setup(c['model_dir'], c, 'model', utils.resolve_device(c['device']),
                      say=lambda m: None)
-    path = os.path.join(c['model_dir'], 'defense_nc.npz')
+    path = os.path.join(c['model_dir'], f"defense_{c['masks']}.npz")
     if not os.path.isfile(path):
-        sys.exit(f"error: {path} not found: run defend.py --defenses=nc on the model first")
+        sys.exit(f"error: {path} not found: run defend.py --defenses={c['masks']} on the model "
+                 f"first")
     with np.load(path) as z:
         masks, patterns = z['masks'], z['patterns']
     k, protos = s.bits, s.protos
@@ -55,8 +60,20 @@ def main(c):
               + ' / '.join(f"{(d <= r).float().mean():.2f}" for r in (0, 2, 4, 8))
               + f"; pattern hue {hue:.2f}, saturation {sat:.2f}; mask centroid ({cy:.1f}, "
               f"{cx:.1f}), {in_corner:.2f} of it in the bottom-right {corner} px box")
+    q, orig = nc.quality(s, masks, patterns)
+    scores = [x['score'] for x in q]
+    index, per_class, med, mad = common.anomaly_index(scores)
+    print(f"quality scores (lower = more trigger-like; D_def accuracy uncut {orig:.2f}):")
+    for cls, x in enumerate(q):
+        print(f"class {cls}: L1 {x['l1']:.1f}, TV {x['tv']:.1f}, attack {x['attack']:.2f}, "
+              f"crop {x['crop']:.2f} -> score {x['score']:.2f}, index {per_class[cls]:.2f}")
+    low = int(np.argmin(scores))
+    print(f"quality index of the lowest score (class {low}): {index:.2f} (median {med:.2f}, "
+          f"MAD {mad:.2f}); flagged: "
+          f"{common.flagged_classes(scores, per_class, c['nc_threshold']) or 'none'}")
 
 
 if __name__ == '__main__':
-    keys = dict(vars(defend), corner=8)  # defend.py's keys plus the corner box side (px)
+    keys = dict(vars(defend), corner=8, masks='nc')  # defend.py's keys, the corner box side
+                                                   # (px) and the masks' file
     main(utils.configure(keys))
