@@ -9,8 +9,9 @@ configs/ladder_r3_tiny.py:
     python CSQ.py configs/tiny_imagenet10.py configs/ladder_r3_tiny.py configs/ladder_r3f_tiny.py --tag=r3f
     python CSQ.py configs/tiny_imagenet10.py configs/ladder_r3_tiny.py configs/ladder_r3f_tiny.py \
         --backbone=resnet34 --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth --tag=r3f_clean
-Why: R3's full fine-tuning measured 246 s an epoch for the ResNet18 surrogate on this shared CPU
-(30 epochs = 2 h before G and the ResNet34 victims); a frozen trunk costs a forward pass.
+Why: R3's full fine-tuning first measured 246 s an epoch for the ResNet18 surrogate on this CPU
+under a heavy shared load (16-18 s on a quieter one, docs/RESULTS.md, where R3 itself was then
+run); a frozen trunk costs a forward pass.
 """
 freeze = 'trunk'           # only the hash layer trains
 optimizer = 'adam'         # a linear layer from scratch (our choice, as configs/ladder_r1.py)
