@@ -61,17 +61,15 @@ def main(c):
               + f"; pattern hue {hue:.2f}, saturation {sat:.2f}; mask centroid ({cy:.1f}, "
               f"{cx:.1f}), {in_corner:.2f} of it in the bottom-right {corner} px box")
     q, orig = nc.quality(s, masks, patterns)
-    scores = [x['score'] for x in q]
-    index, per_class, med, mad = common.anomaly_index(scores)
+    r = nc.score({'norms': [float(m.sum()) for m in masks], 'target': s.target, 'quality': q},
+                 dict(c, nc_statistic='quality'))  # defend.py's reading of the same scores
     print(f"quality scores (lower = more trigger-like; D_def accuracy uncut {orig:.2f}):")
     for cls, x in enumerate(q):
         print(f"class {cls}: L1 {x['l1']:.1f}, TV {x['tv']:.1f}, attack {x['attack']:.2f}, "
-              f"crop {x['crop']:.2f} -> score {x['score']:.2f}, index {per_class[cls]:.2f}")
-    low = int(np.argmin(scores))
-    print(f"quality index of the lowest score (class {low}): {index:.2f} (median {med:.2f}, "
-          f"MAD {mad:.2f}); flagged: "
-          f"{common.flagged_classes(scores, per_class, c['nc_threshold']) or 'none'}")
-
+              f"crop {x['crop']:.2f} -> score {x['score']:.2f}, index {r['class_indices'][cls]:.2f}")
+    low = int(np.argmin([x['score'] for x in q]))
+    print(f"quality index of the lowest score (class {low}): {r['anomaly_index']:.2f} (MAD "
+          f"{r['mad']:.2f}); flagged: {r['flagged_classes'] or 'none'}")
 
 if __name__ == '__main__':
     keys = dict(vars(defend), corner=8, masks='nc')  # defend.py's keys, the corner box side

@@ -24,7 +24,8 @@ TABOR (Guo et al. 2019, "TABOR: A Highly Accurate Approach to Inspecting and Res
 Backdoors in AI Systems"): the same per-class optimisation with its regularisers added at fixed
 weights (tabor_*): R1 the mask's and the out-of-mask pattern's L1 + L2, R2 their total variation,
 R3 the image with the mask's region cut out keeps its own class's code (a mask painted over the
-object is penalised), R4 the trigger alone on black reaches the class's code. Read as NC is.
+object is penalised), R4 the trigger alone on black reaches the class's code. Read by the
+trigger-quality score of quality() (tabor_statistic), or by any of NC's statistics.
 
 NC-collapse, target-free: one optimisation pulling the batch's codes together,
 loss = mean over pairs of (1 - cos(tanh f(x'_i), tanh f(x'_j)))/2 + lambda |m|_1, success =
@@ -192,7 +193,8 @@ def tabor_images(x, m, p):
 
 def tabor(s, c, say):
     """Neural Cleanse with TABOR's regularisers added to each class's optimisation (module
-    docstring of tabor_terms / tabor_images; weights tabor_*), read as NC is (the MAD of the norms).
+    docstring of tabor_terms / tabor_images; weights tabor_*), scored by score() with
+    tabor_statistic (default: the MAD of the quality scores of quality()).
     In hashing terms R3 pulls the cut-out image's code to the prototype of its own class (the
     defender knows D_def's labels) and R4 the trigger alone to the class's prototype, both with
     NC's code loss (1 - h . tanh f / K) / 2."""
