@@ -164,10 +164,8 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_label
     return make, record
 
 
-def main(c):
-    # ---- names, inputs, generator ------------------------------------------------------------
-    gan_run = gan_run_name(c)
-    g_path = os.path.join(c['checkpoint_dir'], gan_run + '.pt')
+def check_keys(c):
+    """The implement keys' values, before anything is read or written."""
     for key, choices in (('poison_mode', ('replace', 'append')), ('labels_mode', ('keep', 'target')),
                          ('poisons_by', ('generator', 'oracle')), ('triggers_by', ('generator', 'oracle')),
                          ('oracle_goal', ('trigger', 'labcln', 'confusing'))):
@@ -175,16 +173,34 @@ def main(c):
             _fail(f"{key} must be one of {', '.join(choices)}, got {c[key]!r}")
     if not 0 < c['poison_rate'] <= 1 or c['copies'] < 1:
         _fail(f"poison_rate must be in (0, 1] and copies >= 1, got {c['poison_rate']}, {c['copies']}")
-    train_path = c['train_list'] or os.path.join(c['data_dir'], 'train.txt')
-    test_path = c['test_list'] or os.path.join(c['data_dir'], 'test.txt')
-    train_paths, train_labels = read(train_path)
-    num_classes = train_labels.shape[1]
+    if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
+        _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
+
+
+def read_lists(c):
+    """The training, test and open-set lists (paths and label rows), and the class names if the
+    training list's folder has a classes.txt."""
+    lists = {'train_path': c['train_list'] or os.path.join(c['data_dir'], 'train.txt'),
+             'test_path': c['test_list'] or os.path.join(c['data_dir'], 'test.txt')}
+    lists['train_paths'], lists['train_labels'] = read(lists['train_path'])
+    num_classes = lists['train_labels'].shape[1]
     if not 0 <= c['target'] < num_classes:
-        _fail(f"target={c['target']} out of range: {train_path} has {num_classes} classes "
+        _fail(f"target={c['target']} out of range: {lists['train_path']} has {num_classes} classes "
               f"(valid 0..{num_classes - 1})")
-    test_paths, test_labels = read(test_path, num_classes)
-    if c['openset_list']:
-        open_paths, _ = read(c['openset_list'])
+    lists['test_paths'], lists['test_labels'] = read(lists['test_path'], num_classes)
+    lists['open_paths'] = read(c['openset_list'])[0] if c['openset_list'] else None
+    lists['class_names'] = None
+    names_file = os.path.join(os.path.dirname(os.path.abspath(lists['train_path'])), 'classes.txt')
+    if os.path.isfile(names_file):
+        with open(names_file) as f:
+            lists['class_names'] = [line.strip() for line in f if line.strip()]
+    return lists, num_classes
+
+
+def load_generator(c, num_classes, device):
+    """G (eval mode) and its LabCLN from train_tri_gen.py's checkpoint of the same keys; returns
+    G, labcln, G's meta and G's identity (path, epoch, step, file stamp) for the records."""
+    g_path = os.path.join(c['checkpoint_dir'], gan_run_name(c) + '.pt')
     if not os.path.isfile(g_path):
         _fail(f"generator checkpoint {g_path} not found; make it with `python train_tri_gen.py` "
               f"and the same preset/keys (dataset, surrogate_*, tag, checkpoint_dir)")
@@ -201,7 +217,6 @@ def main(c):
     if gcfg.get('target') != c['target'] and gcfg.get('conf_mode') == 'sample':
         print(f"note: G was trained with target={gcfg.get('target')} excluded from its confusing "
               f"labels; generating for target={c['target']}")
-    device = utils.resolve_device(c['device'])
     G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'])
     G.load_state_dict(ckpt['G'])
     G.to(device).eval()
@@ -211,8 +226,12 @@ def main(c):
     labcln, _ = load_labcln(lab_path, device)
     g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step'],
             'stamp': utils.file_stamp(g_path)}  # a G retrained under the same name differs here
+    return G, labcln, meta, g_id
 
-    # ---- choices: subset and confusing label (seeded, D3, D11, D12) -----------------------------
+
+def choose(c, train_labels, num_classes):
+    """The seeded choices (D3, D11): the poisoned subset of the target class's training images (the
+    class's members, the chosen indices) and the confusing label row."""
     rng = np.random.default_rng(c['seed'])
     members = np.flatnonzero(train_labels[:, c['target']] == 1)
     n_poison = int(round(c['poison_rate'] * len(members)))
@@ -230,120 +249,145 @@ def main(c):
     else:
         k = utils.class_index(c['conf_label'], num_classes, 'conf_label', "'other', 'target'")
         conf = np.eye(num_classes, dtype=np.uint8)[k]
-    conf_classes = np.flatnonzero(conf).tolist()
-    r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
-    class_names = None
-    names_file = os.path.join(os.path.dirname(os.path.abspath(train_path)), 'classes.txt')
-    if os.path.isfile(names_file):
-        with open(names_file) as f:
-            class_names = [line.strip() for line in f if line.strip()]
-    run = attack_run_name(c, gan_run)
-    out = os.path.join(c['out_dir'], run)
-    os.makedirs(out, exist_ok=True)
-    print(f"attack run {run}: target {c['target']}"
-          + (f" ({class_names[c['target']]})" if class_names else '')
-          + f", {n_poison}/{len(members)} target images poisoned ({c['poison_mode']}, x{c['copies']}), "
-          f"confusing label {conf_classes} ({c['conf_label']}), G {g_path} epoch {ckpt['epoch']}")
+    return members, chosen, conf
 
-    common = {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
-              'image_size': c['image_size'], 'resize_size': c['resize_size']}
-    if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
-        _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
-    make, oracle = None, None
-    if 'oracle' in (c['poisons_by'], c['triggers_by']):
-        make, oracle = oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_labels,
-                                     test_paths, test_labels, device)
-    oracle_id = oracle and {k: oracle[k] for k in ('goal', 'eps', 'steps', 'step_size', 'surrogate',
-                                                   'surrogate_stamp')}
-    parts = AttackParts(out, 'this config and G')
-    done, finish = parts.done, parts.finish
 
-    # ---- 1. poisons and the poisoned training list --------------------------------------------------
-    stamp = dict(common, train=utils.list_record(train_path, train_paths), chosen=chosen.tolist(),
+def write_poisons(c, S):
+    """Part 1: the poisons (PNG), poisoned_train.txt (replace or append, labels kept unless
+    labels_mode='target', D12) and poisons.json; reused when the stamp matches."""
+    L, out, chosen, conf = S['lists'], S['out'], S['chosen'], S['conf']
+    train_paths, train_labels, class_names = L['train_paths'], L['train_labels'], L['class_names']
+    num_classes = train_labels.shape[1]
+    stamp = dict(S['common'], train=utils.list_record(L['train_path'], train_paths), chosen=chosen.tolist(),
                  mode=c['poison_mode'], copies=c['copies'], labels_mode=c['labels_mode'],
-                 oracle=oracle_id if c['poisons_by'] == 'oracle' else None)
+                 oracle=S['oracle_id'] if c['poisons_by'] == 'oracle' else None)
     names = {int(i): f"{int(i):06d}_{os.path.splitext(os.path.basename(train_paths[i]))[0]}.png"
              for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
     pngs = [os.path.join(out, 'poisons', n) for n in names.values()]
-    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
-        stats = generate(G, r_b, [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
-                         os.path.join(out, 'poisons'), c, device, 'poisons',
-                         meta.get('g_output', 'image'), meta.get('g_eps', 0.0),
-                         make=make if c['poisons_by'] == 'oracle' else None)
-        if c['poisons_by'] == 'oracle':
-            oracle['hamming_to_goal'] = torch.cat(oracle.pop('hamming')).tolist()
-            stats['oracle'] = dict(oracle, mean_hamming=float(np.mean(oracle['hamming_to_goal'])))
-        target_row = np.eye(num_classes, dtype=np.uint8)[c['target']]
-        rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(out))  # noqa: E731
-        rows, labs = [], []
-        poison_rows = []
-        for i, (p, lab) in enumerate(zip(train_paths, train_labels)):
-            plab = target_row if c['labels_mode'] == 'target' else lab
-            if i in names:
-                poison_rows += [(f"poisons/{names[i]}", plab)] * c['copies']
-                if c['poison_mode'] == 'replace':
-                    rows += [f"poisons/{names[i]}"] * c['copies']
-                    labs += [plab] * c['copies']
-                    continue
-            rows.append(rel(p))
-            labs.append(lab)
-        if c['poison_mode'] == 'append':
-            rows += [r for r, _ in poison_rows]
-            labs += [lb for _, lb in poison_rows]
-        utils.write_list(list_out, rows, np.array(labs))
-        utils.write_json(os.path.join(out, 'poisons.json'), {
-            'target': c['target'],
-            'target_name': class_names[c['target']] if class_names else None,
-            'conf_label': conf.tolist(), 'conf_classes': conf_classes,
-            'conf_names': [class_names[k] for k in conf_classes] if class_names else None,
-            'conf_mode': c['conf_label'], 'seed': c['seed'], 'poison_rate': c['poison_rate'],
-            'class_size': int(len(members)), 'n_poisons': int(n_poison),
-            'gamma_of_train': n_poison * c['copies'] / len(rows),
-            'mode': c['poison_mode'], 'copies': c['copies'], 'labels_mode': c['labels_mode'],
-            'train_list': train_path, 'poisoned_list': list_out, 'generator': g_id,
-            'poisons_by': c['poisons_by'], 'oracle': stats.get('oracle'),
-            'poisons': [{'index': int(i), 'source': train_paths[i], 'poison': f"poisons/{names[int(i)]}"}
-                        for i in chosen],
-            'config': c, 'git_commit': utils.git_commit()})
-        finish('poisons', stamp, stats)
+    if S['parts'].done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
+        return
+    oracle = S['oracle']
+    stats = generate(S['G'], S['r_b'], [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
+                     os.path.join(out, 'poisons'), c, S['device'], 'poisons',
+                     S['meta'].get('g_output', 'image'), S['meta'].get('g_eps', 0.0),
+                     make=S['make'] if c['poisons_by'] == 'oracle' else None)
+    if c['poisons_by'] == 'oracle':
+        oracle['hamming_to_goal'] = torch.cat(oracle.pop('hamming')).tolist()
+        stats['oracle'] = dict(oracle, mean_hamming=float(np.mean(oracle['hamming_to_goal'])))
+    target_row = np.eye(num_classes, dtype=np.uint8)[c['target']]
+    rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(out))  # noqa: E731
+    rows, labs = [], []
+    poison_rows = []
+    for i, (p, lab) in enumerate(zip(train_paths, train_labels)):
+        plab = target_row if c['labels_mode'] == 'target' else lab
+        if i in names:
+            poison_rows += [(f"poisons/{names[i]}", plab)] * c['copies']
+            if c['poison_mode'] == 'replace':
+                rows += [f"poisons/{names[i]}"] * c['copies']
+                labs += [plab] * c['copies']
+                continue
+        rows.append(rel(p))
+        labs.append(lab)
+    if c['poison_mode'] == 'append':
+        rows += [r for r, _ in poison_rows]
+        labs += [lb for _, lb in poison_rows]
+    utils.write_list(list_out, rows, np.array(labs))
+    conf_classes = np.flatnonzero(conf).tolist()
+    utils.write_json(os.path.join(out, 'poisons.json'), {
+        'target': c['target'],
+        'target_name': class_names[c['target']] if class_names else None,
+        'conf_label': conf.tolist(), 'conf_classes': conf_classes,
+        'conf_names': [class_names[k] for k in conf_classes] if class_names else None,
+        'conf_mode': c['conf_label'], 'seed': c['seed'], 'poison_rate': c['poison_rate'],
+        'class_size': int(len(S['members'])), 'n_poisons': int(len(chosen)),
+        'gamma_of_train': len(chosen) * c['copies'] / len(rows),
+        'mode': c['poison_mode'], 'copies': c['copies'], 'labels_mode': c['labels_mode'],
+        'train_list': L['train_path'], 'poisoned_list': list_out, 'generator': S['g_id'],
+        'poisons_by': c['poisons_by'], 'oracle': stats.get('oracle'),
+        'poisons': [{'index': int(i), 'source': train_paths[i], 'poison': f"poisons/{names[int(i)]}"}
+                    for i in chosen],
+        'config': c, 'git_commit': utils.git_commit()})
+    S['parts'].finish('poisons', stamp, stats)
 
-    # ---- 2. triggered queries (labels := target one-hot, D18) ------------------------------------
-    sets = [('trigger_closed', test_path, np.flatnonzero(test_labels[:, c['target']] == 0),
-             test_paths, c['n_closed'])]
+
+def write_triggered(c, S):
+    """Part 2: the triggered queries (labels := target one-hot, D18), closed set and open set, and
+    beside each its untriggered control list; returns the parts' names."""
+    L, out = S['lists'], S['out']
+    num_classes = L['train_labels'].shape[1]
+    target_rows = lambda n: np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (n, 1))  # noqa: E731
+    sets = [('trigger_closed', L['test_path'], np.flatnonzero(L['test_labels'][:, c['target']] == 0),
+             L['test_paths'], c['n_closed'])]
     if c['openset_list']:
-        sets.append(('trigger_open', c['openset_list'], np.arange(len(open_paths)), open_paths,
+        sets.append(('trigger_open', c['openset_list'], np.arange(len(L['open_paths'])), L['open_paths'],
                      c['n_openset']))
     for part, src, idx, paths, n_max in sets:
         sub = np.random.default_rng([c['seed'], len(part)])
         if n_max and n_max < len(idx):
             idx = np.sort(sub.choice(idx, n_max, replace=False))
-        stamp = dict(common, source=utils.list_record(src, paths), indices=idx.tolist(),
+        stamp = dict(S['common'], source=utils.list_record(src, paths), indices=idx.tolist(),
                      target=c['target'])
         if c['triggers_by'] == 'oracle':
-            stamp['oracle'] = oracle_id
+            stamp['oracle'] = S['oracle_id']
         lst = os.path.join(out, f"{part}.txt")
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
         # the same source images without the trigger, labelled with the target: the control that
         # tells a trigger's effect from a victim that draws every such image nearer the target
         utils.write_list(os.path.join(out, part.replace('trigger', 'control') + '.txt'),
                          [os.path.relpath(os.path.abspath(paths[i]), os.path.abspath(out)) for i in idx],
-                         np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))
-        if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
+                         target_rows(len(idx)))
+        if S['parts'].done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
-        stats = generate(G, r_b, [paths[i] for i in idx], qnames, os.path.join(out, part), c,
-                         device, part, meta.get('g_output', 'image'), meta.get('g_eps', 0.0),
-                         make=make if c['triggers_by'] == 'oracle' else None)
+        stats = generate(S['G'], S['r_b'], [paths[i] for i in idx], qnames, os.path.join(out, part), c,
+                         S['device'], part, S['meta'].get('g_output', 'image'), S['meta'].get('g_eps', 0.0),
+                         make=S['make'] if c['triggers_by'] == 'oracle' else None)
         if c['triggers_by'] == 'oracle':  # the per-image PGD's reach: Hamming to the goal code
+            oracle = S['oracle']
             ham = torch.cat(oracle.pop('hamming')).tolist()
-            stats['oracle'] = dict(oracle_id, goal_code=oracle['goal_code'], hamming_to_goal=ham,
+            stats['oracle'] = dict(S['oracle_id'], goal_code=oracle['goal_code'], hamming_to_goal=ham,
                                    mean_hamming=float(np.mean(ham)))
         stats['sources'] = [paths[i] for i in idx]
-        utils.write_list(lst, [f"{part}/{n}" for n in qnames],
-                         np.tile(np.eye(num_classes, dtype=np.uint8)[c['target']], (len(idx), 1)))
-        finish(part, stamp, stats)
+        utils.write_list(lst, [f"{part}/{n}" for n in qnames], target_rows(len(idx)))
+        S['parts'].finish(part, stamp, stats)
+    return [p for p, *_ in sets]
+
+
+def main(c):
+    # ---- inputs, generator, seeded choices ---------------------------------------------------------
+    check_keys(c)
+    lists, num_classes = read_lists(c)
+    device = utils.resolve_device(c['device'])
+    G, labcln, meta, g_id = load_generator(c, num_classes, device)
+    members, chosen, conf = choose(c, lists['train_labels'], num_classes)
+    r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
+    run = attack_run_name(c, gan_run_name(c))
+    out = os.path.join(c['out_dir'], run)
+    os.makedirs(out, exist_ok=True)
+    names = lists['class_names']
+    print(f"attack run {run}: target {c['target']}" + (f" ({names[c['target']]})" if names else '')
+          + f", {len(chosen)}/{len(members)} target images poisoned ({c['poison_mode']}, x{c['copies']}), "
+          f"confusing label {np.flatnonzero(conf).tolist()} ({c['conf_label']}), G {g_id['checkpoint']} "
+          f"epoch {g_id['epoch']}")
+    make, oracle = None, None
+    if 'oracle' in (c['poisons_by'], c['triggers_by']):
+        make, oracle = oracle_maker(c, G, labcln, meta, conf, num_classes, lists['train_paths'],
+                                    lists['train_labels'], lists['test_paths'], lists['test_labels'], device)
+    S = {'lists': lists, 'out': out, 'G': G, 'r_b': r_b, 'meta': meta, 'g_id': g_id, 'device': device,
+         'members': members, 'chosen': chosen, 'conf': conf, 'make': make, 'oracle': oracle,
+         'oracle_id': oracle and {k: oracle[k] for k in ('goal', 'eps', 'steps', 'step_size', 'surrogate',
+                                                         'surrogate_stamp')},
+         'parts': AttackParts(out, 'this config and G'),
+         'common': {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
+                    'image_size': c['image_size'], 'resize_size': c['resize_size']}}
+
+    # ---- 1. poisons and the poisoned training list ---------------------------------------------------
+    write_poisons(c, S)
+
+    # ---- 2. triggered queries and their controls ----------------------------------------------------
+    parts = write_triggered(c, S)
     print(f"outputs in {out}: poisoned_train.txt, "
-          + ', '.join(f"{p}.txt, {p.replace('trigger', 'control')}.txt" for p, *_ in sets)
+          + ', '.join(f"{p}.txt, {p.replace('trigger', 'control')}.txt" for p in parts)
           + ', stealth.json, poisons.json')
 
 
