@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny darkhash-toy darkhash-tiny defend-toy defend-toy-nocue venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny table5-tiny100-cpu darkhash-toy darkhash-tiny defend-toy defend-toy-nocue venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -81,6 +81,11 @@ table5-toy: $(VENV_STAMP)
 # The same on ../shared/data/tiny-imagenet-10 (developer machines only)
 table5-tiny: $(VENV_STAMP)
 	$(PY) reproduce.py configs/table5_tiny.py --methods=$(BADHASH_METHODS)
+
+# Table 5 on the Tiny ImageNet-100 protocol in rung R3 (issue 11), CPU budgets: needs the prepared
+# protocol and both pretrained backbones (configs/table5_tiny100_cpu.py); several hours, resumable.
+table5-tiny100-cpu: $(VENV_STAMP)
+	$(PY) reproduce.py configs/table5_tiny100_cpu.py
 
 # The defenses' known-answer check (README "Defenses", docs/RESULTS.md): a toy CSQ victim
 # backdoored with a visible 8 px BadNets patch (implants at 32 px) and its clean counterpart, then

@@ -11,7 +11,7 @@ from hash_models import BACKBONES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, 'configs')
-CLASSES = {'imagenet': 100, 'coco': 80, 'toy': 10, 'tiny-imagenet-10': 10}
+CLASSES = {'imagenet': 100, 'coco': 80, 'toy': 10, 'tiny-imagenet-10': 10, 'tiny-imagenet-100': 100}
 PAPER_TXT = [os.path.join(ROOT, '..', 'shared', 'papers', 'badhash_mm22.txt'),
              os.environ.get('BADHASH_PAPER_TXT', '')]
 
@@ -20,7 +20,8 @@ EXPECTED = ([f"table1_s{s:02d}.py" for s in range(1, 16)]
                for n in ('resnet50', 'vgg11')]
             + [f"table4_{d}_{n}_{m}.py" for d in ('imagenet', 'coco') for n in ('resnet50', 'vgg11')
                for m in ('csq', 'hashnet')]
-            + ['table5_imagenet.py', 'table5_coco.py', 'table5_toy.py', 'table5_tiny.py'])
+            + ['table5_imagenet.py', 'table5_coco.py', 'table5_toy.py', 'table5_tiny.py',
+               'table5_tiny100.py', 'table5_tiny100_cpu.py'])
 
 # Table 2 of the paper with SPEC §5.3's indices: (B-network, T-network, target index)
 TABLE2 = {1: ('resnet50', 'resnet18', 55), 2: ('resnet50', 'resnet34', 0), 3: ('resnet50', 'resnet50', 6),
@@ -124,6 +125,28 @@ def test_demo_presets_quote_the_imagenet_figures(name):
     paper = {k: v for k, v in c.items() if k.startswith('paper_')}
     assert paper == {k: v for k, v in im.items() if k.startswith('paper_')}
     assert reproduce._split(c['methods']) == ['badnets', 'lcba', 'issba', 'badhash', 'darkhash']
+
+
+@pytest.mark.parametrize('name', ['table5_tiny100.py', 'table5_tiny100_cpu.py'])
+def test_tiny100_presets_are_rung_r3(name, monkeypatch):
+    """Issue 11's Table 5 on Tiny ImageNet-100: pretrained surrogate and victim of other architectures,
+    the paper's optimiser; the CPU preset changes budgets only, and G keeps the paper's GAN keys
+    there (the hashing presets' epochs, batch and lr are set again for train_tri_gen.py)."""
+    _in_root(monkeypatch)
+    c, im = _preset(name), _preset('table5_imagenet.py')
+    assert {k: v for k, v in c.items() if k.startswith('paper_')} == \
+        {k: v for k, v in im.items() if k.startswith('paper_')}
+    assert reproduce._split(c['methods']) == ['badnets', 'lcba', 'issba', 'badhash']
+    sur = reproduce.script_config('CSQ.py', reproduce._split(c['presets']))
+    vic = reproduce.script_config('CSQ.py', reproduce._split(c['presets']) + reproduce._split(c['victim_presets']))
+    gan = reproduce.script_config('train_tri_gen.py', reproduce._split(c['presets']) + reproduce._split(c['attack_presets']))
+    assert sur['dataset'] == vic['dataset'] == gan['dataset'] == 'tiny-imagenet-100'
+    assert sur['backbone'] == c['surrogate_backbone'] != vic['backbone'] == c['victim_backbones']
+    for h in (sur, vic):
+        assert h['pretrained'].endswith(f"tiny-imagenet-200_pretrain_{h['backbone']}_64.pth")
+        assert (h['optimizer'], h['lr'], h['weight_decay'], h['bits']) == ('rmsprop', 1e-5, 1e-5, 64)
+    assert (gan['lr'], gan['batch_size'], gan['surrogate_bits']) == (1e-4, 32, 64)
+    assert gan['epochs'] == (2 if name.endswith('_cpu.py') else 100)
 
 
 def _paper_text():
