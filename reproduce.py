@@ -274,122 +274,145 @@ class Plan:
 
 
 def build_plan(c, source='preset'):
-    """Turn a table preset's config into a Plan (no file is read except presets and scripts)."""
+    """Turn a table preset's config into a Plan (no file is read except presets and scripts), in the
+    runner's order: data preparation, clean models (Table 4) or the poisoning attacks, their
+    victims, the clean victims with the attack reports (and defenses), the model attacks."""
     _check_preset(c, source)
     plan = Plan(c, source)
-    py = sys.executable
-    base = _split(c['presets'])
-    attack_p = base + _split(c['attack_presets'])
-    victim_p = base + _split(c['victim_presets'])
-    t = c['target']
-
-    if c['prepare'] or c['prepare_check']:
-        checks = _split(c['prepare_check'])
-        if c['prepare']:
-            cmd = shlex.split(c['prepare'])
-            if cmd and cmd[0].endswith('.py'):
-                cmd = [py] + cmd
-            plan.add('prepare', 'prepare', cmd, checks)
-        else:
-            plan.add('prepare', 'prepare', [], checks)  # nothing to run: files must exist
-
-    from hash_models import engine  # noqa: E402  (torch import, only when planning)
-
-    def hashing_step(phase, name, method, presets, **kw):
-        argv = presets + _opts(**kw)
-        cfg = script_config(f"{method}.py", argv)
-        d = engine.derive(cfg, method)
-        outs = [os.path.join(d['out'], 'results.json')] + [
-            os.path.join(d['out'], f"codes_{s}.npz") for s in d['lists']]
-        plan.add(phase, f"{name} {d['run']}", [py, f"{method}.py"] + argv, outs,
-                 [d['train_list']] + list(d['lists'].values()))
-        return cfg, d
-
+    _plan_prepare(plan, c, 'prepare', 'prepare')
     if c['clean_only']:  # Table 4: the clean B-networks at every bit length
-        for tm, _ in _pairs(c):
-            for bits in _split(c['bits_list']):
-                cfg, d = hashing_step('surrogate', 'clean model', tm, base,
-                                      backbone=c['surrogate_backbone'], bits=bits)
-                plan.cells.append({'row': f"{_title(c['surrogate_backbone'])} {tm}",
-                                   'col': f"{bits} bits", 'paper_key': f"paper_map_{bits}",
-                                   'kind': 'clean', 'file': os.path.join(d['out'], 'results.json')})
+        _plan_clean_models(plan, c)
         return plan
-
-    import attack_common
-    victims = {}  # (tm, backbone, bits) -> list of (split names, attack info)
+    victims = {}  # (tm, backbone, bits) -> one dict per poisoning attack, with its victim
     for tm, bm in _pairs(c):
-        attacks = []
-        for m in _split(c['methods']):
-            if m in MODEL_ATTACKS:
-                continue  # after the clean victims, below
-            if m == 'badhash':
-                hashing_step('surrogate', 'surrogate', bm, base,
-                             backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
-                surr = dict(surrogate_method=bm, surrogate_backbone=c['surrogate_backbone'],
-                            surrogate_bits=c['surrogate_bits'])
-                tag = gan_tag(script_config('train_tri_gen.py', attack_p + _opts(**surr)), t)
-                gargv = attack_p + _opts(**surr, target=t, tag=tag)
-                gcfg = script_config('train_tri_gen.py', gargv)
-                gan_run = attack_common.gan_run_name(gcfg)
-                plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,
-                         [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')],
-                         [gcfg['train_list'] or os.path.join(gcfg['data_dir'], 'train.txt')])
-                icfg = script_config('implement_tri_gen.py', gargv)
-                folder = os.path.join(icfg['out_dir'], attack_common.attack_run_name(icfg, gan_run))
-                step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
-                                [py, 'implement_tri_gen.py'] + gargv, None, _attack_lists(icfg))
-                dataset, geometry = icfg['dataset'], (icfg['image_size'], icfg['resize_size'])
-                has_open = bool(icfg['openset_list'])
-            else:
-                script = os.path.join('baselines', f"{m}.py")
-                extra = {}
-                if m == 'lcba':  # LCBA's PGD noise is made against the same surrogate
-                    hashing_step('surrogate', 'surrogate', bm, base,
-                                 backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
-                    extra = dict(surrogate_method=bm, surrogate_backbone=c['surrogate_backbone'],
-                                 surrogate_bits=c['surrogate_bits'])
-                bargv = attack_p + _opts(target=t, **extra)
-                if os.path.isfile(os.path.join(ROOT, script)):
-                    bcfg = script_config(script, bargv)
-                else:  # not on this branch yet: the interface's keys and defaults
-                    icfg = script_config('implement_tri_gen.py', attack_p + _opts(target=t))
-                    bcfg = {k: icfg[k] for k in ATTACK_KEYS}
-                    bcfg['poison_rate'] = BASELINE_POISON_RATES[m]
-                    bcfg['attack_tag'] = ''
-                name = f"{bcfg['dataset']}_{m}_t{bcfg['target']}_p{bcfg['poison_rate']:g}" + (
-                    f"_{bcfg['attack_tag']}" if bcfg['attack_tag'] else '')
-                folder = os.path.join(bcfg['out_dir'], name)
-                step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None,
-                                _attack_lists(bcfg))
-                dataset, geometry = bcfg['dataset'], (bcfg['image_size'], bcfg['resize_size'])
-                has_open = bool(bcfg['openset_list'])
-            parts = ['trigger_closed'] + (['trigger_open'] if has_open else [])
-            step['outputs'] = [os.path.join(folder, f) for f in
-                               ['poisoned_train.txt', 'stealth.json', 'poisons.json']
-                               + [p + '.txt' for p in parts]]
-            aid = os.path.basename(folder)[len(dataset) + 1:]
-            splits = {p: f"trig_{aid}_{p[len('trigger_'):]}" for p in parts}
-            attacks.append({'method': m, 'folder': folder, 'aid': aid, 'splits': splits,
-                            'geometry': geometry,
-                            'surrogate': f"{bm}-{_title(c['surrogate_backbone'])}"})
-        for vb in _split(c['victim_backbones']):
-            for bits in _split(c['bits_list']):
-                for a in attacks:
-                    queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
-                                       for p, s in a['splits'].items())
-                    cfg, d = hashing_step('victim', 'backdoored victim', tm, victim_p,
-                                          backbone=vb, bits=bits, tag=f"poisoned_{a['aid']}",
-                                          train_list=os.path.join(a['folder'], 'poisoned_train.txt'),
-                                          queries=queries)
-                    victims.setdefault((tm, vb, bits), []).append(dict(
-                        a, victim_dir=d['out'], topk=d['topk'], tm=tm, bm=bm, vb=vb, bits=bits))
-    # clean victims: one per (method, backbone, bits) with every attack's triggered queries
-    clean_dirs = {}  # (method, backbone, bits) -> the clean victim's results folder
+        attacks = [_plan_attack(plan, c, m, bm) for m in _split(c['methods']) if m not in MODEL_ATTACKS]
+        _plan_victims(plan, c, tm, bm, attacks, victims)
+    clean_dirs = _plan_clean_victims(plan, c, victims)
+    for m in [m for m in _split(c['methods']) if m in MODEL_ATTACKS]:
+        _plan_model_attack(plan, c, m, victims, clean_dirs)
+    return plan
+
+
+def _plan_prepare(plan, c, key, name):
+    """A data preparation step: c[key] run when a file of c[key + '_check'] is missing (nothing to
+    run, only files that must exist, when c[key] is empty)."""
+    checks = _split(c.get(key + '_check', ''))
+    if not (c.get(key) or checks):
+        return
+    cmd = shlex.split(c.get(key) or '')
+    if cmd and cmd[0].endswith('.py'):
+        cmd = [sys.executable] + cmd
+    plan.add('prepare', name, cmd, checks)
+
+
+def _hashing_step(plan, phase, name, method, presets, **kw):
+    """A CSQ.py / HashNet.py step; its outputs (results.json, the codes of every list) and inputs
+    come from the script's own derive(). Returns the script's config and derive()'s dict."""
+    from hash_models import engine  # noqa: E402  (torch import, only when planning)
+    argv = presets + _opts(**kw)
+    cfg = script_config(f"{method}.py", argv)
+    d = engine.derive(cfg, method)
+    outs = [os.path.join(d['out'], 'results.json')] + [
+        os.path.join(d['out'], f"codes_{s}.npz") for s in d['lists']]
+    plan.add(phase, f"{name} {d['run']}", [sys.executable, f"{method}.py"] + argv, outs,
+             [d['train_list']] + list(d['lists'].values()))
+    return cfg, d
+
+
+def _plan_clean_models(plan, c):
+    """Table 4: one clean model per (pair's method, bit length), its MAP a cell."""
+    for tm, _ in _pairs(c):
+        for bits in _split(c['bits_list']):
+            _, d = _hashing_step(plan, 'surrogate', 'clean model', tm, _split(c['presets']),
+                                 backbone=c['surrogate_backbone'], bits=bits)
+            plan.cells.append({'row': f"{_title(c['surrogate_backbone'])} {tm}",
+                               'col': f"{bits} bits", 'paper_key': f"paper_map_{bits}",
+                               'kind': 'clean', 'file': os.path.join(d['out'], 'results.json')})
+
+
+def _plan_surrogate(plan, c, bm):
+    """The clean surrogate (B-network) BadHash and LCBA attack; returns the keys naming it."""
+    _hashing_step(plan, 'surrogate', 'surrogate', bm, _split(c['presets']),
+                  backbone=c['surrogate_backbone'], bits=c['surrogate_bits'])
+    return dict(surrogate_method=bm, surrogate_backbone=c['surrogate_backbone'],
+                surrogate_bits=c['surrogate_bits'])
+
+
+def _plan_attack(plan, c, m, bm):
+    """One poisoning attack's steps against surrogate method bm: BadHash (train_tri_gen.py, then
+    implement_tri_gen.py) or a baseline (baselines/{m}.py). Returns the attack's record: its
+    folder, its id in run names and the names of its triggered query lists."""
+    import attack_common
+    py, t = sys.executable, c['target']
+    attack_p = _split(c['presets']) + _split(c['attack_presets'])
+    if m == 'badhash':
+        surr = _plan_surrogate(plan, c, bm)
+        tag = gan_tag(script_config('train_tri_gen.py', attack_p + _opts(**surr)), t)
+        gargv = attack_p + _opts(**surr, target=t, tag=tag)
+        gcfg = script_config('train_tri_gen.py', gargv)
+        gan_run = attack_common.gan_run_name(gcfg)
+        plan.add('attack', f"train_tri_gen {gan_run}", [py, 'train_tri_gen.py'] + gargv,
+                 [os.path.join(gcfg['out_dir'], gan_run, 'train_summary.json')],
+                 [gcfg['train_list'] or os.path.join(gcfg['data_dir'], 'train.txt')])
+        cfg = script_config('implement_tri_gen.py', gargv)
+        folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan_run))
+        step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
+                        [py, 'implement_tri_gen.py'] + gargv, None, _attack_lists(cfg))
+    else:
+        script = os.path.join('baselines', f"{m}.py")
+        # LCBA's PGD noise is made against the same surrogate
+        extra = _plan_surrogate(plan, c, bm) if m == 'lcba' else {}
+        bargv = attack_p + _opts(target=t, **extra)
+        if os.path.isfile(os.path.join(ROOT, script)):
+            cfg = script_config(script, bargv)
+        else:  # not on this branch yet: the interface's keys and defaults
+            icfg = script_config('implement_tri_gen.py', attack_p + _opts(target=t))
+            cfg = {k: icfg[k] for k in ATTACK_KEYS}
+            cfg['poison_rate'] = BASELINE_POISON_RATES[m]
+            cfg['attack_tag'] = ''
+        name = f"{cfg['dataset']}_{m}_t{cfg['target']}_p{cfg['poison_rate']:g}" + (
+            f"_{cfg['attack_tag']}" if cfg['attack_tag'] else '')
+        folder = os.path.join(cfg['out_dir'], name)
+        step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None, _attack_lists(cfg))
+    parts = ['trigger_closed'] + (['trigger_open'] if cfg['openset_list'] else [])
+    step['outputs'] = [os.path.join(folder, f) for f in
+                       ['poisoned_train.txt', 'stealth.json', 'poisons.json'] + [p + '.txt' for p in parts]]
+    aid = os.path.basename(folder)[len(cfg['dataset']) + 1:]
+    return {'method': m, 'folder': folder, 'aid': aid,
+            'splits': {p: f"trig_{aid}_{p[len('trigger_'):]}" for p in parts},
+            'geometry': (cfg['image_size'], cfg['resize_size']),
+            'surrogate': f"{bm}-{_title(c['surrogate_backbone'])}"}
+
+
+def _plan_victims(plan, c, tm, bm, attacks, victims):
+    """A backdoored victim (method tm) per victim backbone, bit length and attack, trained on the
+    attack's poisoned list and encoding its triggered queries; recorded in `victims`."""
+    victim_p = _split(c['presets']) + _split(c['victim_presets'])
+    for vb in _split(c['victim_backbones']):
+        for bits in _split(c['bits_list']):
+            for a in attacks:
+                queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
+                                   for p, s in a['splits'].items())
+                _, d = _hashing_step(plan, 'victim', 'backdoored victim', tm, victim_p,
+                                     backbone=vb, bits=bits, tag=f"poisoned_{a['aid']}",
+                                     train_list=os.path.join(a['folder'], 'poisoned_train.txt'),
+                                     queries=queries)
+                victims.setdefault((tm, vb, bits), []).append(dict(
+                    a, victim_dir=d['out'], topk=d['topk'], tm=tm, bm=bm, vb=vb, bits=bits))
+
+
+def _plan_clean_victims(plan, c, victims):
+    """One clean victim per (method, backbone, bits) encoding every attack's triggered queries (the
+    floor), then each attack's report (evaluate.py) and, with `defenses`, its defend.py step (the
+    clean victim as control). Returns {(method, backbone, bits): the clean victim's folder}."""
+    py, t = sys.executable, c['target']
+    victim_p = _split(c['presets']) + _split(c['victim_presets'])
+    clean_dirs = {}
     for (tm, vb, bits), items in victims.items():
         queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
                            for a in items for p, s in a['splits'].items())
-        cfg, d = hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb, bits=bits,
-                              tag='clean', queries=queries)
+        cfg, d = _hashing_step(plan, 'clean', 'clean victim', tm, victim_p, backbone=vb, bits=bits,
+                               tag='clean', queries=queries)
         clean_dirs[(tm, vb, bits)] = d['out']
         for a in items:
             a['clean_dir'] = d['out']
@@ -410,46 +433,48 @@ def build_plan(c, source='preset'):
                                  target=t, defenses=c['defenses']), [a['defense']])
             plan.attacks.append(a)
             plan.cells += _attack_cells(c, a)
-    # model attacks: each backdoors the clean victim of every (method, backbone, bits)
-    for m in [m for m in _split(c['methods']) if m in MODEL_ATTACKS]:
-        script, preset_key, namer = MODEL_ATTACKS[m]
-        prep = f"{m}_prepare"
-        if c.get(prep) or c.get(prep + '_check'):  # its own data (a surrogate set)
-            cmd = shlex.split(c.get(prep) or '')
-            if cmd and cmd[0].endswith('.py'):
-                cmd = [py] + cmd
-            plan.add('prepare', f"prepare {m}", cmd, _split(c.get(prep + '_check', '')))
-        for tm in dict.fromkeys(t for t, _ in _pairs(c)):
-            for vb in _split(c['victim_backbones']):
-                for bits in _split(c['bits_list']):
-                    if (tm, vb, bits) not in victims:  # no poisoning attack made this clean victim
-                        _, d = hashing_step('clean', 'clean victim', tm, victim_p, backbone=vb,
-                                            bits=bits, tag='clean')
-                        clean_dirs[(tm, vb, bits)] = d['out']
-                    margv = _split(c[preset_key]) + _opts(victim_method=tm, backbone=vb, bits=bits,
-                                                          victim_tag='clean')
-                    mcfg = script_config(script, margv)
-                    run = getattr(attack_common, namer)(mcfg)
-                    report = os.path.join(mcfg['out_dir'], run, 'results.json')
-                    plan.add('model_attack', f"{m} {run}", [py, script] + margv, [report])
-                    a = {'method': m, 'tm': tm, 'bm': tm, 'vb': vb, 'bits': bits, 'report': report,
-                         'splits': {'trigger_closed': 'trig_closed'}}
-                    if mcfg.get('openset_list'):
-                        a['splits']['trigger_open'] = 'trig_open'
-                    if c['defenses']:  # issue 13: the backdoored model's own triggered list
-                        # (results.json 'lists'), the clean victim it was made from as control;
-                        # the target is read off that list (DarkHash chooses it from t*)
-                        a['defense'] = os.path.join(mcfg['out_dir'], run, 'defense.json')
-                        plan.add('defense', f"defend {run}", [py, 'defend.py']
-                                 + _split(c['defense_presets'])
-                                 + _opts(model_dir=os.path.join(mcfg['out_dir'], run),
-                                         control_dir=clean_dirs[(tm, vb, bits)],
-                                         trigger='trig_closed', defenses=c['defenses']),
-                                 [a['defense']])
-                    plan.model_attacks.append(a)
-                    for cell in _attack_cells(c, a):  # not in the BadHash paper: no paper figure
-                        plan.cells.append(dict(cell, paper_key=None))
-    return plan
+    return clean_dirs
+
+
+def _plan_model_attack(plan, c, m, victims, clean_dirs):
+    """A model attack (MODEL_ATTACKS: DarkHash) on the clean victim of every (method, backbone,
+    bits), after its own data preparation; with `defenses`, its defend.py step (the clean victim it
+    backdoored as control). Its cells carry no paper figure."""
+    import attack_common
+    py = sys.executable
+    script, preset_key, namer = MODEL_ATTACKS[m]
+    _plan_prepare(plan, c, f"{m}_prepare", f"prepare {m}")  # its own data (a surrogate set)
+    victim_p = _split(c['presets']) + _split(c['victim_presets'])
+    for tm in dict.fromkeys(t for t, _ in _pairs(c)):
+        for vb in _split(c['victim_backbones']):
+            for bits in _split(c['bits_list']):
+                if (tm, vb, bits) not in victims:  # no poisoning attack made this clean victim
+                    _, d = _hashing_step(plan, 'clean', 'clean victim', tm, victim_p, backbone=vb,
+                                         bits=bits, tag='clean')
+                    clean_dirs[(tm, vb, bits)] = d['out']
+                margv = _split(c[preset_key]) + _opts(victim_method=tm, backbone=vb, bits=bits,
+                                                      victim_tag='clean')
+                mcfg = script_config(script, margv)
+                run = getattr(attack_common, namer)(mcfg)
+                report = os.path.join(mcfg['out_dir'], run, 'results.json')
+                plan.add('model_attack', f"{m} {run}", [py, script] + margv, [report])
+                a = {'method': m, 'tm': tm, 'bm': tm, 'vb': vb, 'bits': bits, 'report': report,
+                     'splits': {'trigger_closed': 'trig_closed'}}
+                if mcfg.get('openset_list'):
+                    a['splits']['trigger_open'] = 'trig_open'
+                if c['defenses']:  # issue 13: the backdoored model's own triggered list
+                    # (results.json 'lists'), the clean victim it was made from as control;
+                    # the target is read off that list (DarkHash chooses it from t*)
+                    a['defense'] = os.path.join(mcfg['out_dir'], run, 'defense.json')
+                    plan.add('defense', f"defend {run}", [py, 'defend.py']
+                             + _split(c['defense_presets'])
+                             + _opts(model_dir=os.path.join(mcfg['out_dir'], run),
+                                     control_dir=clean_dirs[(tm, vb, bits)],
+                                     trigger='trig_closed', defenses=c['defenses']),
+                             [a['defense']])
+                plan.model_attacks.append(a)
+                for cell in _attack_cells(c, a):  # not in the BadHash paper: no paper figure
+                    plan.cells.append(dict(cell, paper_key=None))
 
 
 def _attack_lists(cfg):
