@@ -325,7 +325,10 @@ def build_model(config, rank=0):
 
 
 def run(config, method, make_loss):
-    """Train (or resume, or reuse) a hashing model and evaluate it. Returns the results dict."""
+    """Train (or resume, or reuse) a hashing model and evaluate it. Returns the results dict.
+    Stages: set-up (data, model, loss, optimiser), resume from the checkpoint, reuse a finished
+    run, train epoch by epoch (checkpoint after each), encode and write the results."""
+    # ---- set-up ------------------------------------------------------------------------------------
     d = derive(config, method)
     rank, world, device = utils.init_distributed(utils.resolve_device(config['device']))
     main = rank == 0
@@ -352,44 +355,26 @@ def run(config, method, make_loss):
     loss_fn = make_loss(config, datasets['train'].labels, len(datasets['train'])).to(device)
     optimizer = build_optimizer(config, [p for p in net.parameters() if p.requires_grad])
 
-    start_epoch, history = 0, []
-    if os.path.exists(d['checkpoint']):
-        try:
-            ckpt = utils.load_checkpoint(d['checkpoint'])
-            _check_resume(ckpt, config, d['checkpoint'], meta)
-        except ValueError as e:
-            sys.exit(f"error: {e}")
-        why = _train_list_changed(ckpt, datasets['train'])
-        if why:
-            sys.exit(f"error: {d['checkpoint']}: trained on {d['train_list']} as it was before "
-                     f"({why}); set tag=... for a new run or delete the checkpoint")
-        net.load_state_dict(ckpt['model'])
-        optimizer.load_state_dict(ckpt['optimizer'])
-        loss_fn.load_state_dict(ckpt['loss'])
-        start_epoch, history = ckpt['epoch'], list(ckpt['history'])
-        if start_epoch > config['epochs']:
-            sys.exit(f"error: {d['checkpoint']}: holds {start_epoch} epochs, more than "
-                     f"epochs={config['epochs']}; set tag=... for a shorter run")
-        say(f"resumed from {d['checkpoint']} at epoch {start_epoch}/{config['epochs']}")
-    results_path = os.path.join(d['out'], 'results.json')
+    # ---- resume, or reuse a finished run ---------------------------------------------------------
+    start_epoch, history = _resume(d, config, meta, datasets['train'], net, optimizer, loss_fn, say)
     reuse = {}
     if start_epoch >= config['epochs']:
         # a finished checkpoint: reuse the results when every split's codes still match what they
         # were made from (README "Reuse rule"), else encode again exactly the splits that differ
         reuse, stale = reusable_codes(config, datasets, d, world)
-        results = _finished_results(results_path, config, start_epoch)
+        results = _finished_results(os.path.join(d['out'], 'results.json'), config, start_epoch)
         if results is not None and not stale:
-            say(f"finished run found: {results_path} (nothing to train)")
+            say(f"finished run found: {os.path.join(d['out'], 'results.json')} (nothing to train)")
             if main:
                 _print_final(results)
             return results
         if stale:  # one line, whatever the config string says
-            say((f"finished run found: {results_path}, but" if results is not None else
-                 f"finished checkpoint {d['checkpoint']}:") + ' encoding '
+            say((f"finished run found: {os.path.join(d['out'], 'results.json')}, but"
+                 if results is not None else f"finished checkpoint {d['checkpoint']}:") + ' encoding '
                 + ', '.join(f"codes_{k}.npz ({why})" for k, why in stale.items()))
 
-    model = net
-    sampler = None
+    # ---- train --------------------------------------------------------------------------------------
+    model, sampler = net, None
     if world > 1:
         # DistributedSampler: a seeded permutation per epoch (set_epoch), rank r takes every
         # world-th index, padded with repeats to equal shares; gradients are averaged by DDP.
@@ -397,42 +382,11 @@ def run(config, method, make_loss):
             net, device_ids=[device] if device.startswith('cuda') else None)
         sampler = torch.utils.data.distributed.DistributedSampler(
             datasets['train'], num_replicas=world, rank=rank, shuffle=True, seed=config['seed'])
-    log_path = os.path.join(d['out'], 'log.jsonl')
     timer = utils.Timer()
     gen = torch.Generator()
     for epoch in range(start_epoch, config['epochs']):
-        # per-epoch seeding makes a resumed run identical to an uninterrupted one
-        torch.manual_seed(config['seed'] * 100003 + epoch)
-        gen.manual_seed(config['seed'] * 100003 + epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        for group in optimizer.param_groups:
-            group['lr'] = epoch_lr(config, epoch)
-        model.train()
-        # a new loader each epoch: its workers are reseeded from (seed, epoch), which keeps a
-        # resumed run identical to an uninterrupted one (persistent workers would not be)
-        loader = make_loader(datasets['train'], config['batch_size'] // world, True,
-                             config['num_workers'], gen, sampler, device)
-        t0, total, n = time.time(), 0.0, 0
-        for x, y, idx in loader:
-            x = utils.to_device(x, device, config['channels_last'])
-            y, idx = y.to(device, non_blocking=True), idx.to(device, non_blocking=True)
-            with utils.autocast(device, config['dtype']):
-                out = model(x)
-            loss = loss_fn(out.float(), y, idx, epoch)  # losses in float32
-            if not torch.isfinite(loss):
-                sys.exit(f"error: non-finite loss {loss.item()} at epoch {epoch + 1}; stopping "
-                         f"(checkpoint of epoch {epoch} kept at {d['checkpoint']})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(x)
-            n += len(x)
-        if world > 1:  # the logged loss is the mean over every process's images
-            sums = torch.tensor([total, n], dtype=torch.float64)
-            torch.distributed.all_reduce(sums)
-            total, n = sums.tolist()
-        record = {'epoch': epoch + 1, 'loss': total / n, 'time_s': round(time.time() - t0, 2)}
+        record = _train_epoch(model, datasets['train'], loss_fn, optimizer, config, d, epoch, gen,
+                              sampler, device, world)
         last = epoch + 1 == config['epochs']
         if last or (config['eval_every'] > 0 and (epoch + 1) % config['eval_every'] == 0):
             metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main)
@@ -445,13 +399,14 @@ def run(config, method, make_loss):
         if 'map' in record:
             line += '  ' + '  '.join(f"MAP[{k}] {v:.4f}" for k, v in record['map'].items())
         print(line, flush=True)
-        utils.append_jsonl(log_path, record)
+        utils.append_jsonl(os.path.join(d['out'], 'log.jsonl'), record)
         utils.save_checkpoint(d['checkpoint'], {
             'format': CHECKPOINT_FORMAT, 'model': net.state_dict(),
             'optimizer': optimizer.state_dict(), 'loss': loss_fn.state_dict(),
             'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history,
             'train_record': datasets['train'].record()})  # what it was trained on (Reuse rule)
 
+    # ---- encode and write the results -----------------------------------------------------------------
     if start_epoch >= config['epochs']:  # checkpoint complete: results missing, other queries or stale
         metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main, reuse)
         if main:
@@ -459,6 +414,74 @@ def run(config, method, make_loss):
     utils.barrier()  # the other processes stop here; rank 0 writes the results
     if not main:
         return None
+    return _write_results(d, method, config, datasets, codes, history, num_classes, device, world,
+                          timer)
+
+
+def _resume(d, config, meta, train_set, net, optimizer, loss_fn, say):
+    """Load the run's checkpoint when there is one (same recipe, same training list, at most
+    `epochs` epochs: else a one-line exit); returns (epochs done, history)."""
+    if not os.path.exists(d['checkpoint']):
+        return 0, []
+    try:
+        ckpt = utils.load_checkpoint(d['checkpoint'])
+        _check_resume(ckpt, config, d['checkpoint'], meta)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    why = _train_list_changed(ckpt, train_set)
+    if why:
+        sys.exit(f"error: {d['checkpoint']}: trained on {d['train_list']} as it was before "
+                 f"({why}); set tag=... for a new run or delete the checkpoint")
+    net.load_state_dict(ckpt['model'])
+    optimizer.load_state_dict(ckpt['optimizer'])
+    loss_fn.load_state_dict(ckpt['loss'])
+    start_epoch, history = ckpt['epoch'], list(ckpt['history'])
+    if start_epoch > config['epochs']:
+        sys.exit(f"error: {d['checkpoint']}: holds {start_epoch} epochs, more than "
+                 f"epochs={config['epochs']}; set tag=... for a shorter run")
+    say(f"resumed from {d['checkpoint']} at epoch {start_epoch}/{config['epochs']}")
+    return start_epoch, history
+
+
+def _train_epoch(model, train_set, loss_fn, optimizer, config, d, epoch, gen, sampler, device, world):
+    """One epoch over the training list; returns its log record (epoch, mean loss, time)."""
+    # per-epoch seeding makes a resumed run identical to an uninterrupted one
+    torch.manual_seed(config['seed'] * 100003 + epoch)
+    gen.manual_seed(config['seed'] * 100003 + epoch)
+    if sampler is not None:
+        sampler.set_epoch(epoch)
+    for group in optimizer.param_groups:
+        group['lr'] = epoch_lr(config, epoch)
+    model.train()
+    # a new loader each epoch: its workers are reseeded from (seed, epoch), which keeps a
+    # resumed run identical to an uninterrupted one (persistent workers would not be)
+    loader = make_loader(train_set, config['batch_size'] // world, True, config['num_workers'], gen,
+                         sampler, device)
+    t0, total, n = time.time(), 0.0, 0
+    for x, y, idx in loader:
+        x = utils.to_device(x, device, config['channels_last'])
+        y, idx = y.to(device, non_blocking=True), idx.to(device, non_blocking=True)
+        with utils.autocast(device, config['dtype']):
+            out = model(x)
+        loss = loss_fn(out.float(), y, idx, epoch)  # losses in float32
+        if not torch.isfinite(loss):
+            sys.exit(f"error: non-finite loss {loss.item()} at epoch {epoch + 1}; stopping "
+                     f"(checkpoint of epoch {epoch} kept at {d['checkpoint']})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(x)
+        n += len(x)
+    if world > 1:  # the logged loss is the mean over every process's images
+        sums = torch.tensor([total, n], dtype=torch.float64)
+        torch.distributed.all_reduce(sums)
+        total, n = sums.tolist()
+    return {'epoch': epoch + 1, 'loss': total / n, 'time_s': round(time.time() - t0, 2)}
+
+
+def _write_results(d, method, config, datasets, codes, history, num_classes, device, world, timer):
+    """Save each split's codes with what they were made from, and results.json (final and
+    best-over-epochs MAP, lists, config, times, provenance); returns the results dict."""
     metrics = history[-1]['map']
     records = {name: code_record(datasets[name], config, d['checkpoint']) for name in codes}
     for name, c in codes.items():
@@ -479,6 +502,7 @@ def run(config, method, make_loss):
         # what each split's codes were made from (also inside its .npz, where reuse reads it)
         'provenance': records,
     }
+    results_path = os.path.join(d['out'], 'results.json')
     utils.write_json(results_path, results)
     _print_final(results)
     print(f"results: {results_path}")
