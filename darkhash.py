@@ -802,6 +802,52 @@ def report_lines(r):
     return '\n'.join(rows) + '\n'
 
 
+def finished_run(c, out, ckpt_path, sources, lists):
+    """The stored results of this run when it is finished and made from the same config, victim,
+    lists and checkpoint (README "Reuse rule"), its query lists rewritten if they predate them;
+    else None."""
+    results_path = os.path.join(out, 'results.json')
+    if not (os.path.isfile(results_path) and os.path.isfile(ckpt_path)):
+        return None
+    with open(results_path) as f:
+        old = json.load(f)
+    same = all(old['config'].get(k) == v for k, v in c.items() if k not in REUSE_FREE_KEYS)
+    if not (same and old.get('sources') == sources and old.get('epoch') == c['epochs']
+            and old.get('checkpoint_sha1') == utils.file_sha1(ckpt_path)):
+        return None
+    print(f"finished run found: {results_path} (nothing to train)")
+    made = query_lists(out, lists, old['target'], attack_common.darkhash_trigger(c['image_size']), c)
+    if old.get('lists') != made:  # a run finished before the lists existed
+        old['lists'] = made
+        utils.write_json(results_path, old)
+    return old
+
+
+def class_name(c, k):
+    """Class k's name from {data_dir}/classes.txt, None without the file."""
+    names_file = os.path.join(c['data_dir'], 'classes.txt')
+    if not os.path.isfile(names_file):
+        return None
+    with open(names_file) as f:
+        cn = [line.strip() for line in f if line.strip()]
+    return cn[k] if k < len(cn) else None
+
+
+def dominant_record(codes, clean_codes, lists, c, topk):
+    """The official code's target (find_dominant_class on the backdoored model's triggered queries,
+    after training) and the t-MAP of both models towards it."""
+    from evaluate import targeted_map
+    dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],
+                         c['n_dominant'], c['dominant_topn'], c['seed'], c['ties'])
+    return {'class': dom, 'rule': f"official find_dominant_class: majority first label in the "
+            f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training"
+            + (", ties in a seeded random order" if c['ties'] == 'expected' else ''),
+            'tmap_clean': targeted_map(clean_codes['trig_closed'], clean_codes['database'],
+                                       lists['database'][1], dom, topk, ties=c['ties']),
+            'tmap_backdoor': targeted_map(codes['trig_closed'], codes['database'],
+                                          lists['database'][1], dom, topk, ties=c['ties'])}
+
+
 def main(c):
     # ---- names, clean model, lists --------------------------------------------------------------
     device = utils.resolve_device(c['device'])
@@ -828,32 +874,17 @@ def main(c):
               f"t-MAP of sign(t*) on the clean database (the ceiling) {info['shadow_code_tmap']:.4f}; "
               f"min |t*_k| {info['shadow_min_abs']:.3f}")
         return info
-    if os.path.isfile(results_path) and os.path.isfile(ckpt_path):  # a finished run is reused
-        with open(results_path) as f:
-            old = json.load(f)
-        same = all(old['config'].get(k) == v for k, v in c.items() if k not in REUSE_FREE_KEYS)
-        if (same and old.get('sources') == sources and old.get('epoch') == c['epochs']
-                and old.get('checkpoint_sha1') == utils.file_sha1(ckpt_path)):
-            print(f"finished run found: {results_path} (nothing to train)")
-            made = query_lists(out, lists, old['target'], attack_common.darkhash_trigger(
-                c['image_size']), c)
-            if old.get('lists') != made:  # a run finished before the lists existed
-                old['lists'] = made
-                utils.write_json(results_path, old)
-            print(report_lines(old), end='')
-            return old
+    old = finished_run(c, out, ckpt_path, sources, lists)
+    if old is not None:
+        print(report_lines(old), end='')
+        return old
 
     # ---- clean model on the queries: target, floor, control -----------------------------------------
     trigger = attack_common.darkhash_trigger(c['image_size'])
     clean_codes, labels, sets, info = clean_floor(model, c, device, lists, t_star, num_classes,
                                                   out, trigger, vpath)
     target, made = info['target'], info.pop('lists')
-    names_file = os.path.join(c['data_dir'], 'classes.txt')
-    target_name = None
-    if os.path.isfile(names_file):
-        with open(names_file) as f:
-            cn = [line.strip() for line in f if line.strip()]
-        target_name = cn[target] if target < len(cn) else None
+    target_name = class_name(c, target)
     clean_scores = scores(clean_codes, {**{k: lists[k] for k in ('test', 'database')}}, target, c, topk)
     print(f"t-MAP target class {target}" + (f" ({target_name})" if target_name else '')
           + f", fixed before fine-tuning ({info['target_rule']}); clean model: MAP {clean_scores['map']:.4f}, "
@@ -882,16 +913,6 @@ def main(c):
     codes = last.get('codes') or encode_all(model)  # none when a finished checkpoint was found
     save_codes(out, codes, labels, code_records(c, sets, ckpt_path, made))
     bd_scores = scores(codes, lists, target, c, topk)
-    from evaluate import targeted_map
-    dom = dominant_class(codes['trig_closed'], codes['database'], lists['database'][1],
-                         c['n_dominant'], c['dominant_topn'], c['seed'], c['ties'])
-    dominant = {'class': dom, 'rule': f"official find_dominant_class: majority first label in the "
-                f"top-{c['dominant_topn']} of {c['n_dominant']} random triggered queries, after training"
-                + (", ties in a seeded random order" if c['ties'] == 'expected' else ''),
-                'tmap_clean': targeted_map(clean_codes['trig_closed'], clean_codes['database'],
-                                           lists['database'][1], dom, topk, ties=c['ties']),
-                'tmap_backdoor': targeted_map(codes['trig_closed'], codes['database'],
-                                              lists['database'][1], dom, topk, ties=c['ties'])}
     stealth_path = os.path.join(out, 'stealth.json')
     utils.write_json(stealth_path, trigger_stealth(sets['trig_closed'][0], trigger, c))
     from evaluate import attack_report
@@ -908,7 +929,7 @@ def main(c):
         'map_drop': clean_scores['map'] - bd_scores['map'],
         'tmap_gain': bd_scores['tmap_trig_closed'] - clean_scores['tmap_trig_closed'],
         'randpatch_above_floor': bd_scores['tmap_randpatch_closed'] - clean_scores['tmap_trig_closed'],
-        'dominant': dominant,
+        'dominant': dominant_record(codes, clean_codes, lists, c, topk),
         'report': report,  # evaluate.attack_report's row (reproduce.py's tables read it)
         'best_tmap_over_epochs': {'epoch': best['epoch'], **best['eval'],
                                   'note': 'selected on the test queries; the final epoch is reported'},
