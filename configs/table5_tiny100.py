@@ -10,8 +10,8 @@ Tiny ImageNet-100 (configs/tiny_imagenet100.py: 100 seeded classes, train 10,000
 surrogate is CSQ ResNet18 at 64 bits and the victims CSQ ResNet34 at 64 bits (configs/ladder_r3.py),
 each from its own pretrained weights, with the paper's fine-tuning recipe (RMSprop 1e-5, 100
 epochs of batch 128); the attacks' keys are configs/tiny100_attack.py's. Open-set queries: the other
-100 classes' validation images. The pretrained backbones are not made by this runner (pretrain.py,
-about 2 h each on a 2-core CPU, minutes on a GPU; docs/RESULTS.md). On a CPU use
+100 classes' validation images. The pretrained backbones are not made by this runner (pretrain.py:
+minutes on a GPU, an estimated 2-2.5 h each on a 2-core CPU; docs/RESULTS.md). On a CPU use
 configs/table5_tiny100_cpu.py. The paper_* values are the paper's ImageNet rows, for reference.
 """
 table = 5
