@@ -357,20 +357,21 @@ def run(config, method, make_loss):
 
     # ---- resume, or reuse a finished run ---------------------------------------------------------
     start_epoch, history = _resume(d, config, meta, datasets['train'], net, optimizer, loss_fn, say)
+    results_path = os.path.join(d['out'], 'results.json')
     reuse = {}
     if start_epoch >= config['epochs']:
         # a finished checkpoint: reuse the results when every split's codes still match what they
         # were made from (README "Reuse rule"), else encode again exactly the splits that differ
         reuse, stale = reusable_codes(config, datasets, d, world)
-        results = _finished_results(os.path.join(d['out'], 'results.json'), config, start_epoch)
+        results = _finished_results(results_path, config, start_epoch)
         if results is not None and not stale:
-            say(f"finished run found: {os.path.join(d['out'], 'results.json')} (nothing to train)")
+            say(f"finished run found: {results_path} (nothing to train)")
             if main:
                 _print_final(results)
             return results
         if stale:  # one line, whatever the config string says
-            say((f"finished run found: {os.path.join(d['out'], 'results.json')}, but"
-                 if results is not None else f"finished checkpoint {d['checkpoint']}:") + ' encoding '
+            say((f"finished run found: {results_path}, but" if results is not None else
+                 f"finished checkpoint {d['checkpoint']}:") + ' encoding '
                 + ', '.join(f"codes_{k}.npz ({why})" for k, why in stale.items()))
 
     # ---- train --------------------------------------------------------------------------------------
