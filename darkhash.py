@@ -848,69 +848,37 @@ def dominant_record(codes, clean_codes, lists, c, topk):
                                           lists['database'][1], dom, topk, ties=c['ties'])}
 
 
-def main(c):
-    # ---- names, clean model, lists --------------------------------------------------------------
-    device = utils.resolve_device(c['device'])
-    utils.seed_everything(c['seed'])
-    model, meta, vpath, lists, num_classes = setup(c)
-    run = run_name(c)
-    out = os.path.join(c['out_dir'], run)
-    ckpt_path = os.path.join(c['checkpoint_dir'], run + '.pt')
-    topk = c['topk'] or TOPK_BY_DATASET.get(c['dataset'], -1)
-    sources = {'victim': utils.file_sha1(vpath),
-               'lists': {k: list_stamp(p, v[0]) for k, p, v in
-                         [(k, os.path.join(c['data_dir'], f"{k}.txt"), lists[k]) for k in ('test', 'database')]
-                         + ([('open', c['openset_list'], lists['open'])] if 'open' in lists else [])}}
-    results_path = os.path.join(out, 'results.json')
-    print(f"run {run}  clean model {vpath}  device {device}  geometry {c['image_size']} px "
-          f"(resize {c['resize_size']})")
+def run_sources(c, vpath, lists):
+    """What a run is made from (its reuse stamp): the clean model's digest and the contents of the
+    query and database lists."""
+    named = [(k, os.path.join(c['data_dir'], f"{k}.txt"), lists[k]) for k in ('test', 'database')]
+    if 'open' in lists:
+        named.append(('open', c['openset_list'], lists['open']))
+    return {'victim': utils.file_sha1(vpath), 'lists': {k: list_stamp(p, v[0]) for k, p, v in named}}
 
-    # ---- surrogate, teacher, shadow target --------------------------------------------------------
-    model.to(device)
-    images, u0, t_star = teacher_and_target(model, c, device, out, sources)
-    if c['target_only']:  # the shadow target and its t-MAP target only (nothing trained or written)
-        _, target, info = shadow_code(model, c, device, lists, t_star)
-        print(f"t-MAP target class {target} ({info['target_rule']}; votes {info['target_votes']}); "
-              f"t-MAP of sign(t*) on the clean database (the ceiling) {info['shadow_code_tmap']:.4f}; "
-              f"min |t*_k| {info['shadow_min_abs']:.3f}")
-        return info
-    old = finished_run(c, out, ckpt_path, sources, lists)
-    if old is not None:
-        print(report_lines(old), end='')
-        return old
 
-    # ---- clean model on the queries: target, floor, control -----------------------------------------
-    trigger = attack_common.darkhash_trigger(c['image_size'])
+def clean_stage(model, c, device, lists, t_star, num_classes, out, trigger, vpath, topk):
+    """The clean model on the queries: the t-MAP target (fixed before fine-tuning), its floor and
+    the random-patch control. Returns (clean codes, labels, query sets, target info, scores)."""
     clean_codes, labels, sets, info = clean_floor(model, c, device, lists, t_star, num_classes,
                                                   out, trigger, vpath)
-    target, made = info['target'], info.pop('lists')
-    target_name = class_name(c, target)
-    clean_scores = scores(clean_codes, {**{k: lists[k] for k in ('test', 'database')}}, target, c, topk)
-    print(f"t-MAP target class {target}" + (f" ({target_name})" if target_name else '')
+    clean_scores = scores(clean_codes, {k: lists[k] for k in ('test', 'database')}, info['target'],
+                          c, topk)
+    name = class_name(c, info['target'])
+    print(f"t-MAP target class {info['target']}" + (f" ({name})" if name else '')
           + f", fixed before fine-tuning ({info['target_rule']}); clean model: MAP {clean_scores['map']:.4f}, "
           f"t-MAP floor {clean_scores['tmap_trig_closed']:.4f}, random patch {clean_scores['tmap_randpatch_closed']:.4f}")
+    return clean_codes, labels, sets, info, clean_scores
 
-    def encode_all(m):
-        return encode_sets(m, sets, c, device)
 
-    last = {}  # the codes of the latest evaluation (the final epoch's are the outputs)
-
-    def evaluate_fn(m):
-        last['codes'] = encode_all(m)
-        return scores(last['codes'], lists, target, c, topk)
-
-    # ---- fine-tune ---------------------------------------------------------------------------------
-    meta = dict(meta, attack='darkhash', target=target, clean_checkpoint=vpath,
-                clean_epoch=meta.pop('epoch', None))
-    timer = utils.Timer()
-    trained = [n for n, p in model.named_parameters() if p.requires_grad]
-    print(f"fine-tuning {len(trained)} parameter tensors ({sum(p.numel() for p in model.parameters() if p.requires_grad)} "
-          f"values; tune_from={c['tune_from']}), the rest frozen; {len(images)} surrogate images, rho {c['rho']}")
-    history = finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources,
-                       os.path.join(out, 'log.jsonl'), evaluate_fn)
-
-    # ---- final codes and the report -----------------------------------------------------------------
-    codes = last.get('codes') or encode_all(model)  # none when a finished checkpoint was found
+def report_stage(c, run, out, lists, sets, labels, codes, clean_codes, clean_scores, info, made,
+                 trigger, topk, history, extra):
+    """The fine-tuned model's codes, stealth and attack report written under out, and the run's
+    record (results.json, report.md). extra: the shadow code t_star and the record's fields about
+    the fine-tuning itself."""
+    target, ckpt_path = info['target'], extra['checkpoint']
+    extra = dict(extra)
+    t_star = extra.pop('t_star')
     save_codes(out, codes, labels, code_records(c, sets, ckpt_path, made))
     bd_scores = scores(codes, lists, target, c, topk)
     stealth_path = os.path.join(out, 'stealth.json')
@@ -920,7 +888,7 @@ def main(c):
     evals = [h for h in history if 'eval' in h]
     best = max(evals, key=lambda h: h['eval']['tmap_trig_closed'])
     results = {
-        'run': run, 'attack': 'darkhash', 'target': target, 'target_name': target_name,
+        'run': run, 'attack': 'darkhash', 'target': target, 'target_name': class_name(c, target),
         'target_rule': info['target_rule'], 'target_votes': info['target_votes'],
         'shadow_code_tmap': info['shadow_code_tmap'],
         'trig_on_shadow_code': on_code(codes['trig_closed'], t_star),
@@ -935,20 +903,73 @@ def main(c):
                                   'note': 'selected on the test queries; the final epoch is reported'},
         'trigger': {'side_px': int(trigger.shape[-1]), 'margin_px': attack_common.DARKHASH_MARGIN,
                     'colours': attack_common.DARKHASH_COLOURS, 'position': 'lower right'},
-        'trained_parameters': trained, 'n_surrogate': len(images),
-        'n_queries': {k: len(v) for k, v in codes.items()},
-        'clean_checkpoint': vpath, 'checkpoint': ckpt_path, 'checkpoint_sha1': utils.file_sha1(ckpt_path),
-        'lists': made,
-        'clean_dir': os.path.join(out, 'clean'), 'sources': sources, 'config': c, 'seed': c['seed'],
-        'git_commit': utils.git_commit(), 'finetune_time_s': round(timer(), 1), 'history': history,
+        **extra, 'n_queries': {k: len(v) for k, v in codes.items()},
+        'checkpoint_sha1': utils.file_sha1(ckpt_path), 'lists': made,
+        'clean_dir': os.path.join(out, 'clean'), 'config': c, 'seed': c['seed'],
+        'git_commit': utils.git_commit(), 'history': history,
         'evaluate_command': f"python evaluate.py --clean_dir={os.path.join(out, 'clean')} "
                             f"--backdoor_dir={out} --target={target} --topk={topk} --ties={c['ties']}"}
+    results_path = os.path.join(out, 'results.json')
     utils.write_json(results_path, results)
     text = report_lines(results)
     utils.atomic_write_text(os.path.join(out, 'report.md'), text)
     print(text, end='')
     print(f"results: {results_path}")
     return results
+
+
+def main(c):
+    """Names and sources; the surrogate images, teacher and shadow target; the clean model's floor;
+    the fine-tuning; the report (one function each)."""
+    device = utils.resolve_device(c['device'])
+    utils.seed_everything(c['seed'])
+    model, meta, vpath, lists, num_classes = setup(c)
+    run = run_name(c)
+    out = os.path.join(c['out_dir'], run)
+    ckpt_path = os.path.join(c['checkpoint_dir'], run + '.pt')
+    topk = c['topk'] or TOPK_BY_DATASET.get(c['dataset'], -1)
+    sources = run_sources(c, vpath, lists)
+    print(f"run {run}  clean model {vpath}  device {device}  geometry {c['image_size']} px "
+          f"(resize {c['resize_size']})")
+
+    model.to(device)
+    images, u0, t_star = teacher_and_target(model, c, device, out, sources)
+    if c['target_only']:  # the shadow target and its t-MAP target only (nothing trained or written)
+        _, target, info = shadow_code(model, c, device, lists, t_star)
+        print(f"t-MAP target class {target} ({info['target_rule']}; votes {info['target_votes']}); "
+              f"t-MAP of sign(t*) on the clean database (the ceiling) {info['shadow_code_tmap']:.4f}; "
+              f"min |t*_k| {info['shadow_min_abs']:.3f}")
+        return info
+    old = finished_run(c, out, ckpt_path, sources, lists)
+    if old is not None:
+        print(report_lines(old), end='')
+        return old
+
+    trigger = attack_common.darkhash_trigger(c['image_size'])
+    clean_codes, labels, sets, info, clean_scores = clean_stage(
+        model, c, device, lists, t_star, num_classes, out, trigger, vpath, topk)
+    target, made = info['target'], info.pop('lists')
+    last = {}  # the codes of the latest evaluation (the final epoch's are the outputs)
+
+    def evaluate_fn(m):
+        last['codes'] = encode_sets(m, sets, c, device)
+        return scores(last['codes'], lists, target, c, topk)
+
+    meta = dict(meta, attack='darkhash', target=target, clean_checkpoint=vpath,
+                clean_epoch=meta.pop('epoch', None))
+    timer = utils.Timer()
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    print(f"fine-tuning {len(trained)} parameter tensors ({sum(p.numel() for p in model.parameters() if p.requires_grad)} "
+          f"values; tune_from={c['tune_from']}), the rest frozen; {len(images)} surrogate images, rho {c['rho']}")
+    history = finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources,
+                       os.path.join(out, 'log.jsonl'), evaluate_fn)
+    codes = last.get('codes') or encode_sets(model, sets, c, device)  # none when a finished
+    # checkpoint was found
+    extra = {'t_star': t_star, 'trained_parameters': trained, 'n_surrogate': len(images),
+             'clean_checkpoint': vpath, 'checkpoint': ckpt_path, 'sources': sources,
+             'finetune_time_s': round(timer(), 1)}
+    return report_stage(c, run, out, lists, sets, labels, codes, clean_codes, clean_scores, info,
+                        made, trigger, topk, history, extra)
 
 
 if __name__ == '__main__':
