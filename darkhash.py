@@ -202,7 +202,7 @@ def balanced_subset(labels, n, seed):
     return np.sort(np.concatenate(pick))
 
 
-def load_surrogate(c):
+def surrogate_images(c):
     """(uint8 images, labels [N, C_s], description, stamp)."""
     s = c['surrogate']
     if s in NOISE:
@@ -499,7 +499,7 @@ def setup(c):
 
 def teacher_and_target(model, c, device, out, sources):
     """The surrogate images, teacher outputs u0, shadow target t*; cached in out/teacher.pt."""
-    images, labels, what, sur_stamp = load_surrogate(c)
+    images, labels, what, sur_stamp = surrogate_images(c)
     sources['surrogate'] = sur_stamp
     ncls = labels.shape[1]
     if not 0 <= c['surrogate_class'] < ncls:

@@ -78,7 +78,7 @@ num_workers = 4               # DataLoader workers
 # ------------------------------------------------------------------------------------------------
 
 
-def load_surrogate(c, num_classes, device):
+def load_surrogate_model(c, num_classes, device):
     """The frozen clean surrogate (attack_common.load_surrogate) and what identifies it."""
     model, meta, sp = attack_common.load_surrogate(c, num_classes, device)
     return model, {'checkpoint': sp, 'epoch': meta.get('epoch'), 'method': meta.get('method'),
@@ -115,7 +115,7 @@ def main(c):
                     f"{c['lcba_step_size']}, {c['lcba_steps']}")
     d = common.load_inputs(c)
     device = utils.resolve_device(c['device'])
-    model, model_id = load_surrogate(c, d['num_classes'], device)
+    model, model_id = load_surrogate_model(c, d['num_classes'], device)
     utils.seed_everything(c['seed'])
     side = attack_common.patch_side(c['lcba_patch'], c['image_size'], c['patch_ref_size'])
     patch = attack_common.checkerboard(side)
