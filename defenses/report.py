@@ -1,6 +1,11 @@
 """Markdown of defense results: one row per model (defend.py's table, reproduce.py's Table 5
 defense table), and the pruning curve."""
 
+# below this t-MAP gain over the clean control there is no backdoor to repair: the share of the gap
+# closed is not reported (a gain of 0.002 made a -2922% share); non-implanting attacks measure
+# +0.002 to +0.04 on the toy (docs/RESULTS.md), so 0.05 (our choice)
+MIN_GAP = 0.05
+
 COLUMNS = ('MAP', 't-MAP', 'FT MAP', 'FT t-MAP', 'FP pruned', 'FP MAP', 'FP t-MAP', 'NC index',
            'NC flagged', 'TABOR index', 'TABOR flagged', 'NC-collapse L1', 'STRIP AUROC',
            'STRIP FAR@1/5%', 'STRIP-label AUROC',
@@ -104,10 +109,12 @@ def summary(model, control, target):
         if ref:
             floor = ref['before']['t_map']
             gap = b['t_map'] - floor
-            closed = (b['t_map'] - a['t_map']) / gap if gap > 0 else float('nan')
+            closed = (b['t_map'] - a['t_map']) / gap if gap >= MIN_GAP else float('nan')
             fig[f'{name}_gap_closed'] = closed
             fig[f'{name}_map_change'] = a['map'] - b['map']
-            line += (f"; closes {closed:.0%} of the gap to the clean control's t-MAP "
-                     f"{floor:.4f}")
+            line += (f"; closes {closed:.0%} of the gap to the clean control's t-MAP {floor:.4f}"
+                     if gap >= MIN_GAP else
+                     f"; no backdoor to repair: t-MAP {gap:+.4f} against the clean control's "
+                     f"{floor:.4f} (under {MIN_GAP})")
         lines.append(line + '.')
     return lines, fig

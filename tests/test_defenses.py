@@ -511,3 +511,20 @@ def test_fine_tune_with_frozen_batchnorm_keeps_the_running_statistics():
     assert torch.equal(bn.running_mean, before) and not torch.equal(model.hash_layer.weight, w)
     common.fine_tune(model, x, y, protos, dict(c, ft_bn='train'), 1, 'cpu', say=lambda m: None)
     assert not torch.equal(bn.running_mean, before)
+
+
+def test_repair_share_only_where_there_is_a_backdoor():
+    """The share of the t-MAP gap a repair closes, by hand: 0.9 -> 0.5 against a control at 0.1
+    closes 50%; a model 0.002 above its control (no implant) gets no share, only its gain."""
+    from defenses import report
+
+    def ft(before, after):
+        return {'finetune': {'before': {'map': 0.8, 't_map': before},
+                             'after': {'map': 0.79, 't_map': after}}}
+
+    lines, fig = report.summary(ft(0.9, 0.5), ft(0.1, 0.1), target=0)
+    assert abs(fig['finetune_gap_closed'] - 0.5) < 1e-9
+    assert 'closes 50% of the gap' in lines[-1]
+    lines, fig = report.summary(ft(0.092, 0.0896), ft(0.09, 0.09), target=0)
+    assert np.isnan(fig['finetune_gap_closed'])
+    assert 'no backdoor to repair: t-MAP +0.0020' in lines[-1] and '%' not in lines[-1]
