@@ -109,15 +109,34 @@ def parse_defenses(text):
     return names
 
 
-def defense_stamp(s, name, c):
+def defense_stamp(s, name, c, target=None):
+    """The digest a (model, defense) result is stored under. target = (config target, model target)
+    to stamp as if those had been given (default: this run's)."""
     reads = REGISTRY[name][1]
     keys = {k: v for k, v in c.items() if (k in SHARED_KEYS or k.startswith(PREFIXES[name]))
             and k not in SCORE_KEYS}
     made = {'defense': name, 'format': FORMAT, 'config': keys, 'inputs': s.input_keys(reads),
             'target': s.target}
+    if target is not None:
+        keys['target'], made['target'] = target
     if s.proto_source != 'csq_centres':  # prototypes from the database codes, not the checkpoint
         made['prototypes'] = common.digest(s.protos.tolist())
     return common.digest(made)
+
+
+def stored_under_any_target(s, name, c, parts):
+    """For a defense that reads no queries (Neural Cleanse, TABOR, NC-collapse: their optimisation
+    never sees the target, which only scores the result), the stamp of a stored result made for
+    another target, else None. The clean control serves every attack of a Table 5 preset, and
+    DarkHash's target is not the others': without this its Neural Cleanse and TABOR ran again."""
+    if REGISTRY[name][1]:
+        return None
+    for config_target in [-1] + list(range(s.num_classes)):
+        for model_target in range(s.num_classes):
+            st = defense_stamp(s, name, c, (config_target, model_target))
+            if parts.get(st, {}).get('defense') == name:
+                return st
+    return None
 
 
 def _read_parts(path):
@@ -134,16 +153,23 @@ def run_all(s, names, c):
     out = {}
     for name in names:
         st = defense_stamp(s, name, c)
-        if st in parts and parts[st].get('defense') == name:
-            say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config)")
-            out[name] = parts[st]['result']
+        found = st if parts.get(st, {}).get('defense') == name else \
+            stored_under_any_target(s, name, c, parts)
+        if found is not None:
+            made_for = parts[found]['result'].get('target')
+            other = ('' if found == st else f"; made for target {made_for}, scored for target "
+                     f"{s.target}" if made_for is not None else "; made in a run for another target")
+            say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config{other})")
+            out[name] = dict(parts[found]['result'])
+            if other and 'target' in out[name]:
+                out[name]['target'] = s.target  # scored below for this run's target
             if name in RESCORE:
                 out[name] = RESCORE[name](out[name], c, s)
-                if 'quality' in out[name] and 'quality' not in parts[st]['result']:
+                if 'quality' in out[name] and 'quality' not in parts[found]['result']:
                     # a result stored before its quality scores: keep them with it
                     parts = _read_parts(path)  # again: another defend.py may have written
-                    parts[st]['result']['quality'] = out[name]['quality']
-                    parts[st]['result']['quality_orig'] = out[name]['quality_orig']
+                    parts[found]['result']['quality'] = out[name]['quality']
+                    parts[found]['result']['quality_orig'] = out[name]['quality_orig']
                     utils.write_json(path, parts)
             continue
         say(f"{s.role}: {name} on {s.run}")

@@ -528,3 +528,29 @@ def test_repair_share_only_where_there_is_a_backdoor():
     lines, fig = report.summary(ft(0.092, 0.0896), ft(0.09, 0.09), target=0)
     assert np.isnan(fig['finetune_gap_closed'])
     assert 'no backdoor to repair: t-MAP +0.0020' in lines[-1] and '%' not in lines[-1]
+
+
+def test_query_free_defenses_serve_every_target(runs, tmp_path, capsys, monkeypatch):
+    """Neural Cleanse and NC-collapse never see the target: a result made for target 0 is reused
+    for target 1 (scored for 1), nothing optimised again; a defense that reads the queries is not."""
+    import shutil
+    from defenses import nc
+    run = str(tmp_path / 'run')
+    shutil.copytree(runs[16], run)
+    for f in ('defense_parts.json', 'defense_nc_partial.pt'):
+        if os.path.exists(os.path.join(run, f)):
+            os.remove(os.path.join(run, f))
+    real, calls = nc.optimise, []
+    monkeypatch.setattr(nc, 'optimise', lambda *a, **k: calls.append(1) or real(*a, **k))
+    first, _ = _defend([f'--model_dir={run}', '--defenses=nc,nc_collapse', '--target=0'] + SMALL,
+                       capsys)
+    n = len(calls)
+    assert n == 5 and first['results']['model']['nc']['target'] == 0  # 4 classes + the collapse
+    doc, out = _defend([f'--model_dir={run}', '--defenses=nc,nc_collapse', '--target=1'] + SMALL,
+                       capsys)
+    assert len(calls) == n
+    assert out.count('made for target 0, scored for target 1') == 1  # nc (collapse has no target)
+    r0, r1 = first['results']['model']['nc'], doc['results']['model']['nc']
+    assert r1['target'] == 1 and r1['norms'] == r0['norms']
+    assert r1['target_flagged'] == (1 in r1['flagged_classes'])
+    assert 'reusing nc_collapse' in out
