@@ -88,7 +88,10 @@ batch_size = 128              # encoding batch
 num_workers = 4
 # ------------------------------------------------------------------------------------------------
 
-FORMAT = 1
+FORMAT = 1              # defense.json
+STAMP_FORMAT = 1        # the stamp of a defense that reads queries (it holds the target)
+QUERY_FREE_FORMAT = 2   # of one that reads none: the target left out (format 1 held it; such
+                        # stored results are still found, legacy_stamp)
 PREFIXES = {'finetune': ('ft_',), 'fineprune': ('fp_', 'ft_'), 'nc': ('nc_',),
             'nc_collapse': ('nc_',), 'tabor': ('nc_', 'tabor_'), 'strip': ('strip_',),
             'sentinet': ('sentinet_',)}
@@ -109,27 +112,37 @@ def parse_defenses(text):
     return names
 
 
-def defense_stamp(s, name, c, target=None):
-    """The digest a (model, defense) result is stored under. target = (config target, model target)
-    to stamp as if those had been given (default: this run's)."""
+def query_free(name):
+    """Neural Cleanse, TABOR, NC-collapse: the optimisation reads no queries and never sees the
+    target, which only scores the result (RESCORE)."""
+    return not REGISTRY[name][1]
+
+
+def defense_stamp(s, name, c, legacy_target=None):
+    """The digest a (model, defense) result is stored under: the defense's own config keys, the
+    model's inputs and, for a defense that reads queries, the target. legacy_target = (config
+    target, model target) gives instead the format-1 stamp, which held the target for every
+    defense."""
     reads = REGISTRY[name][1]
     keys = {k: v for k, v in c.items() if (k in SHARED_KEYS or k.startswith(PREFIXES[name]))
             and k not in SCORE_KEYS}
-    made = {'defense': name, 'format': FORMAT, 'config': keys, 'inputs': s.input_keys(reads),
-            'target': s.target}
-    if target is not None:
-        keys['target'], made['target'] = target
+    made = {'defense': name, 'format': STAMP_FORMAT, 'config': keys,
+            'inputs': s.input_keys(reads), 'target': s.target}
+    if legacy_target is not None:
+        keys['target'], made['target'] = legacy_target
+    elif query_free(name):
+        made['format'] = QUERY_FREE_FORMAT
+        keys.pop('target', None)
+        del made['target']
     if s.proto_source != 'csq_centres':  # prototypes from the database codes, not the checkpoint
         made['prototypes'] = common.digest(s.protos.tolist())
     return common.digest(made)
 
 
-def stored_under_any_target(s, name, c, parts):
-    """For a defense that reads no queries (Neural Cleanse, TABOR, NC-collapse: their optimisation
-    never sees the target, which only scores the result), the stamp of a stored result made for
-    another target, else None. The clean control serves every attack of a Table 5 preset, and
-    DarkHash's target is not the others': without this its Neural Cleanse and TABOR ran again."""
-    if REGISTRY[name][1]:
+def legacy_stamp(s, name, c, parts):
+    """The format-1 stamp of a stored result of a query-free defense, made for any target, else
+    None (results stored before 2026-11-30 are read, never written, under these)."""
+    if not query_free(name):
         return None
     for config_target in [-1] + list(range(s.num_classes)):
         for model_target in range(s.num_classes):
@@ -153,16 +166,15 @@ def run_all(s, names, c):
     out = {}
     for name in names:
         st = defense_stamp(s, name, c)
-        found = st if parts.get(st, {}).get('defense') == name else \
-            stored_under_any_target(s, name, c, parts)
+        found = st if parts.get(st, {}).get('defense') == name else legacy_stamp(s, name, c, parts)
         if found is not None:
-            made_for = parts[found]['result'].get('target')
-            other = ('' if found == st else f"; made for target {made_for}, scored for target "
-                     f"{s.target}" if made_for is not None else "; made in a run for another target")
-            say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config{other})")
             out[name] = dict(parts[found]['result'])
-            if other and 'target' in out[name]:
+            other = ''
+            made_for = out[name].get('target')
+            if made_for is not None and made_for != s.target:
+                other = f"; made for target {made_for}, scored for target {s.target}"
                 out[name]['target'] = s.target  # scored below for this run's target
+            say(f"{s.role}: reusing {name} ({path}, same checkpoint, lists and config{other})")
             if name in RESCORE:
                 out[name] = RESCORE[name](out[name], c, s)
                 if 'quality' in out[name] and 'quality' not in parts[found]['result']:

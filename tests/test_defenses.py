@@ -554,3 +554,24 @@ def test_query_free_defenses_serve_every_target(runs, tmp_path, capsys, monkeypa
     assert r1['target'] == 1 and r1['norms'] == r0['norms']
     assert r1['target_flagged'] == (1 in r1['flagged_classes'])
     assert 'reusing nc_collapse' in out
+    # the stamp of a query-free defense leaves the target out; one that reads queries keeps it
+    import defend
+    from defenses import common
+    setups = []
+    for target in (0, 1):
+        c = _configure(defend, [f'--model_dir={run}', f'--target={target}'] + SMALL)
+        setups.append((common.Setup(run, c, 'model', 'cpu', say=lambda m: None), c))
+    (s0, c0), (s1, c1) = setups
+    assert defend.defense_stamp(s0, 'nc', c0) == defend.defense_stamp(s1, 'nc', c1)
+    assert defend.defense_stamp(s0, 'strip', c0) != defend.defense_stamp(s1, 'strip', c1)
+    # a result stored under the format-1 stamp (which held the target) is still found
+    path = os.path.join(run, 'defense_parts.json')
+    with open(path) as f:
+        parts = json.load(f)
+    legacy = defend.defense_stamp(s0, 'nc', c0, (0, s0.target))
+    parts[legacy] = parts.pop(defend.defense_stamp(s0, 'nc', c0))
+    with open(path, 'w') as f:
+        json.dump(parts, f)
+    doc, out = _defend([f'--model_dir={run}', '--defenses=nc', '--target=2'] + SMALL, capsys)
+    assert len(calls) == n and 'made for target 0, scored for target 2' in out
+    assert doc['results']['model']['nc']['target'] == 2
