@@ -32,16 +32,16 @@ Run names come from the scripts' own functions (hash_models.engine.derive,
 attack_common.gan_run_name, attack_common.attack_run_name) applied to the configuration each
 script will see, so the runner and the scripts cannot disagree on a path.
 """
-import ast
 import glob
 import json
 import os
 import shlex
 import subprocess
 import sys
-import time
 
 import utils
+from pipeline import (ROOT, Plan, PlanError, file_stamp, hashing_step, opts as _opts, run_logger,
+                      run_steps, script_config, split as _split, stale_reason, write_record)
 
 # ---- config ------------------------------------------------------------------------------------
 # which paper table and row this preset reproduces
@@ -134,7 +134,6 @@ paper_psnr_badhash = None
 paper_ssim_badhash = None
 # ------------------------------------------------------------------------------------------------
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
 METHODS = ('badhash', 'badnets', 'lcba', 'issba', 'darkhash')
 BASELINES = ('badnets', 'lcba', 'issba')
 HASH_METHODS = ('CSQ', 'HashNet')
@@ -153,57 +152,8 @@ ATTACK_KEYS = ('dataset', 'data_dir', 'train_list', 'test_list', 'image_size', '
                'out_dir', 'checkpoint_dir', 'seed')
 
 
-class PlanError(ValueError):
-    """A preset that cannot be turned into commands (the message names the file and the key)."""
-
-
 # =============================================================================================
-# 1. the configuration each script will see (its config block + presets + overrides)
-# =============================================================================================
-
-_DEFAULTS = {}
-
-
-def script_defaults(script):
-    """The plain constants at the top level of a script (its config block), parsed, not imported."""
-    path = os.path.join(ROOT, script)
-    if path not in _DEFAULTS:
-        if not os.path.isfile(path):
-            raise PlanError(f"{script}: script not found")
-        with open(path) as f:
-            tree = ast.parse(f.read(), filename=path)
-        g = {}
-        for node in tree.body:
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name)):
-                try:
-                    g[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-        _DEFAULTS[path] = {k: g[k] for k in utils.config_keys(g)}
-    return dict(_DEFAULTS[path])
-
-
-def script_config(script, argv):
-    """The resolved config of `script` run with `argv` (preset files and --key=value items)."""
-    g = script_defaults(script)
-    try:
-        utils.apply_overrides(g, argv)
-    except utils.ConfigError as e:
-        raise PlanError(f"{script}: {e}") from None
-    return g
-
-
-def _split(text):
-    return [s.strip() for s in str(text).split(',') if s.strip()]
-
-
-def _opts(**kw):
-    return [f"--{k}={v}" for k, v in kw.items()]
-
-
-# =============================================================================================
-# 2. the plan: steps (commands with their output files) and table cells
+# 1. the plan: steps (commands with their output files) and table cells
 # =============================================================================================
 
 def _check_preset(c, source):
@@ -247,32 +197,6 @@ def gan_tag(attack_cfg, target_index):
     return f"t{target_index}"
 
 
-class Plan:
-    """Ordered, de-duplicated steps plus the cells of the table this preset fills."""
-
-    def __init__(self, config, source):
-        self.c, self.source = config, source
-        self.steps = {}       # command line -> step {name, cmd, outputs}; a repeated step is kept once
-        self.phases = {p: [] for p in ('prepare', 'surrogate', 'attack', 'victim', 'clean',
-                                       'model_attack', 'report', 'defense')}
-        self.cells = []       # {row, col, paper_key, kind, file, ...}: where read_ours finds our figure
-        self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
-        self.model_attacks = []  # MODEL_ATTACKS experiments: victim, run dir, results.json
-
-    def add(self, phase, name, cmd, outputs, lists=()):
-        """lists: list files the step reads that its command does not name (from presets)."""
-        key = ' '.join(cmd)
-        if key not in self.steps:
-            step = {'name': name, 'cmd': cmd, 'outputs': outputs, 'phase': phase,
-                    'lists': list(lists)}
-            self.steps[key] = step
-            self.phases[phase].append(step)
-        return self.steps[key]
-
-    def ordered(self):
-        return [s for p in self.phases.values() for s in p]
-
-
 def build_plan(c, source='preset'):
     """Turn a table preset's config into a Plan (no file is read except presets and scripts), in the
     runner's order: data preparation, clean models (Table 4) or the poisoning attacks, their
@@ -306,17 +230,8 @@ def _plan_prepare(plan, c, key, name):
 
 
 def _hashing_step(plan, phase, name, method, presets, **kw):
-    """A CSQ.py / HashNet.py step; its outputs (results.json, the codes of every list) and inputs
-    come from the script's own derive(). Returns the script's config and derive()'s dict."""
-    from hash_models import engine  # noqa: E402  (torch import, only when planning)
-    argv = presets + _opts(**kw)
-    cfg = script_config(f"{method}.py", argv)
-    d = engine.derive(cfg, method)
-    outs = [os.path.join(d['out'], 'results.json')] + [
-        os.path.join(d['out'], f"codes_{s}.npz") for s in d['lists']]
-    plan.add(phase, f"{name} {d['run']}", [sys.executable, f"{method}.py"] + argv, outs,
-             [d['train_list']] + list(d['lists'].values()))
-    return cfg, d
+    """pipeline.hashing_step with --key=value items for kw."""
+    return hashing_step(plan, phase, name, method, presets + _opts(**kw))
 
 
 def _plan_clean_models(plan, c):
@@ -517,154 +432,7 @@ def _attack_cells(c, a):
 
 
 # =============================================================================================
-# 3. running the steps
-# =============================================================================================
-
-# The reuse rule (README "Reuse rule") for whole steps: after a step has run, the runner writes a
-# record of what it was made from -- the content (SHA-1) of every file its command names (presets,
-# lists) and of the lists it reads through its presets, with their images (utils.list_record), and
-# the outputs of the earlier steps it depends on (by phase: a victim depends on the attacks, a report
-# on the victims) -- and of its own outputs. A step is skipped only when its outputs exist and both
-# still match that record; otherwise it runs again (its script then reuses what is unchanged, by its
-# own records) and the log says why.
-
-LEVELS = {'prepare': 0, 'surrogate': 1, 'attack': 2, 'victim': 3, 'clean': 3, 'report': 4}
-
-
-def _file_stamp(path):
-    """'sha1:...' of a file (small ones), 'stat:size:mtime_ns' of a large one, None if absent."""
-    try:
-        if os.path.getsize(path) <= utils.CONTENT_HASH_MAX_BYTES:
-            return 'sha1:' + utils.file_sha1(path)
-        return 'stat:' + utils.file_stamp(path)
-    except OSError:
-        return None
-
-
-def _named_files(cmd):
-    """Files a command names: preset arguments and --key=value values (also a=path,b=path)."""
-    names = []
-    for arg in cmd[2:]:
-        values = [arg]
-        if arg.startswith('--'):
-            values = [v.split('=')[-1] for v in arg.split('=', 1)[-1].split(',')]
-        names += [v for v in values if v and os.path.isfile(os.path.join(ROOT, v))]
-    return names
-
-
-def _list_stamp(path):
-    """A list's provenance (utils.list_record) as one string; None when it or an image is missing."""
-    try:
-        full = os.path.join(ROOT, path)
-        paths, _ = utils.read_list(full, check_files=False)
-        return json.dumps(utils.list_record(full, paths), sort_keys=True)
-    except (utils.ListError, OSError):
-        return None
-
-
-def step_inputs(plan, step, memo):
-    """The record of what a step is made from (see above); memo: stamps computed since the last
-    step ran (reset whenever one runs)."""
-    def get(kind, path, fn):
-        if (kind, path) not in memo:
-            memo[(kind, path)] = fn(path)
-        return memo[(kind, path)]
-    inputs = {}
-    for f in _named_files(step['cmd']) + step.get('lists', []):
-        inputs[f] = get('file', f, lambda p: _file_stamp(os.path.join(ROOT, p)))
-        if f.endswith('.txt'):
-            inputs[f + ' (list)'] = get('list', f, _list_stamp)
-    level = LEVELS.get(step.get('phase'), 0)
-    for other in plan.ordered():
-        if other is step:
-            break
-        if LEVELS.get(other.get('phase'), 0) < level or (
-                other.get('phase') == step.get('phase') == 'attack'):
-            for f in other['outputs'] or []:
-                inputs[f] = get('file', f, lambda p: _file_stamp(os.path.join(ROOT, p)))
-    return inputs
-
-
-def _record_path(plan, step):
-    import hashlib
-    key = hashlib.sha1(' '.join(step['cmd'][1:]).encode()).hexdigest()[:16]
-    return os.path.join(plan.c['tables_dir'], 'steps', key + '.json')
-
-
-def _stale_reason(plan, step, inputs):
-    """None when the step's record matches its inputs and outputs now, else why not."""
-    path = _record_path(plan, step)
-    try:
-        with open(path) as f:
-            rec = json.load(f)
-    except (OSError, ValueError):
-        return 'no record of what its outputs were made from'
-    old = rec.get('inputs', {})
-    for k in sorted(set(old) | set(inputs)):
-        if old.get(k) != inputs.get(k):
-            return f"{k} changed since it ran"
-    for f in step['outputs']:
-        if rec.get('outputs', {}).get(f) != _file_stamp(os.path.join(ROOT, f)):
-            return f"{f} changed since it ran"
-    return None
-
-
-def _write_record(plan, step, inputs):
-    utils.write_json(_record_path(plan, step), {
-        'step': step['name'], 'cmd': step['cmd'][1:], 'inputs': inputs,
-        'outputs': {f: _file_stamp(os.path.join(ROOT, f)) for f in step['outputs']},
-        'time': time.strftime('%Y-%m-%d %H:%M:%S')})
-
-
-def run_steps(plan, log=print):
-    memo = {}
-    for step in plan.ordered():
-        outs = step['outputs'] or []
-        missing = [f for f in outs if not os.path.exists(f)]
-        why = None
-        if outs and not missing and step.get('phase', 'prepare') == 'prepare':
-            # the data is the pipeline's source: later steps compare its lists' records
-            log(f"skip {step['name']}: {outs[0]} exists")
-            continue
-        if outs and step['cmd']:
-            inputs = step_inputs(plan, step, memo)
-            why = f"{missing[0]} is missing" if missing else _stale_reason(plan, step, inputs)
-            if why is None:
-                log(f"skip {step['name']}: {outs[0]} exists"
-                    + (f" (and {len(outs) - 1} more outputs)" if len(outs) > 1 else '')
-                    + ', made from the same inputs')
-                continue
-        if not step['cmd'] and plan.c['dry_run']:
-            log(f"missing {step['name']}: {missing[0]} (prepare the data first, README: Data)")
-            continue
-        if not step['cmd']:
-            raise PlanError(f"{plan.source}: {missing[0]} is missing and the preset has no prepare "
-                            f"command; prepare the data first (README, Data)")
-        line = ' '.join(shlex.quote(x) for x in step['cmd'])
-        script = next((x for x in step['cmd'][1:2] if x.endswith('.py')), None)
-        if script and not plan.c['dry_run'] and not os.path.isfile(os.path.join(ROOT, script)):
-            raise PlanError(f"{script} is not in this checkout (step {step['name']}); leave its "
-                            f"method out with --methods=... ({plan.source} lists {plan.c['methods']})")
-        because = f" ({why})" if why else ''
-        if plan.c['dry_run']:
-            log(f"would run {step['name']}{because}: {line}")
-            continue
-        log(f"run {step['name']}{because}: {line}")
-        t0 = time.time()
-        rc = subprocess.call(step['cmd'], cwd=ROOT)
-        memo.clear()  # the step may have rewritten files that later steps read
-        if rc != 0:
-            sys.exit(f"error: step {step['name']} failed with exit code {rc}: {line}")
-        missing = [f for f in outs if not os.path.exists(f)]
-        if missing:  # the step ran but did not write what the next steps read
-            sys.exit(f"error: step {step['name']} finished but {missing[0]} is missing: {line}")
-        if outs:
-            _write_record(plan, step, inputs)
-        log(f"done {step['name']} in {time.time() - t0:.0f} s")
-
-
-# =============================================================================================
-# 4. tables: ours next to the paper's, for every row preset of a table
+# 2. tables: ours next to the paper's, for every row preset of a table
 # =============================================================================================
 
 TABLE_TITLES = {1: 'Table 1: attack performance (MAP / t-MAP) under the settings of Table 2',
@@ -826,10 +594,10 @@ def draw_figures(plan, source, argv, log=print):
     cmd = [sys.executable, os.path.join(ROOT, 'figures.py'), source,
            f"--tables_dir={c['tables_dir']}"] + overrides
     step = {'name': 'figures', 'cmd': cmd, 'outputs': pngs, 'phase': 'figures'}
-    inputs = {f: _file_stamp(os.path.join(ROOT, f)) for s in plan.ordered()
+    inputs = {f: file_stamp(os.path.join(ROOT, f)) for s in plan.ordered()
               for f in s['outputs'] or []}
-    inputs['figures.py'] = _file_stamp(os.path.join(ROOT, 'figures.py'))
-    why = _stale_reason(plan, step, inputs) if all(os.path.isfile(p) for p in pngs) else \
+    inputs['figures.py'] = file_stamp(os.path.join(ROOT, 'figures.py'))
+    why = stale_reason(plan, step, inputs) if all(os.path.isfile(p) for p in pngs) else \
         'not drawn yet'
     if why is None:
         log(f"skip figures: {pngs[0]} exists (and 2 more), made from the same outputs")
@@ -843,12 +611,12 @@ def draw_figures(plan, source, argv, log=print):
         sys.exit(f"error: figures failed (exit {out.returncode}): {shlex.join(cmd)}\n"
                  f"{out.stderr.strip()[-2000:]}")
     step['outputs'] = [p for p in pngs if os.path.isfile(p)]
-    _write_record(plan, step, inputs)
+    write_record(plan, step, inputs)
     return step['outputs']
 
 
 # =============================================================================================
-# 5. main
+# 3. main
 # =============================================================================================
 
 def write_defense_table(plan, source):
@@ -888,15 +656,7 @@ def main(argv):
     except PlanError as e:
         sys.exit(f"error: {e}")
     print('config: ' + json.dumps(c, sort_keys=True))
-    os.makedirs(c['tables_dir'], exist_ok=True)
-    log_path = os.path.join(c['tables_dir'], os.path.splitext(os.path.basename(source))[0] + '.log')
-
-    def log(msg):
-        print(msg, flush=True)
-        if not c['dry_run']:
-            with open(log_path, 'a') as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-
+    log = run_logger(c, source)
     log(f"reproduce {source}: table {c['table']}, {c['block']}, row {c['row'] or c['methods']}, "
         f"{len(plan.steps)} steps")
     try:

@@ -300,3 +300,62 @@ def test_ladder_presets_resolve_for_csq(dataset, rung):
         assert g['backbone'] == 'resnet34' and not g['init_from']
     if rung == 'r3':
         assert g['pretrained'].endswith('resnet34_64.pth') and g['input_norm'] == 'imagenet'
+
+
+def _ladder_plan(monkeypatch, preset, *argv):
+    import ladder
+    monkeypatch.chdir(ROOT)
+    c = ladder.script_config('ladder.py', [preset, '--openreal_list='] + list(argv))
+    return ladder.build_plan(c, preset)
+
+
+@pytest.mark.parametrize('rung', ['r0', 'r2'])
+def test_ladder_rung_plans_one_victim_per_variant_and_a_clean_floor(monkeypatch, rung):
+    plan, exps = _ladder_plan(monkeypatch, f'configs/ladder_tiny10_{rung}.py')
+    steps = plan.ordered()
+    assert [e['variant'] for e in exps] == ['paper', 'gsur', 'conftarget', 'append10', 'badnets']
+    # one G per goal: the paper's (LabCLN) and the surrogate's, shared by three variants
+    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 2 and sum('--goal_code=surrogate' in s['cmd'] for s in gans) == 1
+    victims = {s['name'].split()[1]: s for s in steps if s['phase'] == 'victim'}
+    assert sorted(victims) == sorted(e['variant'] for e in exps)
+    for e in exps:
+        cmd = victims[e['variant']]['cmd']
+        assert f"--train_list={e['folders']['main']}/poisoned_train.txt" in cmd
+        assert f"--tag={rung}_poisoned_{e['variant']}" in cmd
+    assert '_x10_' in exps[3]['folders']['main'] and 'conftarget' in exps[2]['folders']['main']
+    assert 'ctl_closed_badnets' not in exps[4]['queries']  # BadNets writes no control lists
+    clean = [s for s in steps if s['phase'] == 'clean']
+    assert len(clean) == 1 and f"--tag={rung}_clean" in clean[0]['cmd']
+    queries = next(a for a in clean[0]['cmd'] if a.startswith('--queries='))
+    for e in exps:  # the floor is measured on every variant's lists
+        for name, path in e['queries'].items():
+            assert f"{name}={path}" in queries
+    assert all(steps.index(s) > steps.index(v) for s in clean for v in victims.values())
+
+
+def test_ladder_real_photo_folders_and_bad_variant(monkeypatch, tmp_path):
+    import ladder
+    real = tmp_path / 'real.txt'
+    real.write_text('')
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r2.py', f'--openreal_list={real}',
+                              '--variants=gsur')
+    assert exps[0]['folders']['real'].endswith('_openreal')
+    assert {'trig_real_gsur', 'ctl_real_gsur'} <= set(exps[0]['queries'])
+    with pytest.raises(ladder.PlanError, match=r'ladder_tiny10_r2\.py: variants .*got .nope.'):
+        _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r2.py', '--variants=gsur,nope')
+
+
+def test_ladder_table_shows_gains_and_controls():
+    import ladder
+
+    class P:
+        def ordered(self):
+            return [{'phase': 'victim', 'cmd': ['py', 'CSQ.py', '--tag=r2_poisoned_gsur']}]
+    row = {'variant': 'gsur', 'map_clean': 0.5, 'map_backdoor': 0.49, 'psnr': 31.2, 'ssim': 0.9,
+           'lists': {'trig_closed_gsur': {'clean': 0.1, 'backdoor': 0.4},
+                     'ctl_closed_gsur': {'clean': 0.1, 'backdoor': 0.12}}}
+    md = ladder.table_markdown({'rung': 'R2', 'ties': 'expected', 'target': 0}, 'p.py', [row], P(), 5)
+    line = next(x for x in md.splitlines() if x.startswith('| gsur'))
+    assert '0.1000 -> 0.4000 (+0.300)' in line and '0.1000 -> 0.1200 (+0.020)' in line
+    assert 'open set' not in md and 'CSQ.py --tag=r2_poisoned_gsur' in md

@@ -188,7 +188,9 @@ def test_missing_baseline_script_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: 0)
     lines = TABLE5.replace("methods = 'badhash'", "methods = 'issba'")
     _, plan = _plan(_setup(tmp_path, lines))
+    import pipeline
     monkeypatch.setattr(reproduce, 'ROOT', str(tmp_path))  # a checkout without baselines/
+    monkeypatch.setattr(pipeline, 'ROOT', str(tmp_path))
     with pytest.raises(reproduce.PlanError, match='baselines/issba.py.*--methods'):
         reproduce.run_steps(plan, lambda m: None)
 

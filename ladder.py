@@ -1,0 +1,258 @@
+"""One rung of the regime ladder (issue 11): the attack variants against one surrogate, a victim per
+variant trained on its poisoned list, the clean victim on every variant's queries (the floor), and
+the rung's table: MAP and t-MAP of each query list on both victims, with the untriggered controls.
+
+    python ladder.py configs/ladder_tiny10_r2.py                      # the whole rung (resumable)
+    python ladder.py configs/ladder_tiny10_r2.py --variants=gsur,badnets
+    python ladder.py configs/ladder_tiny10_r2.py --dry_run=True       # print the commands only
+
+The variants (VARIANTS below): BadHash with the paper preset ('paper', LabCLN's code as G's goal),
+with the surrogate's code of the confusing class as the goal ('gsur'), with the official generation
+condition ('conftarget': LabCLN fed the target's own label, SPEC §2.6), with the official append of
+10 copies of each poison ('append10'), and BadNets at the paper's patch scale as the visible,
+poison-label reference ('badnets'). With `openreal_list` every attack also triggers that second open
+set (real photos) into its own folder, from the same G and poisons.
+
+The steps are the pipeline scripts as subprocesses (pipeline.run_steps): a step whose outputs exist
+and were made from the same inputs is skipped, so a stopped rung continues where it stopped, and a
+variant added later trains only its own victim (the clean victim encodes the new lists, no training).
+Output: {tables_dir}/ladder_{preset}.md and .json.
+"""
+import json
+import os
+import shlex
+import sys
+import time
+
+import utils
+from pipeline import (Plan, PlanError, hashing_step, opts, run_logger, run_steps, script_config,
+                      split)
+
+# ---- config ------------------------------------------------------------------------------------
+rung = ''                     # the rung's label in the table, e.g. 'R2, tiny-imagenet-10'
+presets = ''                  # dataset presets of every script, comma-separated
+surrogate_args = ''           # the surrogate's own CSQ.py arguments after `presets` (space-separated)
+attack_presets = ''           # presets of train_tri_gen.py, implement_tri_gen.py, baselines/badnets.py
+gan_args = ''                 # BadHash's own arguments (train_tri_gen.py and implement_tri_gen.py),
+                              # e.g. '--tag=r2 --surrogate_checkpoint=checkpoint/<surrogate>.pt'
+victim_presets = ''           # the rung's victim presets (configs/ladder_r*.py), comma-separated
+victim_args = ''              # the victims' own arguments, e.g. '--backbone=resnet34'
+victim_tag = ''               # victim run tags: {victim_tag}_clean, {victim_tag}_poisoned_{variant}
+variants = 'paper,gsur,conftarget,append10,badnets'
+openreal_list = ''            # a second open set, real photos ('' = none), triggered into a folder of
+                              # its own (attack_tag 'openreal') by the same attack
+target = 0                    # the target class index (the attack presets' own target is overridden)
+ties = 'expected'             # evaluate.py's tie rule for every t-MAP (D19)
+dry_run = False               # print the commands, run nothing
+tables_dir = 'results/tables' # ladder_{preset}.md / .json, the step records and the log
+# ------------------------------------------------------------------------------------------------
+
+# variant -> (attack, train_tri_gen.py arguments, implement_tri_gen.py arguments)
+VARIANTS = {
+    'paper': ('badhash', [], []),
+    'gsur': ('badhash', ['--goal_code=surrogate'], ['--goal_code=surrogate']),
+    'conftarget': ('badhash', ['--goal_code=surrogate'],
+                   ['--goal_code=surrogate', '--conf_label=target']),
+    'append10': ('badhash', ['--goal_code=surrogate'],
+                 ['--goal_code=surrogate', '--poison_mode=append', '--copies=10']),
+    'badnets': ('badnets', [], []),
+}
+# the query lists of an attack folder: (name in the victims, folder file, which open set)
+LISTS = (('trig_closed', 'trigger_closed.txt', 'main'), ('ctl_closed', 'control_closed.txt', 'main'),
+         ('trig_open', 'trigger_open.txt', 'main'), ('ctl_open', 'control_open.txt', 'main'),
+         ('trig_real', 'trigger_open.txt', 'real'), ('ctl_real', 'control_open.txt', 'real'))
+COLUMNS = (('closed', 'closed set'), ('open', 'open set'), ('real', 'real photos'))
+
+
+def _args(text):
+    return shlex.split(str(text))
+
+
+def check(c, source):
+    bad = [v for v in split(c['variants']) if v not in VARIANTS]
+    if bad or not split(c['variants']):
+        raise PlanError(f"{source}: variants entries must be among {', '.join(VARIANTS)}, got "
+                        f"{bad[0] if bad else c['variants']!r}")
+    for f in split(c['presets']) + split(c['attack_presets']) + split(c['victim_presets']):
+        if not os.path.isfile(f):
+            raise PlanError(f"{source}: preset file {f} not found")
+    if not c['victim_tag']:
+        raise PlanError(f"{source}: victim_tag is empty; give the rung's victims a tag of their own")
+    if c['openreal_list'] and not os.path.isfile(c['openreal_list']):
+        raise PlanError(f"{source}: openreal_list {c['openreal_list']} not found")
+
+
+def _attack_steps(plan, c, variant):
+    """The steps of one variant's attack; returns {'main': folder, 'real': folder or None}."""
+    import attack_common
+    py, kind = sys.executable, VARIANTS[variant][0]
+    base = split(c['presets']) + split(c['attack_presets'])
+    folders = {}
+    for which in ('main', 'real') if c['openreal_list'] else ('main',):
+        extra = opts(openset_list=c['openreal_list'], attack_tag='openreal') if which == 'real' else []
+        if kind == 'badhash':
+            gargv = base + _args(c['gan_args']) + VARIANTS[variant][1] + opts(target=c['target'])
+            gcfg = script_config('train_tri_gen.py', gargv)
+            gan = attack_common.gan_run_name(gcfg)
+            plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,
+                     [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')])
+            argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
+            cfg = script_config('implement_tri_gen.py', argv)
+            folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan))
+            script, files = 'implement_tri_gen.py', [f for _, f, _ in LISTS]
+        else:
+            script = os.path.join('baselines', 'badnets.py')
+            argv = base + opts(target=c['target']) + extra
+            cfg = script_config(script, argv)
+            folder = os.path.join(cfg['out_dir'], f"{cfg['dataset']}_badnets_t{cfg['target']}_p"
+                                  f"{cfg['poison_rate']:g}" + (f"_{cfg['attack_tag']}"
+                                                               if cfg['attack_tag'] else ''))
+            files = ['trigger_closed.txt', 'trigger_open.txt']
+        outs = [os.path.join(folder, f) for f in ['poisoned_train.txt', 'stealth.json']
+                + sorted(set(files))]
+        reads = [cfg['train_list'] or os.path.join(cfg['data_dir'], 'train.txt'),
+                 cfg['test_list'] or os.path.join(cfg['data_dir'], 'test.txt')] + (
+            [cfg['openset_list']] if cfg['openset_list'] else [])
+        plan.add('attack', f"{variant} {os.path.basename(folder)}", [py, script] + argv, outs, reads)
+        folders[which] = folder
+    return folders
+
+
+def _queries(c, variant, folders):
+    """{list name in the victims: list file} of one variant."""
+    kind = VARIANTS[variant][0]
+    out = {}
+    for name, f, which in LISTS:
+        if which not in folders or (kind == 'badnets' and name.startswith('ctl_')):
+            continue  # BadNets writes no untriggered control lists
+        out[f"{name}_{variant}"] = os.path.join(folders[which], f)
+    return out
+
+
+def build_plan(c, source='preset'):
+    """The rung as steps: surrogate, attacks, a victim per variant, the clean victim (the floor).
+    Returns (plan, experiments) with one record per variant."""
+    check(c, source)
+    plan = Plan(c, source)
+    hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
+                 split(c['presets']) + _args(c['surrogate_args']))
+    victim = split(c['presets']) + split(c['victim_presets']) + _args(c['victim_args'])
+    experiments = []
+    for v in split(c['variants']):
+        folders = _attack_steps(plan, c, v)
+        experiments.append({'variant': v, 'folders': folders, 'queries': _queries(c, v, folders)})
+    for e in experiments:
+        _, d = hashing_step(plan, 'victim', f"victim {e['variant']}", 'CSQ', victim + opts(
+            train_list=os.path.join(e['folders']['main'], 'poisoned_train.txt'),
+            tag=f"{c['victim_tag']}_poisoned_{e['variant']}",
+            queries=','.join(f"{k}={p}" for k, p in e['queries'].items())))
+        e['victim_dir'] = d['out']
+    every = {k: p for e in experiments for k, p in e['queries'].items()}
+    _, d = hashing_step(plan, 'clean', 'clean victim', 'CSQ', victim + opts(
+        tag=f"{c['victim_tag']}_clean", queries=','.join(f"{k}={p}" for k, p in every.items())))
+    for e in experiments:
+        e['clean_dir'] = d['out']
+    return plan, experiments
+
+
+# ---- the rung's table ----------------------------------------------------------------------------
+
+def _codes(run_dir, name):
+    import evaluate
+    return evaluate._load_codes(run_dir, name)
+
+
+def measure(e, c):
+    """One variant's row: MAP of both victims, t-MAP of each of its lists on both, stealth."""
+    import evaluate
+    row = {'variant': e['variant'], 'victim': e['victim_dir'], 'clean': e['clean_dir'], 'lists': {}}
+    for role, run_dir in (('clean', e['clean_dir']), ('backdoor', e['victim_dir'])):
+        with open(os.path.join(run_dir, 'results.json')) as f:
+            res = json.load(f)
+        row[f"map_{role}"] = res['final']['test']
+        row['topk'] = res.get('topk', -1)
+    for name in e['queries']:
+        got = {}
+        for role, run_dir in (('clean', e['clean_dir']), ('backdoor', e['victim_dir'])):
+            q, db = _codes(run_dir, name), _codes(run_dir, 'database')
+            got[role] = (q, db)
+            row['lists'].setdefault(name, {})[role] = float(evaluate.targeted_map(
+                q['codes'], db['codes'], db['labels'], c['target'], row['topk'], ties=c['ties']))
+        evaluate.check_same_list(f"{e['clean_dir']}/codes_{name}.npz", got['clean'][0],
+                                 f"{e['victim_dir']}/codes_{name}.npz", got['backdoor'][0])
+        row['lists'][name]['n'] = int(len(got['clean'][0]['codes']))
+    with open(os.path.join(e['folders']['main'], 'stealth.json')) as f:
+        st = json.load(f)
+    poisons = st.get('poisons', st)
+    row['psnr'] = poisons.get('psnr_db', poisons.get('psnr'))
+    row['ssim'] = poisons.get('ssim')
+    return row
+
+
+def _cell(row, kind, col):
+    got = row['lists'].get(f"{kind}_{col}_{row['variant']}")
+    if got is None:
+        return ''
+    gain = got['backdoor'] - got['clean']
+    return f"{got['clean']:.4f} -> {got['backdoor']:.4f} ({gain:+.3f})"
+
+
+def table_markdown(c, source, rows, plan, wall_s):
+    cols = [(k, t) for k, t in COLUMNS if any(f"trig_{k}_{r['variant']}" in r['lists'] for r in rows)]
+    head = ['variant', 'MAP clean -> backdoored'] + [
+        f"{t}, {w}" for _, t in cols for w in ('triggered', 'untriggered')] + ['PSNR (dB) / SSIM']
+    md = [f"# Regime ladder: {c['rung'] or source}", '',
+          f"`python ladder.py {source}`: t-MAP (ties '{c['ties']}', target {c['target']}) of each "
+          f"query list on the clean victim -> the variant's victim (gain); the untriggered lists "
+          f"are the same source images without the trigger (the victims' drift). PSNR / SSIM: the "
+          f"poisons (BadNets: its relabelled images).", '',
+          '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        cells = [r['variant'], f"{r['map_clean']:.4f} -> {r['map_backdoor']:.4f}"]
+        for k, _ in cols:
+            cells += [_cell(r, 'trig', k), _cell(r, 'ctl', k)]
+        ssim = f" / {r['ssim']:.3f}" if r.get('ssim') is not None else ''
+        cells.append(f"{r['psnr']:.2f}{ssim}" if r.get('psnr') is not None else '')
+        md.append('| ' + ' | '.join(cells) + ' |')
+    md += ['', f"Wall time of this invocation: {wall_s:.0f} s (steps already made are skipped).", '',
+           'Victims (the commands the runner ran):', '', '```bash']
+    for s in plan.ordered():
+        if s['phase'] in ('victim', 'clean'):
+            md.append(' '.join(shlex.quote(x) for x in s['cmd'][1:]))
+    md += ['```', '']
+    return '\n'.join(md)
+
+
+def main(argv):
+    files = [a for a in argv if not a.startswith('--')]
+    if len(files) != 1:
+        sys.exit("error: give exactly one rung preset, e.g. python ladder.py configs/ladder_tiny10_r2.py")
+    source, t0 = files[0], time.time()
+    try:
+        c = script_config('ladder.py', argv)
+        plan, experiments = build_plan(c, source)
+    except PlanError as e:
+        sys.exit(f"error: {e}")
+    print('config: ' + json.dumps(c, sort_keys=True))
+    name = os.path.splitext(os.path.basename(source))[0]
+    log = run_logger(c, source)
+    log(f"ladder {source}: {c['rung']}, variants {c['variants']}, {len(plan.steps)} steps")
+    try:
+        run_steps(plan, log)
+    except PlanError as e:
+        sys.exit(f"error: {e}")
+    if c['dry_run']:
+        return None
+    rows = [measure(e, c) for e in experiments]
+    wall = time.time() - t0
+    out = os.path.join(c['tables_dir'], f"ladder_{name}")
+    utils.write_json(out + '.json', {'config': c, 'rows': rows, 'wall_time_s': round(wall, 1),
+                                     'git_commit': utils.git_commit()})
+    with open(out + '.md', 'w') as f:
+        f.write(table_markdown(c, source, rows, plan, wall))
+    log(f"table: {out}.md")
+    return rows
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
