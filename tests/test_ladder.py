@@ -309,9 +309,10 @@ def _ladder_plan(monkeypatch, preset, *argv):
     return ladder.build_plan(c, preset)
 
 
-@pytest.mark.parametrize('rung', ['r0', 'r2'])
-def test_ladder_rung_plans_one_victim_per_variant_and_a_clean_floor(monkeypatch, rung):
-    plan, exps = _ladder_plan(monkeypatch, f'configs/ladder_tiny10_{rung}.py')
+@pytest.mark.parametrize('preset', ['tiny10_r0', 'tiny10_r2', 'tiny10_r3', 'tiny100_r1', 'tiny100_r2'])
+def test_ladder_rung_plans_one_victim_per_variant_and_a_clean_floor(monkeypatch, preset):
+    plan, exps = _ladder_plan(monkeypatch, f'configs/ladder_{preset}.py')
+    rung = plan.c['victim_tag']
     steps = plan.ordered()
     assert [e['variant'] for e in exps] == ['paper', 'gsur', 'conftarget', 'append10', 'badnets']
     # one G per goal: the paper's (LabCLN) and the surrogate's, shared by three variants
@@ -323,7 +324,7 @@ def test_ladder_rung_plans_one_victim_per_variant_and_a_clean_floor(monkeypatch,
         cmd = victims[e['variant']]['cmd']
         assert f"--train_list={e['folders']['main']}/poisoned_train.txt" in cmd
         assert f"--tag={rung}_poisoned_{e['variant']}" in cmd
-    assert '_x10_' in exps[3]['folders']['main'] and 'conftarget' in exps[2]['folders']['main']
+    assert '_x10' in exps[3]['folders']['main'] and 'conftarget' in exps[2]['folders']['main']
     assert 'ctl_closed_badnets' not in exps[4]['queries']  # BadNets writes no control lists
     clean = [s for s in steps if s['phase'] == 'clean']
     assert len(clean) == 1 and f"--tag={rung}_clean" in clean[0]['cmd']
