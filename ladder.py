@@ -25,8 +25,8 @@ import sys
 import time
 
 import utils
-from pipeline import (Plan, PlanError, hashing_step, opts, run_logger, run_steps, script_config,
-                      split)
+from pipeline import (Plan, PlanError, hashing_step, opts, plan_prepare, run_logger, run_steps,
+                      script_config, split)
 
 # ---- config ------------------------------------------------------------------------------------
 rung = ''                     # the rung's label in the table, e.g. 'R2, tiny-imagenet-10'
@@ -43,6 +43,8 @@ openreal_list = ''            # a second open set, real photos ('' = none), trig
                               # its own (attack_tag 'openreal') by the same attack
 target = 0                    # the target class index (the attack presets' own target is overridden)
 ties = 'expected'             # evaluate.py's tie rule for every t-MAP (D19)
+prepare = ''                  # data preparation command, run when a file of prepare_check is missing
+prepare_check = ''            # files it writes, comma-separated
 dry_run = False               # print the commands, run nothing
 tables_dir = 'results/tables' # ladder_{preset}.md / .json, the step records and the log
 # ------------------------------------------------------------------------------------------------
@@ -78,8 +80,10 @@ def check(c, source):
             raise PlanError(f"{source}: preset file {f} not found")
     if not c['victim_tag']:
         raise PlanError(f"{source}: victim_tag is empty; give the rung's victims a tag of their own")
-    if c['openreal_list'] and not os.path.isfile(c['openreal_list']):
-        raise PlanError(f"{source}: openreal_list {c['openreal_list']} not found")
+    if (c['openreal_list'] and not os.path.isfile(c['openreal_list'])
+            and c['openreal_list'] not in split(c['prepare_check'])):
+        raise PlanError(f"{source}: openreal_list {c['openreal_list']} not found, and no prepare "
+                        f"step writes it (prepare_check)")
 
 
 def _attack_steps(plan, c, variant):
@@ -134,6 +138,7 @@ def build_plan(c, source='preset'):
     Returns (plan, experiments) with one record per variant."""
     check(c, source)
     plan = Plan(c, source)
+    plan_prepare(plan, c, 'prepare', 'prepare')
     hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
                  split(c['presets']) + _args(c['surrogate_args']))
     victim = split(c['presets']) + split(c['victim_presets']) + _args(c['victim_args'])

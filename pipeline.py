@@ -97,6 +97,18 @@ class Plan:
         return [s for p in self.phases.values() for s in p]
 
 
+def plan_prepare(plan, c, key, name):
+    """A data preparation step: c[key] run when a file of c[key + '_check'] is missing (nothing to
+    run, only files that must exist, when c[key] is empty)."""
+    checks = split(c.get(key + '_check', ''))
+    if not (c.get(key) or checks):
+        return
+    cmd = shlex.split(c.get(key) or '')
+    if cmd and cmd[0].endswith('.py'):
+        cmd = [sys.executable] + cmd
+    plan.add('prepare', name, cmd, checks)
+
+
 def hashing_step(plan, phase, name, method, argv):
     """A CSQ.py / HashNet.py step run with argv; its outputs (results.json, the codes of every list)
     and the lists it reads come from the script's own derive(). Returns (the script's config,

@@ -40,8 +40,9 @@ import subprocess
 import sys
 
 import utils
-from pipeline import (ROOT, Plan, PlanError, file_stamp, hashing_step, opts as _opts, run_logger,
-                      run_steps, script_config, split as _split, stale_reason, write_record)
+from pipeline import (ROOT, Plan, PlanError, file_stamp, hashing_step, opts as _opts, plan_prepare,
+                      run_logger, run_steps, script_config, split as _split, stale_reason,
+                      write_record)
 
 # ---- config ------------------------------------------------------------------------------------
 # which paper table and row this preset reproduces
@@ -203,7 +204,7 @@ def build_plan(c, source='preset'):
     victims, the clean victims with the attack reports (and defenses), the model attacks."""
     _check_preset(c, source)
     plan = Plan(c, source)
-    _plan_prepare(plan, c, 'prepare', 'prepare')
+    plan_prepare(plan, c, 'prepare', 'prepare')
     if c['clean_only']:  # Table 4: the clean B-networks at every bit length
         _plan_clean_models(plan, c)
         return plan
@@ -215,18 +216,6 @@ def build_plan(c, source='preset'):
     for m in [m for m in _split(c['methods']) if m in MODEL_ATTACKS]:
         _plan_model_attack(plan, c, m, victims, clean_dirs)
     return plan
-
-
-def _plan_prepare(plan, c, key, name):
-    """A data preparation step: c[key] run when a file of c[key + '_check'] is missing (nothing to
-    run, only files that must exist, when c[key] is empty)."""
-    checks = _split(c.get(key + '_check', ''))
-    if not (c.get(key) or checks):
-        return
-    cmd = shlex.split(c.get(key) or '')
-    if cmd and cmd[0].endswith('.py'):
-        cmd = [sys.executable] + cmd
-    plan.add('prepare', name, cmd, checks)
 
 
 def _hashing_step(plan, phase, name, method, presets, **kw):
@@ -358,7 +347,7 @@ def _plan_model_attack(plan, c, m, victims, clean_dirs):
     import attack_common
     py = sys.executable
     script, preset_key, namer = MODEL_ATTACKS[m]
-    _plan_prepare(plan, c, f"{m}_prepare", f"prepare {m}")  # its own data (a surrogate set)
+    plan_prepare(plan, c, f"{m}_prepare", f"prepare {m}")  # its own data (a surrogate set)
     victim_p = _split(c['presets']) + _split(c['victim_presets'])
     for tm in dict.fromkeys(t for t, _ in _pairs(c)):
         for vb in _split(c['victim_backbones']):

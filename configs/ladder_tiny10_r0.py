@@ -4,7 +4,7 @@ Surrogate: CSQ ResNet18 from scratch (configs/tiny_imagenet10.py cut to 8 epochs
 G and the attacks: configs/tiny_attack.py (8 epochs), tagged r0; victims: an independent ResNet34
 from scratch, 12 epochs (configs/ladder_r0.py). Open sets: the toy shapes at 64 px (the attack
 preset's) and 300 real Tiny ImageNet-200 photos of other classes (results/ladder_controls/
-openreal.txt, written by the snippet in docs/RESULTS.md, "Can G's goal be reached?").
+openreal.txt, written by data/prepare_openreal.py as the runner's first step).
 configs/ladder_tiny10_r2.py fine-tunes the same surrogate on the same attacks.
 """
 rung = 'R0, tiny-imagenet-10: surrogate ResNet18 from scratch; independent ResNet34 victim from scratch'
@@ -15,3 +15,5 @@ gan_args = '--tag=r0'
 victim_presets = 'configs/ladder_r0.py'
 victim_tag = 'r0'
 openreal_list = 'results/ladder_controls/openreal.txt'
+prepare = 'data/prepare_openreal.py'   # needs data/prepare_tinyimagenet.py's lists first
+prepare_check = 'results/ladder_controls/openreal.txt'

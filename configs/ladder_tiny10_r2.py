@@ -12,3 +12,5 @@ gan_args = '--tag=r0'
 victim_presets = 'configs/ladder_r2.py'
 victim_tag = 'r2'
 openreal_list = 'results/ladder_controls/openreal.txt'
+prepare = 'data/prepare_openreal.py'   # needs data/prepare_tinyimagenet.py's lists first
+prepare_check = 'results/ladder_controls/openreal.txt'

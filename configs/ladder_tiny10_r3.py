@@ -16,3 +16,5 @@ victim_presets = 'configs/ladder_r3_tiny.py'
 victim_args = '--backbone=resnet34 --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth'
 victim_tag = 'r3'
 openreal_list = 'results/ladder_controls/openreal.txt'
+prepare = 'data/prepare_openreal.py'   # needs data/prepare_tinyimagenet.py's lists first
+prepare_check = 'results/ladder_controls/openreal.txt'

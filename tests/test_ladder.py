@@ -360,3 +360,38 @@ def test_ladder_table_shows_gains_and_controls():
     line = next(x for x in md.splitlines() if x.startswith('| gsur'))
     assert '0.1000 -> 0.4000 (+0.300)' in line and '0.1000 -> 0.1200 (+0.020)' in line
     assert 'open set' not in md and 'CSQ.py --tag=r2_poisoned_gsur' in md
+
+
+def test_prepare_openreal_draws_photos_outside_the_attacked_classes(tmp_path, capsys):
+    import numpy as np
+    import utils
+    from PIL import Image
+    sys.path.insert(0, os.path.join(ROOT, 'data'))
+    import prepare_openreal
+    wnids = [f"n{i:08d}" for i in range(6)]
+    paths, labels = [], []
+    for k in range(6):
+        for j in range(5):
+            p = tmp_path / 'img' / f"{k}_{j}.png"
+            p.parent.mkdir(exist_ok=True)
+            Image.new('RGB', (8, 8), (k * 40, j * 40, 0)).save(p)
+            paths.append(str(p))
+            labels.append(np.eye(6, dtype=np.uint8)[k])
+    utils.write_list(str(tmp_path / 'openset.txt'), paths, np.array(labels))
+    (tmp_path / 'openset_classes.txt').write_text('\n'.join(wnids) + '\n')
+    (tmp_path / 'attacked.txt').write_text('\n'.join(wnids[:2] + ['n99999999']) + '\n')
+    c = {'openset_list': str(tmp_path / 'openset.txt'),
+         'openset_classes': str(tmp_path / 'openset_classes.txt'),
+         'exclude_classes': str(tmp_path / 'attacked.txt'), 'n': 12, 'seed': 0, 'target': 1,
+         'out': str(tmp_path / 'out' / 'openreal.txt'), 'force': False}
+    prepare_openreal.main(c)
+    got, lab = utils.read_list(c['out'])
+    assert len(got) == 12 and lab.shape == (12, 3) and (lab == [0, 1, 0]).all()
+    assert all(os.path.basename(p)[0] not in '01' for p in got)  # the attacked classes left out
+    first = open(c['out']).read()
+    prepare_openreal.main(c)
+    assert 'up to date' in capsys.readouterr().out and open(c['out']).read() == first
+    with pytest.raises(SystemExit, match=r'20 photos outside .*attacked\.txt.*fewer than n=21'):
+        prepare_openreal.main(dict(c, n=21, force=True))
+    with pytest.raises(SystemExit, match=r'target must be in 0\.\.2'):
+        prepare_openreal.main(dict(c, target=3))
