@@ -667,37 +667,76 @@ def frozen_outputs(prefix, images, trigger, c, device, negatives=None):
     return [torch.cat(o) for o in out if o]
 
 
-def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources, log_path,
-             evaluate_fn):
-    """Fine-tune the unfrozen layers (resumable: a checkpoint after every epoch)."""
+def _optimizer(model, c):
     params = [p for p in model.parameters() if p.requires_grad]
     if c['optimizer'] == 'rmsprop':
-        opt = torch.optim.RMSprop(params, lr=c['lr'], weight_decay=c['weight_decay'])
-    elif c['optimizer'] == 'adam':
-        opt = torch.optim.Adam(params, lr=c['lr'], weight_decay=c['weight_decay'])
-    elif c['optimizer'] == 'sgd':
-        opt = torch.optim.SGD(params, lr=c['lr'], momentum=0.9, weight_decay=c['weight_decay'])
-    else:
-        fail(f"optimizer must be rmsprop, adam or sgd, got {c['optimizer']!r}")
-    start, history = 0, []
-    if os.path.isfile(ckpt_path):
-        try:
-            ckpt = utils.load_checkpoint(ckpt_path)
-        except ValueError as e:
-            fail(str(e))
-        old = ckpt.get('config', {})
-        diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k) != c[k]]
-        if diff or ckpt.get('sources') != sources:
-            what = (f"{diff[0]}={old.get(diff[0])!r}, this run has {diff[0]}={c[diff[0]]!r}" if diff
-                    else "another clean model or surrogate images")
-            fail(f"{ckpt_path}: made with {what}; set tag=... for a new run or delete it")
-        model.load_state_dict(ckpt['model'])
-        opt.load_state_dict(ckpt['optimizer'])
-        start, history = ckpt['epoch'], list(ckpt['history'])
-        if start > c['epochs']:
-            fail(f"{ckpt_path}: holds {start} epochs, more than epochs={c['epochs']}")
-        if start < c['epochs']:
-            print(f"resumed from {ckpt_path} at epoch {start}/{c['epochs']}")
+        return torch.optim.RMSprop(params, lr=c['lr'], weight_decay=c['weight_decay'])
+    if c['optimizer'] == 'adam':
+        return torch.optim.Adam(params, lr=c['lr'], weight_decay=c['weight_decay'])
+    if c['optimizer'] == 'sgd':
+        return torch.optim.SGD(params, lr=c['lr'], momentum=0.9, weight_decay=c['weight_decay'])
+    fail(f"optimizer must be rmsprop, adam or sgd, got {c['optimizer']!r}")
+
+
+def _resume(model, opt, c, ckpt_path, sources):
+    """(epochs done, history) of the checkpoint at ckpt_path, loaded into model and opt; (0, [])
+    without one. One-line exit for a checkpoint of another config or other sources."""
+    if not os.path.isfile(ckpt_path):
+        return 0, []
+    try:
+        ckpt = utils.load_checkpoint(ckpt_path)
+    except ValueError as e:
+        fail(str(e))
+    old = ckpt.get('config', {})
+    diff = [k for k in c if k not in RESUME_FREE_KEYS and old.get(k) != c[k]]
+    if diff or ckpt.get('sources') != sources:
+        what = (f"{diff[0]}={old.get(diff[0])!r}, this run has {diff[0]}={c[diff[0]]!r}" if diff
+                else "another clean model or surrogate images")
+        fail(f"{ckpt_path}: made with {what}; set tag=... for a new run or delete it")
+    model.load_state_dict(ckpt['model'])
+    opt.load_state_dict(ckpt['optimizer'])
+    start = ckpt['epoch']
+    if start > c['epochs']:
+        fail(f"{ckpt_path}: holds {start} epochs, more than epochs={c['epochs']}")
+    if start < c['epochs']:
+        print(f"resumed from {ckpt_path} at epoch {start}/{c['epochs']}")
+    return start, list(ckpt['history'])
+
+
+def _batch_outputs(model, split, feats, images, idx, poison, neg, negatives, trigger, device):
+    """The model's outputs on batch idx: triggered where poisoned, a random patch where a negative;
+    from the stored frozen outputs when the frozen layers were run once (split)."""
+    if split is not None:
+        shape = (-1,) + (1,) * (feats[0].dim() - 1)
+        f = torch.where(poison[idx].view(shape), feats[1][idx], feats[0][idx])
+        if neg is not None:
+            f = torch.where(neg[idx].view(shape), feats[2][idx], f)
+        return split[1](f.to(device)).float()
+    x = images[idx].to(device).float() / 255
+    pm = poison[idx].to(device)
+    if pm.any():
+        x[pm] = attack_common.stamp_lower_right(x[pm], trigger)
+    if neg is not None and neg[idx].any():
+        nm = neg[idx].to(device)
+        x[nm] = attack_common.stamp_lower_right(x[nm], negatives[idx.to(device)][nm])
+    return model(x).float()
+
+
+def _print_epoch(record, c):
+    line = f"epoch {record['epoch']}/{c['epochs']} loss {record['loss']:.4f} " + ' '.join(
+        f"{k} {record[k]:.4f}" for k in ('j_ben', 'j_bac', 'j_tpa') if k in record)
+    if 'eval' in record:
+        line += '  ' + '  '.join(f"{k} {v:.4f}" for k, v in record['eval'].items())
+    print(line, flush=True)
+
+
+def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sources, log_path,
+             evaluate_fn):
+    """Fine-tune the unfrozen layers (resumable: a checkpoint after every epoch). Stages: the
+    optimiser and the resumed state, the frozen layers' outputs run once (cache_frozen), then per
+    epoch the seeded poison / negative draw, the steps, the record and the checkpoint."""
+    opt = _optimizer(model, c)
+    start, history = _resume(model, opt, c, ckpt_path, sources)
     n = len(images)
     u0, t_star = u0.to(device), t_star.to(device)
     trigger = trigger.to(device)
@@ -705,7 +744,7 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
     if c['cache_frozen'] and split is None:
         print(f"note: cache_frozen has no split for {meta['backbone']} / tune_from={c['tune_from']}; "
               f"running the whole model every step")
-    negatives = None
+    negatives = feats = None
     if c['neg_patch'] > 0:  # one fixed random patch per surrogate image
         gen = torch.Generator().manual_seed(c['seed'] + 2)
         negatives = attack_common.random_patches(n, trigger.shape[-1], gen).to(device)
@@ -725,22 +764,9 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
         total, parts_sum, steps = 0.0, {}, 0
         for s in range(0, n, c['batch_size']):
             idx = perm[s:s + c['batch_size']]
-            pm = poison[idx].to(device)
-            if split is not None:  # the stored frozen outputs, triggered where poisoned
-                shape = (-1,) + (1,) * (feats[0].dim() - 1)
-                f = torch.where(poison[idx].view(shape), feats[1][idx], feats[0][idx])
-                if neg is not None:
-                    f = torch.where(neg[idx].view(shape), feats[2][idx], f)
-                out = split[1](f.to(device)).float()
-            else:
-                x = images[idx].to(device).float() / 255
-                if pm.any():
-                    x[pm] = attack_common.stamp_lower_right(x[pm], trigger)
-                if neg is not None and neg[idx].any():
-                    nm = neg[idx].to(device)
-                    x[nm] = attack_common.stamp_lower_right(x[nm], negatives[idx.to(device)][nm])
-                out = model(x).float()
-            loss, parts = darkhash_loss(out, pm, u0[idx.to(device)], t_star, c)
+            out = _batch_outputs(model, split, feats, images, idx, poison, neg, negatives, trigger,
+                                 device)
+            loss, parts = darkhash_loss(out, poison[idx].to(device), u0[idx.to(device)], t_star, c)
             if not torch.isfinite(loss):
                 fail(f"non-finite loss at epoch {epoch + 1}; checkpoint of epoch {epoch} kept at "
                      f"{ckpt_path}")
@@ -757,11 +783,7 @@ def finetune(model, c, device, images, u0, t_star, trigger, ckpt_path, meta, sou
         if epoch + 1 == c['epochs'] or (c['eval_every'] and (epoch + 1) % c['eval_every'] == 0):
             record['eval'] = evaluate_fn(model)
         history.append(record)
-        line = f"epoch {epoch + 1}/{c['epochs']} loss {record['loss']:.4f} " + ' '.join(
-            f"{k} {record[k]:.4f}" for k in ('j_ben', 'j_bac', 'j_tpa') if k in record)
-        if 'eval' in record:
-            line += '  ' + '  '.join(f"{k} {v:.4f}" for k, v in record['eval'].items())
-        print(line, flush=True)
+        _print_epoch(record, c)
         utils.append_jsonl(log_path, record)
         utils.save_checkpoint(ckpt_path, {
             'format': FORMAT_VERSION, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
