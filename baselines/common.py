@@ -151,8 +151,10 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
     params: the attack's own settings (recorded and part of the stamp). model_id: what identifies a
     trained model the attack uses (surrogate / encoder checkpoint and step), or None.
     extra: a callable returning more fields for poisons.json (called after the poisons are made).
+    Stages: the poisons with the poisoned list (_write_poisons), then the triggered queries
+    (_write_queries), each reused when its stamp is unchanged.
     """
-    k, t = d['num_classes'], c['target']
+    t = c['target']
     out = os.path.join(c['out_dir'], run_name(c, attack))
     os.makedirs(out, exist_ok=True)
     cn = d['class_names']
@@ -163,10 +165,19 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
     common = {'format': FORMAT_VERSION, 'attack': attack, 'params': params, 'model': model_id,
               'seed': c['seed'], 'image_size': c['image_size'], 'resize_size': c['resize_size']}
     parts = AttackParts(out)
-    done, finish = parts.done, parts.finish
+    _write_poisons(c, d, attack, out, parts, common, chosen, pool, labels_mode, poison_fn, params,
+                   model_id, batch_size, extra)
+    sets = _write_queries(c, d, out, parts, common, trigger_fn, batch_size)
+    print(f"outputs in {out}: poisoned_train.txt, " + ', '.join(f"{p}.txt" for p in sets)
+          + ', stealth.json, poisons.json')
+    return out
 
-    target_row = np.eye(k, dtype=np.uint8)[t]
-    # ---- poisons and the poisoned training list ---------------------------------------------------
+
+def _write_poisons(c, d, attack, out, parts, common, chosen, pool, labels_mode, poison_fn, params,
+                   model_id, batch_size, extra):
+    """The poisons (PNG), poisoned_train.txt and poisons.json, unless made with the same stamp."""
+    t, cn = c['target'], d['class_names']
+    target_row = np.eye(d['num_classes'], dtype=np.uint8)[t]
     train_paths, train_labels = d['train_paths'], d['train_labels']
     # stamps: provenance records of the source lists (README "Reuse rule")
     stamp = dict(common, train=utils.list_record(d['train_path'], train_paths),
@@ -174,36 +185,42 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
     names = {int(i): png_name(i, train_paths[i]) for i in chosen}
     list_out = os.path.join(out, 'poisoned_train.txt')
     pngs = [os.path.join(out, 'poisons', n) for n in names.values()]
-    if not done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
-        sub = [int(i) for i in chosen]
-        stats = write_images(lambda x, idx: poison_fn(x, chosen[idx.numpy()]),
-                             [train_paths[i] for i in sub], [names[i] for i in sub],
-                             os.path.join(out, 'poisons'), c, 'poisons', batch_size)
-        rows, labs = [], []
-        for i, (p, lab) in enumerate(zip(train_paths, train_labels)):
-            if i in names:
-                rows.append(f"poisons/{names[i]}")
-                labs.append(target_row if labels_mode == 'target' else lab)
-            else:
-                rows.append(os.path.relpath(os.path.abspath(p), os.path.abspath(out)))
-                labs.append(lab)
-        utils.write_list(list_out, rows, np.array(labs))
-        info = {'attack': attack, 'target': t, 'target_name': cn[t] if cn else None,
-                'poison_rate': c['poison_rate'],
-                'poison_rate_of': 'target_class' if labels_mode == 'keep' else 'train',
-                'pool_size': int(len(pool)), 'n_poisons': int(len(chosen)),
-                'gamma_of_train': len(chosen) / len(rows), 'labels_mode': labels_mode,
-                'seed': c['seed'], 'train_list': d['train_path'], 'poisoned_list': list_out,
-                'params': params, 'model': model_id,
-                'poisons': [{'index': int(i), 'source': train_paths[i],
-                             'poison': f"poisons/{names[int(i)]}",
-                             'label': train_labels[i].tolist()} for i in chosen],
-                'config': c, 'git_commit': utils.git_commit()}
-        info.update(extra() if extra else {})
-        utils.write_json(os.path.join(out, 'poisons.json'), info)
-        finish('poisons', stamp, stats)
+    if parts.done('poisons', stamp, [list_out, os.path.join(out, 'poisons.json')] + pngs):
+        return
+    sub = [int(i) for i in chosen]
+    stats = write_images(lambda x, idx: poison_fn(x, chosen[idx.numpy()]),
+                         [train_paths[i] for i in sub], [names[i] for i in sub],
+                         os.path.join(out, 'poisons'), c, 'poisons', batch_size)
+    rows, labs = [], []
+    for i, (p, lab) in enumerate(zip(train_paths, train_labels)):
+        if i in names:
+            rows.append(f"poisons/{names[i]}")
+            labs.append(target_row if labels_mode == 'target' else lab)
+        else:
+            rows.append(os.path.relpath(os.path.abspath(p), os.path.abspath(out)))
+            labs.append(lab)
+    utils.write_list(list_out, rows, np.array(labs))
+    info = {'attack': attack, 'target': t, 'target_name': cn[t] if cn else None,
+            'poison_rate': c['poison_rate'],
+            'poison_rate_of': 'target_class' if labels_mode == 'keep' else 'train',
+            'pool_size': int(len(pool)), 'n_poisons': int(len(chosen)),
+            'gamma_of_train': len(chosen) / len(rows), 'labels_mode': labels_mode,
+            'seed': c['seed'], 'train_list': d['train_path'], 'poisoned_list': list_out,
+            'params': params, 'model': model_id,
+            'poisons': [{'index': int(i), 'source': train_paths[i],
+                         'poison': f"poisons/{names[int(i)]}",
+                         'label': train_labels[i].tolist()} for i in chosen],
+            'config': c, 'git_commit': utils.git_commit()}
+    info.update(extra() if extra else {})
+    utils.write_json(os.path.join(out, 'poisons.json'), info)
+    parts.finish('poisons', stamp, stats)
 
-    # ---- triggered queries (labels := target one-hot, SPEC D18) -----------------------------------
+
+def _write_queries(c, d, out, parts, common, trigger_fn, batch_size):
+    """The triggered query lists (labels := the target's one-hot, SPEC D18), each unless made with
+    the same stamp. Returns their names."""
+    t = c['target']
+    target_row = np.eye(d['num_classes'], dtype=np.uint8)[t]
     sets = [('trigger_closed', d['test_path'], np.flatnonzero(d['test_labels'][:, t] == 0),
              d['test_paths'], c['n_closed'])]
     if d['open_paths'] is not None:
@@ -216,13 +233,11 @@ def produce(c, d, attack, chosen, pool, labels_mode, poison_fn, trigger_fn, para
         stamp = dict(common, source=utils.list_record(src, paths), indices=idx.tolist(), target=t)
         lst = os.path.join(out, f"{part}.txt")
         qnames = [png_name(i, paths[i]) for i in idx]
-        if done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
+        if parts.done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
         stats = write_images(lambda x, j: trigger_fn(x, idx[j.numpy()]), [paths[i] for i in idx],
                              qnames, os.path.join(out, part), c, part, batch_size)
         stats['sources'] = [paths[i] for i in idx]
         utils.write_list(lst, [f"{part}/{n}" for n in qnames], np.tile(target_row, (len(idx), 1)))
-        finish(part, stamp, stats)
-    print(f"outputs in {out}: poisoned_train.txt, " + ', '.join(f"{p}.txt" for p, *_ in sets)
-          + ', stealth.json, poisons.json')
-    return out
+        parts.finish(part, stamp, stats)
+    return [s[0] for s in sets]
