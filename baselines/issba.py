@@ -219,80 +219,96 @@ def train_or_load(c, train_paths, device):
     record = utils.list_record(list_path, train_paths)  # what it is trained on (README "Reuse rule")
     enc, dec = build_nets(c)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=c['issba_lr'])
-    start, history = 0, []
-    if os.path.isfile(path):
-        try:
-            ck = utils.load_checkpoint(path)
-            enc.load_state_dict(ck['encoder'])
-            dec.load_state_dict(ck['decoder'])
-            opt.load_state_dict(ck['opt'])
-        except (ValueError, KeyError, RuntimeError) as e:
-            common.fail(f"{path}: cannot reuse ({str(e).splitlines()[0]}); delete it to retrain")
-        old = ck.get('train_record')
-        if old is None:  # written before these records: it cannot tell
-            print(f"note: {path} has no record of its training list; assuming it is unchanged")
-        elif utils.record_difference(old, record, ('list_sha1', 'images_sha1', 'n')):
-            common.fail(f"{path}: trained on {list_path} as it was before ("
-                        f"{utils.record_difference(old, record, ('list_sha1', 'images_sha1', 'n'))})"
-                        f"; delete it to retrain")
-        start, history = ck['step'], ck['history']
-        print(f"ISSBA encoder: {'reusing' if start >= c['issba_steps'] else 'resuming'} {path} "
-              f"at step {start}/{c['issba_steps']}")
+    start, history = _resume(c, path, list_path, record, enc, dec, opt)
     enc.to(device)
     dec.to(device)
     if start < c['issba_steps']:
-        lp = build_lpips(c, device)
-        ramp = max(1, c['issba_ramp_steps'])
-        ds = common.PathImages(train_paths, utils.build_transform(c['image_size'], c['resize_size'],
-                                                                  'none'))
-        loader = torch.utils.data.DataLoader(
-            ds, batch_sampler=_StepBatches(len(ds), c['issba_batch'], start, c['issba_steps'],
-                                           c['seed']), num_workers=c['num_workers'])
-        enc.train()
-        dec.train()
-        t0, run = utils.Timer(), []
-        for step, (x, _) in enumerate(loader, start + 1):
-            x = x.to(device)
-            g = torch.Generator().manual_seed(c['seed'] * 1000003 + step)
-            s = torch.randint(0, 2, (len(x), c['issba_secret_bits']), generator=g).float().to(device)
-            noise = (torch.rand(x.shape, generator=g) - 0.5).to(device) / 255
-            x_b = enc(x, s)
-            logits = dec(x_b + noise)
-            l_secret = F.binary_cross_entropy_with_logits(logits, s)
-            l_image = F.mse_loss(x_b, x)
-            w = min(1.0, max(0.0, step / ramp - 1.0))
-            loss = l_secret + w * c['issba_w_image'] * l_image
-            l_lpips = torch.zeros(())
-            if lp is not None:
-                l_lpips = lp(x_b, x, normalize=True).mean()
-                loss = loss + w * c['issba_w_lpips'] * l_lpips
-            if not torch.isfinite(loss):
-                common.fail(f"non-finite ISSBA loss at step {step} (last checkpoint kept in {path})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            run.append([l_secret.item(), l_image.item(), l_lpips.item(),
-                        bit_accuracy(logits.detach(), s).mean().item()])
-            if step % c['issba_save_every'] == 0 or step == c['issba_steps']:
-                m = [float(v) for v in np.mean(run, 0)]
-                rec = {'step': step, 'secret_bce': m[0], 'mse': m[1], 'lpips': m[2],
-                       'bit_acc': m[3], 'psnr_db': float(10 * np.log10(1 / max(m[1], 1e-12))),
-                       'w': w, 'time_s': round(t0(), 1)}
-                history.append(rec)
-                run = []
-                print(f"ISSBA step {step}/{c['issba_steps']}: secret BCE {m[0]:.4f}, bit acc "
-                      f"{m[3]:.3f}, MSE {m[1]:.5f} ({rec['psnr_db']:.1f} dB), w {w:.2f}, "
-                      f"{t0():.0f} s")
-                utils.save_checkpoint(path, {
-                    'format': CHECKPOINT_FORMAT, 'encoder': enc.state_dict(),
-                    'decoder': dec.state_dict(), 'opt': opt.state_dict(), 'step': step,
-                    'history': history, 'config': {k: c[k] for k in TRAIN_KEYS},
-                    'train_record': record,
-                    'git_commit': utils.git_commit()})
+        _train(c, train_paths, device, enc, dec, opt, start, history, path, record)
         start = c['issba_steps']
     enc.eval()
     dec.eval()
     return enc, dec, {'checkpoint': path, 'step': start}
+
+
+def _resume(c, path, list_path, record, enc, dec, opt):
+    """(steps done, history) of the checkpoint at path, loaded into the nets and opt; (0, [])
+    without one. One-line exit for an unreadable one or one trained on another list."""
+    if not os.path.isfile(path):
+        return 0, []
+    try:
+        ck = utils.load_checkpoint(path)
+        enc.load_state_dict(ck['encoder'])
+        dec.load_state_dict(ck['decoder'])
+        opt.load_state_dict(ck['opt'])
+    except (ValueError, KeyError, RuntimeError) as e:
+        common.fail(f"{path}: cannot reuse ({str(e).splitlines()[0]}); delete it to retrain")
+    old = ck.get('train_record')
+    if old is None:  # written before these records: it cannot tell
+        print(f"note: {path} has no record of its training list; assuming it is unchanged")
+    elif utils.record_difference(old, record, ('list_sha1', 'images_sha1', 'n')):
+        common.fail(f"{path}: trained on {list_path} as it was before ("
+                    f"{utils.record_difference(old, record, ('list_sha1', 'images_sha1', 'n'))})"
+                    f"; delete it to retrain")
+    print(f"ISSBA encoder: {'reusing' if ck['step'] >= c['issba_steps'] else 'resuming'} {path} "
+          f"at step {ck['step']}/{c['issba_steps']}")
+    return ck['step'], ck['history']
+
+
+def _step_losses(c, enc, dec, lp, x, step, device):
+    """One step's (loss, [secret BCE, image MSE, LPIPS, bit accuracy], image-loss weight): a seeded
+    secret and dequantisation noise per step, so a resumed run repeats an uninterrupted one."""
+    g = torch.Generator().manual_seed(c['seed'] * 1000003 + step)
+    s = torch.randint(0, 2, (len(x), c['issba_secret_bits']), generator=g).float().to(device)
+    noise = (torch.rand(x.shape, generator=g) - 0.5).to(device) / 255
+    x_b = enc(x, s)
+    logits = dec(x_b + noise)
+    l_secret = F.binary_cross_entropy_with_logits(logits, s)
+    l_image = F.mse_loss(x_b, x)
+    w = min(1.0, max(0.0, step / max(1, c['issba_ramp_steps']) - 1.0))
+    loss = l_secret + w * c['issba_w_image'] * l_image
+    l_lpips = torch.zeros(())
+    if lp is not None:
+        l_lpips = lp(x_b, x, normalize=True).mean()
+        loss = loss + w * c['issba_w_lpips'] * l_lpips
+    return loss, [l_secret.item(), l_image.item(), l_lpips.item(),
+                  bit_accuracy(logits.detach(), s).mean().item()], w
+
+
+def _train(c, train_paths, device, enc, dec, opt, start, history, path, record):
+    """Steps start+1 .. issba_steps, a checkpoint every issba_save_every steps and at the end."""
+    lp = build_lpips(c, device)
+    ds = common.PathImages(train_paths, utils.build_transform(c['image_size'], c['resize_size'],
+                                                              'none'))
+    loader = torch.utils.data.DataLoader(
+        ds, batch_sampler=_StepBatches(len(ds), c['issba_batch'], start, c['issba_steps'],
+                                       c['seed']), num_workers=c['num_workers'])
+    enc.train()
+    dec.train()
+    t0, run = utils.Timer(), []
+    for step, (x, _) in enumerate(loader, start + 1):
+        loss, parts, w = _step_losses(c, enc, dec, lp, x.to(device), step, device)
+        if not torch.isfinite(loss):
+            common.fail(f"non-finite ISSBA loss at step {step} (last checkpoint kept in {path})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        run.append(parts)
+        if step % c['issba_save_every'] == 0 or step == c['issba_steps']:
+            m = [float(v) for v in np.mean(run, 0)]
+            rec = {'step': step, 'secret_bce': m[0], 'mse': m[1], 'lpips': m[2],
+                   'bit_acc': m[3], 'psnr_db': float(10 * np.log10(1 / max(m[1], 1e-12))),
+                   'w': w, 'time_s': round(t0(), 1)}
+            history.append(rec)
+            run = []
+            print(f"ISSBA step {step}/{c['issba_steps']}: secret BCE {m[0]:.4f}, bit acc "
+                  f"{m[3]:.3f}, MSE {m[1]:.5f} ({rec['psnr_db']:.1f} dB), w {w:.2f}, "
+                  f"{t0():.0f} s")
+            utils.save_checkpoint(path, {
+                'format': CHECKPOINT_FORMAT, 'encoder': enc.state_dict(),
+                'decoder': dec.state_dict(), 'opt': opt.state_dict(), 'step': step,
+                'history': history, 'config': {k: c[k] for k in TRAIN_KEYS},
+                'train_record': record,
+                'git_commit': utils.git_commit()})
 
 
 @torch.no_grad()
