@@ -309,7 +309,8 @@ def _ladder_plan(monkeypatch, preset, *argv):
     return ladder.build_plan(c, preset)
 
 
-@pytest.mark.parametrize('preset', ['tiny10_r0', 'tiny10_r2', 'tiny10_r3', 'tiny100_r1', 'tiny100_r2'])
+@pytest.mark.parametrize('preset', ['tiny10_r0', 'tiny10_r2', 'tiny10_r2p', 'tiny10_r3', 'tiny100_r1',
+                                    'tiny100_r2'])
 def test_ladder_rung_plans_one_victim_per_variant_and_a_clean_floor(monkeypatch, preset):
     plan, exps = _ladder_plan(monkeypatch, f'configs/ladder_{preset}.py')
     rung = plan.c['victim_tag']
