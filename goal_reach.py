@@ -77,11 +77,8 @@ def universal_delta(model, x, goal, eps, epochs, seed):
     return delta.detach()
 
 
-def main(c):
-    train_paths, train_labels = read(c['train_list'] or os.path.join(c['data_dir'], 'train.txt'))
-    num_classes = train_labels.shape[1]
-    test_paths, test_labels = read(c['test_list'] or os.path.join(c['data_dir'], 'test.txt'), num_classes)
-    conf = utils.class_index(c['conf_label'], num_classes, 'conf_label', 'a class index')
+def check_goals(c):
+    """The goal names of c['goals'] (one-line exit for an unknown one or a missing LabCLN file)."""
     goals = [g.strip() for g in c['goals'].split(',') if g.strip()]
     for g in goals:
         if g not in ('labcln', 'confusing'):
@@ -89,8 +86,17 @@ def main(c):
     if 'labcln' in goals and not os.path.isfile(c['labcln_checkpoint']):
         sys.exit(f"error: goal 'labcln' needs labcln_checkpoint (train_tri_gen.py's LabCLN file), "
                  f"got {c['labcln_checkpoint']!r}")
-    device = utils.resolve_device(c['device'])
-    model, meta, sp = load_surrogate(c, num_classes, device)
+    return goals
+
+
+def sample_images(c, device):
+    """Seeded image batches: non-target test images (the queries), target training images (the
+    poison sources), non-target training images (to fit a universal perturbation), and every
+    training image of the confusing class. Returns (batches, number of classes, confusing class)."""
+    train_paths, train_labels = read(c['train_list'] or os.path.join(c['data_dir'], 'train.txt'))
+    num_classes = train_labels.shape[1]
+    test_paths, test_labels = read(c['test_list'] or os.path.join(c['data_dir'], 'test.txt'), num_classes)
+    conf = utils.class_index(c['conf_label'], num_classes, 'conf_label', 'a class index')
     tf = utils.build_transform(c['image_size'], c['resize_size'], 'none')
     rng = np.random.default_rng(c['seed'])
 
@@ -98,47 +104,39 @@ def main(c):
         idx = np.flatnonzero(keep)
         idx = np.sort(rng.choice(idx, min(n, len(idx)), replace=False))
         ds = PathImages([paths[i] for i in idx], tf)
-        return torch.stack([ds[i][0] for i in range(len(ds))]).to(device), idx
+        return torch.stack([ds[i][0] for i in range(len(ds))]).to(device)
 
-    x_test, _ = sample(test_paths, test_labels, test_labels[:, c['target']] == 0, c['n_images'])
-    x_poison, _ = sample(train_paths, train_labels, train_labels[:, c['target']] == 1, c['n_images'])
-    x_fit, _ = sample(train_paths, train_labels, train_labels[:, c['target']] == 0, c['universal_images'])
-    x_conf, _ = sample(train_paths, train_labels, train_labels[:, conf] == 1, len(train_paths))
+    t = c['target']
+    x = {'queries': sample(test_paths, test_labels, test_labels[:, t] == 0, c['n_images']),
+         'poison_sources': sample(train_paths, train_labels, train_labels[:, t] == 1, c['n_images']),
+         'fit': sample(train_paths, train_labels, train_labels[:, t] == 0, c['universal_images']),
+         'confusing': sample(train_paths, train_labels, train_labels[:, conf] == 1, len(train_paths))}
+    return x, num_classes, conf
 
-    codes = {}
-    if 'labcln' in goals:
-        labcln, _ = load_labcln(c['labcln_checkpoint'], device)
-        codes['labcln'] = confusing_code(labcln, torch.eye(num_classes)[conf])[1].float().to(device)
-    if 'confusing' in goals:
-        with torch.no_grad():
-            codes['confusing'] = torch.where(model(x_conf).sum(0) >= 0, 1.0, -1.0)
-    report = {'surrogate': sp, 'surrogate_stamp': utils.file_stamp(sp), 'config': c, 'goals': {}}
-    budgets = [float(e) for e in str(c['eps']).split(',') if e.strip()]
-    for g, goal in codes.items():
-        row = {'clean_queries': float(hamming(model, x_test, goal).mean()),
-               'clean_poison_sources': float(hamming(model, x_poison, goal).mean()),
-               'pgd_queries': {}, 'pgd_poison_sources': {}}
-        for e in budgets:
-            step = max(e / 8, 0.5) / 255
-            for key, x in (('pgd_queries', x_test), ('pgd_poison_sources', x_poison)):
-                _, ham = pgd_toward_code(model, x, goal, e / 255, c['steps'], step)
-                row[key][f"{e:g}"] = float(ham.mean())
-            print(f"{g}: eps {e:g}/255 per-image PGD -> {row['pgd_queries'][f'{e:g}']:.2f} bits (queries), "
-                  f"{row['pgd_poison_sources'][f'{e:g}']:.2f} (poison sources)", flush=True)
-        if c['universal_epochs'] > 0:
-            delta = universal_delta(model, x_fit, goal, c['universal_eps'] / 255, c['universal_epochs'],
-                                    c['seed'])
-            row['universal_queries'] = float(hamming(model, (x_test + delta).clamp(0, 1), goal).mean())
-            row['universal_poison_sources'] = float(hamming(model, (x_poison + delta).clamp(0, 1),
-                                                            goal).mean())
-        report['goals'][g] = row
-    name = os.path.splitext(os.path.basename(sp))[0]
-    os.makedirs(c['out_dir'], exist_ok=True)
-    out = os.path.join(c['out_dir'], f"reach_{name}.json")
-    utils.write_json(out, report)
-    bits = meta.get('bits', c['surrogate_bits'])
-    print(f"\nmean Hamming distance to the goal code (bits of {bits}), {sp}; "
-          f"queries: {len(x_test)} non-target test images, poison sources: {len(x_poison)} target images")
+
+def reach(c, model, goal, x, budgets):
+    """Mean Hamming distance to `goal`: clean, after per-image PGD at each budget, and after one
+    universal perturbation (universal_epochs > 0), for the queries and the poison sources."""
+    row = {'clean_queries': float(hamming(model, x['queries'], goal).mean()),
+           'clean_poison_sources': float(hamming(model, x['poison_sources'], goal).mean()),
+           'pgd_queries': {}, 'pgd_poison_sources': {}}
+    for e in budgets:
+        step = max(e / 8, 0.5) / 255
+        for who in ('queries', 'poison_sources'):
+            _, ham = pgd_toward_code(model, x[who], goal, e / 255, c['steps'], step)
+            row['pgd_' + who][f"{e:g}"] = float(ham.mean())
+    if c['universal_epochs'] > 0:
+        delta = universal_delta(model, x['fit'], goal, c['universal_eps'] / 255,
+                                c['universal_epochs'], c['seed'])
+        for who in ('queries', 'poison_sources'):
+            row['universal_' + who] = float(hamming(model, (x[who] + delta).clamp(0, 1), goal).mean())
+    return row
+
+
+def print_table(report, c, budgets, bits, sp, x):
+    print(f"\nmean Hamming distance to the goal code (bits of {bits}), {sp}; queries: "
+          f"{len(x['queries'])} non-target test images, poison sources: {len(x['poison_sources'])} "
+          f"target images")
     head = ' | '.join(f"PGD {e:g}/255" for e in budgets)
     print(f"| goal | images | clean | {head} | universal {c['universal_eps']:g}/255 |")
     print('|' + '---|' * (len(budgets) + 4))
@@ -148,6 +146,32 @@ def main(c):
             uni = row.get(f'universal_{who}')
             print(f"| {g} | {label} | {row['clean_' + who]:.2f} | {cells} | "
                   f"{'-' if uni is None else f'{uni:.2f}'} |")
+
+
+def main(c):
+    """Stages: the goals, the surrogate and the image batches, each goal's reach, the report."""
+    goals = check_goals(c)
+    device = utils.resolve_device(c['device'])
+    x, num_classes, conf = sample_images(c, device)
+    model, meta, sp = load_surrogate(c, num_classes, device)
+    codes = {}
+    if 'labcln' in goals:
+        labcln, _ = load_labcln(c['labcln_checkpoint'], device)
+        codes['labcln'] = confusing_code(labcln, torch.eye(num_classes)[conf])[1].float().to(device)
+    if 'confusing' in goals:
+        with torch.no_grad():
+            codes['confusing'] = torch.where(model(x['confusing']).sum(0) >= 0, 1.0, -1.0)
+    report = {'surrogate': sp, 'surrogate_stamp': utils.file_stamp(sp), 'config': c, 'goals': {}}
+    budgets = [float(e) for e in str(c['eps']).split(',') if e.strip()]
+    for g, goal in codes.items():
+        report['goals'][g] = row = reach(c, model, goal, x, budgets)
+        for e in budgets:
+            print(f"{g}: eps {e:g}/255 per-image PGD -> {row['pgd_queries'][f'{e:g}']:.2f} bits "
+                  f"(queries), {row['pgd_poison_sources'][f'{e:g}']:.2f} (poison sources)", flush=True)
+    os.makedirs(c['out_dir'], exist_ok=True)
+    out = os.path.join(c['out_dir'], f"reach_{os.path.splitext(os.path.basename(sp))[0]}.json")
+    utils.write_json(out, report)
+    print_table(report, c, budgets, meta.get('bits', c['surrogate_bits']), sp, x)
     print(f"written: {out}")
 
 
