@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import types
 
 import numpy as np
 import torch
@@ -326,9 +327,34 @@ def build_model(config, rank=0):
 
 def run(config, method, make_loss):
     """Train (or resume, or reuse) a hashing model and evaluate it. Returns the results dict.
-    Stages: set-up (data, model, loss, optimiser), resume from the checkpoint, reuse a finished
-    run, train epoch by epoch (checkpoint after each), encode and write the results."""
-    # ---- set-up ------------------------------------------------------------------------------------
+    Stages: _setup (data, model, loss, optimiser), _resume (from the checkpoint), _reuse_finished
+    (a finished run whose codes still match), _train (epoch by epoch, a checkpoint after each),
+    then encode and write the results."""
+    r = _setup(config, method, make_loss)
+    start_epoch, history = _resume(r.d, r.config, r.meta, r.datasets['train'], r.net, r.optimizer,
+                                   r.loss_fn, r.say)
+    reuse = {}
+    if start_epoch >= r.config['epochs']:
+        results, reuse = _reuse_finished(r, start_epoch)
+        if results is not None:
+            return results
+    timer = utils.Timer()
+    codes = _train(r, start_epoch, history)
+    if start_epoch >= r.config['epochs']:  # checkpoint complete: results missing, other queries or stale
+        metrics, codes = evaluate_all(r.net, r.datasets, r.loaders, r.config, r.d, r.device, r.main,
+                                      reuse)
+        if r.main:
+            history[-1]['map'] = metrics
+    utils.barrier()  # the other processes stop here; rank 0 writes the results
+    if not r.main:
+        return None
+    return _write_results(r.d, method, r.config, r.datasets, codes, history, r.num_classes, r.device,
+                          r.world, timer)
+
+
+def _setup(config, method, make_loss):
+    """Everything a run needs, as a namespace: derived paths (d), the process group (rank, world,
+    device, main, say), datasets and evaluation loaders, the model with its meta, loss, optimiser."""
     d = derive(config, method)
     rank, world, device = utils.init_distributed(utils.resolve_device(config['device']))
     main = rank == 0
@@ -354,69 +380,67 @@ def run(config, method, make_loss):
         net.to(memory_format=torch.channels_last)
     loss_fn = make_loss(config, datasets['train'].labels, len(datasets['train'])).to(device)
     optimizer = build_optimizer(config, [p for p in net.parameters() if p.requires_grad])
+    return types.SimpleNamespace(
+        config=config, d=d, rank=rank, world=world, device=device, main=main, say=say,
+        datasets=datasets, num_classes=num_classes, loaders=loaders, net=net, meta=meta,
+        loss_fn=loss_fn, optimizer=optimizer)
 
-    # ---- resume, or reuse a finished run ---------------------------------------------------------
-    start_epoch, history = _resume(d, config, meta, datasets['train'], net, optimizer, loss_fn, say)
-    results_path = os.path.join(d['out'], 'results.json')
-    reuse = {}
-    if start_epoch >= config['epochs']:
-        # a finished checkpoint: reuse the results when every split's codes still match what they
-        # were made from (README "Reuse rule"), else encode again exactly the splits that differ
-        reuse, stale = reusable_codes(config, datasets, d, world)
-        results = _finished_results(results_path, config, start_epoch)
-        if results is not None and not stale:
-            say(f"finished run found: {results_path} (nothing to train)")
-            if main:
-                _print_final(results)
-            return results
-        if stale:  # one line, whatever the config string says
-            say((f"finished run found: {results_path}, but" if results is not None else
-                 f"finished checkpoint {d['checkpoint']}:") + ' encoding '
-                + ', '.join(f"codes_{k}.npz ({why})" for k, why in stale.items()))
 
-    # ---- train --------------------------------------------------------------------------------------
-    model, sampler = net, None
-    if world > 1:
+def _reuse_finished(r, start_epoch):
+    """A finished checkpoint: (its results, {}) when every split's codes still match what they were
+    made from (README "Reuse rule"), else (None, the codes that can be reused) so that exactly the
+    splits that differ are encoded again."""
+    reuse, stale = reusable_codes(r.config, r.datasets, r.d, r.world)
+    results_path = os.path.join(r.d['out'], 'results.json')
+    results = _finished_results(results_path, r.config, start_epoch)
+    if results is not None and not stale:
+        r.say(f"finished run found: {results_path} (nothing to train)")
+        if r.main:
+            _print_final(results)
+        return results, reuse
+    if stale:  # one line, whatever the config string says
+        r.say((f"finished run found: {results_path}, but" if results is not None else
+               f"finished checkpoint {r.d['checkpoint']}:") + ' encoding '
+              + ', '.join(f"codes_{k}.npz ({why})" for k, why in stale.items()))
+    return None, reuse
+
+
+def _train(r, start_epoch, history):
+    """Epochs start_epoch+1 .. epochs: evaluate where due, log, checkpoint after each. Returns the
+    codes of the last evaluation (None when no epoch ran)."""
+    config, net = r.config, r.net
+    model, sampler, codes = net, None, None
+    if r.world > 1:
         # DistributedSampler: a seeded permutation per epoch (set_epoch), rank r takes every
         # world-th index, padded with repeats to equal shares; gradients are averaged by DDP.
         model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device] if device.startswith('cuda') else None)
+            net, device_ids=[r.device] if r.device.startswith('cuda') else None)
         sampler = torch.utils.data.distributed.DistributedSampler(
-            datasets['train'], num_replicas=world, rank=rank, shuffle=True, seed=config['seed'])
-    timer = utils.Timer()
+            r.datasets['train'], num_replicas=r.world, rank=r.rank, shuffle=True,
+            seed=config['seed'])
     gen = torch.Generator()
     for epoch in range(start_epoch, config['epochs']):
-        record = _train_epoch(model, datasets['train'], loss_fn, optimizer, config, d, epoch, gen,
-                              sampler, device, world)
+        record = _train_epoch(model, r.datasets['train'], r.loss_fn, r.optimizer, config, r.d,
+                              epoch, gen, sampler, r.device, r.world)
         last = epoch + 1 == config['epochs']
         if last or (config['eval_every'] > 0 and (epoch + 1) % config['eval_every'] == 0):
-            metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main)
+            metrics, codes = evaluate_all(net, r.datasets, r.loaders, config, r.d, r.device, r.main)
             record['map'] = metrics
         history.append(record)
-        if not main:
+        if not r.main:
             continue
         line = f"epoch {epoch + 1}/{config['epochs']} loss {record['loss']:.4f} " \
                f"({record['time_s']:.1f}s)"
         if 'map' in record:
             line += '  ' + '  '.join(f"MAP[{k}] {v:.4f}" for k, v in record['map'].items())
         print(line, flush=True)
-        utils.append_jsonl(os.path.join(d['out'], 'log.jsonl'), record)
-        utils.save_checkpoint(d['checkpoint'], {
+        utils.append_jsonl(os.path.join(r.d['out'], 'log.jsonl'), record)
+        utils.save_checkpoint(r.d['checkpoint'], {
             'format': CHECKPOINT_FORMAT, 'model': net.state_dict(),
-            'optimizer': optimizer.state_dict(), 'loss': loss_fn.state_dict(),
-            'epoch': epoch + 1, 'config': config, 'meta': meta, 'history': history,
-            'train_record': datasets['train'].record()})  # what it was trained on (Reuse rule)
-
-    # ---- encode and write the results -----------------------------------------------------------------
-    if start_epoch >= config['epochs']:  # checkpoint complete: results missing, other queries or stale
-        metrics, codes = evaluate_all(net, datasets, loaders, config, d, device, main, reuse)
-        if main:
-            history[-1]['map'] = metrics
-    utils.barrier()  # the other processes stop here; rank 0 writes the results
-    if not main:
-        return None
-    return _write_results(d, method, config, datasets, codes, history, num_classes, device, world,
-                          timer)
+            'optimizer': r.optimizer.state_dict(), 'loss': r.loss_fn.state_dict(),
+            'epoch': epoch + 1, 'config': config, 'meta': r.meta, 'history': history,
+            'train_record': r.datasets['train'].record()})  # what it was trained on (Reuse rule)
+    return codes
 
 
 def _resume(d, config, meta, train_set, net, optimizer, loss_fn, say):
