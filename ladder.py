@@ -16,7 +16,7 @@ set (real photos) into its own folder, from the same G and poisons.
 The steps are the pipeline scripts as subprocesses (pipeline.run_steps): a step whose outputs exist
 and were made from the same inputs is skipped, so a stopped rung continues where it stopped, and a
 variant added later trains only its own victim (the clean victim encodes the new lists, no training).
-Output: {tables_dir}/ladder_{preset}.md and .json.
+Output: {tables_dir}/{preset name}.md and .json (ladder_ prefixed when it is not already).
 """
 import json
 import os
@@ -173,9 +173,10 @@ def measure(e, c):
     row = {'variant': e['variant'], 'victim': e['victim_dir'], 'clean': e['clean_dir'], 'lists': {}}
     for role, run_dir in (('clean', e['clean_dir']), ('backdoor', e['victim_dir'])):
         with open(os.path.join(run_dir, 'results.json')) as f:
-            res = json.load(f)
-        row[f"map_{role}"] = res['final']['test']
-        row['topk'] = res.get('topk', -1)
+            row['topk'] = json.load(f).get('topk', -1)
+        test, db = _codes(run_dir, 'test'), _codes(run_dir, 'database')
+        row[f"map_{role}"] = float(evaluate.mean_average_precision(  # same tie rule as the t-MAP
+            test['codes'], db['codes'], test['labels'], db['labels'], row['topk'], ties=c['ties']))
     for name in e['queries']:
         got = {}
         for role, run_dir in (('clean', e['clean_dir']), ('backdoor', e['victim_dir'])):
@@ -250,7 +251,7 @@ def main(argv):
         return None
     rows = [measure(e, c) for e in experiments]
     wall = time.time() - t0
-    out = os.path.join(c['tables_dir'], f"ladder_{name}")
+    out = os.path.join(c['tables_dir'], name if name.startswith('ladder_') else f"ladder_{name}")
     utils.write_json(out + '.json', {'config': c, 'rows': rows, 'wall_time_s': round(wall, 1),
                                      'git_commit': utils.git_commit()})
     with open(out + '.md', 'w') as f:
