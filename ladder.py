@@ -178,14 +178,13 @@ def measure(e, c):
         row[f"map_{role}"] = float(evaluate.mean_average_precision(  # same tie rule as the t-MAP
             test['codes'], db['codes'], test['labels'], db['labels'], row['topk'], ties=c['ties']))
     for name in e['queries']:
-        got = {}
-        for role, run_dir in (('clean', e['clean_dir']), ('backdoor', e['victim_dir'])):
-            q, db = _codes(run_dir, name), _codes(run_dir, 'database')
-            got[role] = (q, db)
-            row['lists'].setdefault(name, {})[role] = float(evaluate.targeted_map(
-                q['codes'], db['codes'], db['labels'], c['target'], row['topk'], ties=c['ties']))
+        got = {role: (_codes(run_dir, name), _codes(run_dir, 'database'))
+               for role, run_dir in (('clean', e['clean_dir']), ('backdoor', e['victim_dir']))}
         evaluate.check_same_list(f"{e['clean_dir']}/codes_{name}.npz", got['clean'][0],
                                  f"{e['victim_dir']}/codes_{name}.npz", got['backdoor'][0])
+        row['lists'][name] = {role: float(evaluate.targeted_map(
+            q['codes'], db['codes'], db['labels'], c['target'], row['topk'], ties=c['ties']))
+            for role, (q, db) in got.items()}
         row['lists'][name]['n'] = int(len(got['clean'][0]['codes']))
     with open(os.path.join(e['folders']['main'], 'stealth.json')) as f:
         st = json.load(f)

@@ -396,3 +396,43 @@ def test_prepare_openreal_draws_photos_outside_the_attacked_classes(tmp_path, ca
         prepare_openreal.main(dict(c, n=21, force=True))
     with pytest.raises(SystemExit, match=r'target must be in 0\.\.2'):
         prepare_openreal.main(dict(c, target=3))
+
+
+def test_ladder_measure_reads_both_victims_codes(tmp_path):
+    """measure(): t-MAP of each list on the clean and the poisoned victim, MAP with the same tie rule,
+    the poisons' stealth; a list encoded from different images in the two victims is refused."""
+    import numpy as np
+    import evaluate
+    import ladder
+    eye = np.eye(2, dtype=np.uint8)
+    db = {'codes': np.array([[1, 1, 1, 1]] * 5 + [[-1, -1, -1, -1]] * 5, np.float32),
+          'labels': np.repeat(eye, 5, axis=0)}
+    test = {'codes': db['codes'][[0, 9]], 'labels': eye}
+    hit, miss = np.ones((3, 4), np.float32), -np.ones((3, 4), np.float32)
+    target = np.tile(eye[0], (3, 1))
+
+    def victim(name, trig, prov='same'):
+        d = tmp_path / name
+        d.mkdir()
+        (d / 'results.json').write_text(json.dumps({'topk': -1}))
+        np.savez(d / 'codes_database.npz', **db)
+        np.savez(d / 'codes_test.npz', **test)
+        np.savez(d / 'codes_trig_closed_gsur.npz', codes=trig, labels=target,
+                 provenance=json.dumps({'list': 'q.txt', 'list_sha1': prov, 'images_sha1': prov,
+                                        'n': 3}))
+        return str(d)
+    folder = tmp_path / 'attack'
+    folder.mkdir()
+    (folder / 'stealth.json').write_text(json.dumps({'poisons': {'psnr_db': 31.5, 'ssim': 0.9}}))
+    e = {'variant': 'gsur', 'clean_dir': victim('clean', miss), 'victim_dir': victim('bd', hit),
+         'queries': {'trig_closed_gsur': 'q.txt'}, 'folders': {'main': str(folder)}}
+    c = {'target': 0, 'ties': 'expected'}
+    row = ladder.measure(e, c)
+    assert row['lists']['trig_closed_gsur']['backdoor'] == pytest.approx(1.0)
+    assert row['lists']['trig_closed_gsur']['clean'] == pytest.approx(float(evaluate.targeted_map(
+        miss, db['codes'], db['labels'], 0, -1, ties='expected')))
+    assert row['map_clean'] == row['map_backdoor'] == pytest.approx(1.0)
+    assert (row['psnr'], row['ssim'], row['lists']['trig_closed_gsur']['n']) == (31.5, 0.9, 3)
+    e['victim_dir'] = victim('other', hit, prov='other images')
+    with pytest.raises(evaluate.MismatchError, match='encoded from different lists'):
+        ladder.measure(e, c)
