@@ -87,11 +87,13 @@ def check(c, source):
 
 
 def _attack_steps(plan, c, variant):
-    """The steps of one variant's attack; returns {'main': folder, 'real': folder or None}."""
+    """The steps of one variant's attack. Returns {'main': folder, 'real': folder (with
+    openreal_list)} and {the same keys: the list files that folder holds}."""
     import attack_common
+    from baselines.common import run_name
     py, kind = sys.executable, VARIANTS[variant][0]
     base = split(c['presets']) + split(c['attack_presets'])
-    folders = {}
+    folders, files = {}, {}
     for which in ('main', 'real') if c['openreal_list'] else ('main',):
         extra = opts(openset_list=c['openreal_list'], attack_tag='openreal') if which == 'real' else []
         if kind == 'badhash':
@@ -101,36 +103,32 @@ def _attack_steps(plan, c, variant):
             plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,
                      [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')])
             argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
-            cfg = script_config('implement_tri_gen.py', argv)
-            folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan))
-            script, files = 'implement_tri_gen.py', [f for _, f, _ in LISTS]
-        else:
-            script = os.path.join('baselines', 'badnets.py')
-            argv = base + opts(target=c['target']) + extra
+            script = 'implement_tri_gen.py'
             cfg = script_config(script, argv)
-            folder = os.path.join(cfg['out_dir'], f"{cfg['dataset']}_badnets_t{cfg['target']}_p"
-                                  f"{cfg['poison_rate']:g}" + (f"_{cfg['attack_tag']}"
-                                                               if cfg['attack_tag'] else ''))
-            files = ['trigger_closed.txt', 'trigger_open.txt']
-        outs = [os.path.join(folder, f) for f in ['poisoned_train.txt', 'stealth.json']
-                + sorted(set(files))]
+            folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan))
+            kinds = ('trigger', 'control')  # implement_tri_gen.py writes untriggered controls too
+        else:
+            argv = base + opts(target=c['target']) + extra
+            script = os.path.join('baselines', 'badnets.py')
+            cfg = script_config(script, argv)
+            folder = os.path.join(cfg['out_dir'], run_name(cfg, 'badnets'))
+            kinds = ('trigger',)
+        sets = ['closed'] + (['open'] if cfg['openset_list'] else [])
+        files[which] = [f"{k}_{s}.txt" for s in sets for k in kinds]
         reads = [cfg['train_list'] or os.path.join(cfg['data_dir'], 'train.txt'),
                  cfg['test_list'] or os.path.join(cfg['data_dir'], 'test.txt')] + (
             [cfg['openset_list']] if cfg['openset_list'] else [])
-        plan.add('attack', f"{variant} {os.path.basename(folder)}", [py, script] + argv, outs, reads)
+        plan.add('attack', f"{variant} {os.path.basename(folder)}", [py, script] + argv,
+                 [os.path.join(folder, f) for f in ['poisoned_train.txt', 'stealth.json']
+                  + files[which]], reads)
         folders[which] = folder
-    return folders
+    return folders, files
 
 
-def _queries(c, variant, folders):
-    """{list name in the victims: list file} of one variant."""
-    kind = VARIANTS[variant][0]
-    out = {}
-    for name, f, which in LISTS:
-        if which not in folders or (kind == 'badnets' and name.startswith('ctl_')):
-            continue  # BadNets writes no untriggered control lists
-        out[f"{name}_{variant}"] = os.path.join(folders[which], f)
-    return out
+def _queries(variant, folders, files):
+    """{list name in the victims: list file} of one variant (LISTS, where its folders hold them)."""
+    return {f"{name}_{variant}": os.path.join(folders[which], f) for name, f, which in LISTS
+            if which in folders and f in files[which]}
 
 
 def build_plan(c, source='preset'):
@@ -144,8 +142,9 @@ def build_plan(c, source='preset'):
     victim = split(c['presets']) + split(c['victim_presets']) + _args(c['victim_args'])
     experiments = []
     for v in split(c['variants']):
-        folders = _attack_steps(plan, c, v)
-        experiments.append({'variant': v, 'folders': folders, 'queries': _queries(c, v, folders)})
+        folders, files = _attack_steps(plan, c, v)
+        experiments.append({'variant': v, 'folders': folders,
+                            'queries': _queries(v, folders, files)})
     for e in experiments:
         _, d = hashing_step(plan, 'victim', f"victim {e['variant']}", 'CSQ', victim + opts(
             train_list=os.path.join(e['folders']['main'], 'poisoned_train.txt'),

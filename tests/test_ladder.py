@@ -344,6 +344,11 @@ def test_ladder_real_photo_folders_and_bad_variant(monkeypatch, tmp_path):
                               '--variants=gsur')
     assert exps[0]['folders']['real'].endswith('_openreal')
     assert {'trig_real_gsur', 'ctl_real_gsur'} <= set(exps[0]['queries'])
+    # no open set in the presets: no open-set lists are planned
+    _, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r2.py', '--attack_presets=',
+                           '--variants=gsur,badnets')
+    assert sorted(exps[0]['queries']) == ['ctl_closed_gsur', 'trig_closed_gsur']
+    assert sorted(exps[1]['queries']) == ['trig_closed_badnets']
     with pytest.raises(ladder.PlanError, match=r'ladder_tiny10_r2\.py: variants .*got .nope.'):
         _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r2.py', '--variants=gsur,nope')
 
