@@ -16,7 +16,8 @@ set (real photos) into its own folder, from the same G and poisons.
 The steps are the pipeline scripts as subprocesses (pipeline.run_steps): a step whose outputs exist
 and were made from the same inputs is skipped, so a stopped rung continues where it stopped, and a
 variant added later trains only its own victim (the clean victim encodes the new lists, no training).
-Output: {tables_dir}/{preset name}.md and .json (ladder_ prefixed when it is not already).
+Output: {tables_dir}/{preset name}.md and .json (ladder_ prefixed when it is not already;
+{preset name}_{victim_tag} when victim_tag is overridden).
 """
 import json
 import os
@@ -201,12 +202,12 @@ def _cell(row, kind, col):
     return f"{got['clean']:.4f} -> {got['backdoor']:.4f} ({gain:+.3f})"
 
 
-def table_markdown(c, source, rows, plan, wall_s):
+def table_markdown(c, command, rows, plan, wall_s):
     cols = [(k, t) for k, t in COLUMNS if any(f"trig_{k}_{r['variant']}" in r['lists'] for r in rows)]
     head = ['variant', 'MAP clean -> backdoored'] + [
         f"{t}, {w}" for _, t in cols for w in ('triggered', 'untriggered')] + ['PSNR (dB) / SSIM']
-    md = [f"# Regime ladder: {c['rung'] or source}", '',
-          f"`python ladder.py {source}`: t-MAP (ties '{c['ties']}', target {c['target']}) of each "
+    md = [f"# Regime ladder: {c['rung'] or command}", '',
+          f"`python ladder.py {command}`: t-MAP (ties '{c['ties']}', target {c['target']}) of each "
           f"query list on the clean victim -> the variant's victim (gain); the untriggered lists "
           f"are the same source images without the trigger (the victims' drift). PSNR / SSIM: the "
           f"poisons (BadNets: its relabelled images).", '',
@@ -249,11 +250,13 @@ def main(argv):
         return None
     rows = [measure(e, c) for e in experiments]
     wall = time.time() - t0
+    if c['victim_tag'] != script_config('ladder.py', [source])['victim_tag']:
+        name += f"_{c['victim_tag']}"  # the preset's other victims: a table of their own
     out = os.path.join(c['tables_dir'], name if name.startswith('ladder_') else f"ladder_{name}")
     utils.write_json(out + '.json', {'config': c, 'rows': rows, 'wall_time_s': round(wall, 1),
                                      'git_commit': utils.git_commit()})
     with open(out + '.md', 'w') as f:
-        f.write(table_markdown(c, source, rows, plan, wall))
+        f.write(table_markdown(c, ' '.join(shlex.quote(a) for a in argv), rows, plan, wall))
     log(f"table: {out}.md")
     return rows
 
