@@ -221,6 +221,10 @@ def stale_reason(plan, step, inputs):
     old = rec.get('inputs', {})
     for k in sorted(set(old) | set(inputs)):
         if old.get(k) != inputs.get(k):
+            if k not in old:  # another plan ran this command with other earlier steps
+                return f"{k} was not among its inputs when it ran"
+            if k not in inputs:
+                return f"{k} is no longer among its inputs"
             return f"{k} changed since it ran"
     for f in step['outputs']:
         if rec.get('outputs', {}).get(f) != file_stamp(os.path.join(ROOT, f)):
