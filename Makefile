@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny table5-tiny100-cpu darkhash-toy darkhash-tiny defend-toy defend-toy-nocue venv clean
+.PHONY: demo demo-hashnet test tiny tiny-attack table5-toy table5-tiny table5-tiny100-cpu ladder-tiny10 ladder-tiny100 darkhash-toy darkhash-tiny defend-toy defend-toy-nocue venv clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -86,6 +86,19 @@ table5-tiny: $(VENV_STAMP)
 # protocol and both pretrained backbones (configs/table5_tiny100_cpu.py); several hours, resumable.
 table5-tiny100-cpu: $(VENV_STAMP)
 	$(PY) reproduce.py configs/table5_tiny100_cpu.py
+
+# The regime ladder (issue 11), one command per rung (ladder.py; docs/RESULTS.md "Regime ladder"):
+# tiny-imagenet-10 needs ../shared/data and the prepared Tiny ImageNet lists and backbones; each
+# rung takes one to three CPU hours, resumable.
+ladder-tiny10: $(VENV_STAMP)
+	$(PY) ladder.py configs/ladder_tiny10_r0.py
+	$(PY) ladder.py configs/ladder_tiny10_r2.py
+	$(PY) ladder.py configs/ladder_tiny10_r2p.py
+	$(PY) ladder.py configs/ladder_tiny10_r3.py
+
+ladder-tiny100: $(VENV_STAMP)
+	$(PY) ladder.py configs/ladder_tiny100_r1.py
+	$(PY) ladder.py configs/ladder_tiny100_r2.py
 
 # The defenses' known-answer check (README "Defenses", docs/RESULTS.md): a toy CSQ victim
 # backdoored with a visible 8 px BadNets patch (implants at 32 px) and its clean counterpart, then
