@@ -26,8 +26,8 @@ import sys
 import time
 
 import utils
-from pipeline import (Plan, PlanError, hashing_step, opts, plan_prepare, run_logger, run_steps,
-                      script_config, split)
+from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_prepare, run_logger,
+                      run_steps, script_config, split)
 
 # ---- config ------------------------------------------------------------------------------------
 rung = ''                     # the rung's label in the table, e.g. 'R2, tiny-imagenet-10'
@@ -116,12 +116,9 @@ def _attack_steps(plan, c, variant):
             kinds = ('trigger',)
         sets = ['closed'] + (['open'] if cfg['openset_list'] else [])
         files[which] = [f"{k}_{s}.txt" for s in sets for k in kinds]
-        reads = [cfg['train_list'] or os.path.join(cfg['data_dir'], 'train.txt'),
-                 cfg['test_list'] or os.path.join(cfg['data_dir'], 'test.txt')] + (
-            [cfg['openset_list']] if cfg['openset_list'] else [])
         plan.add('attack', f"{variant} {os.path.basename(folder)}", [py, script] + argv,
                  [os.path.join(folder, f) for f in ['poisoned_train.txt', 'stealth.json']
-                  + files[which]], reads)
+                  + files[which]], attack_lists(cfg))
         folders[which] = folder
     return folders, files
 

@@ -109,6 +109,13 @@ def plan_prepare(plan, c, key, name):
     plan.add('prepare', name, cmd, checks)
 
 
+def attack_lists(cfg):
+    """The lists an attack step reads: training, test and open-set lists."""
+    return [cfg.get('train_list') or os.path.join(cfg['data_dir'], 'train.txt'),
+            cfg.get('test_list') or os.path.join(cfg['data_dir'], 'test.txt')] + (
+        [cfg['openset_list']] if cfg.get('openset_list') else [])
+
+
 def hashing_step(plan, phase, name, method, argv):
     """A CSQ.py / HashNet.py step run with argv; its outputs (results.json, the codes of every list)
     and the lists it reads come from the script's own derive(). Returns (the script's config,

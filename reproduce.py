@@ -40,9 +40,9 @@ import subprocess
 import sys
 
 import utils
-from pipeline import (ROOT, Plan, PlanError, file_stamp, hashing_step, opts as _opts, plan_prepare,
-                      run_logger, run_steps, script_config, split as _split, stale_reason,
-                      write_record)
+from pipeline import (ROOT, Plan, PlanError, attack_lists, file_stamp, hashing_step, opts as _opts,
+                      plan_prepare, run_logger, run_steps, script_config, split as _split,
+                      stale_reason, write_record)
 
 # ---- config ------------------------------------------------------------------------------------
 # which paper table and row this preset reproduces
@@ -261,7 +261,7 @@ def _plan_attack(plan, c, m, bm):
         cfg = script_config('implement_tri_gen.py', gargv)
         folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan_run))
         step = plan.add('attack', f"implement_tri_gen {os.path.basename(folder)}",
-                        [py, 'implement_tri_gen.py'] + gargv, None, _attack_lists(cfg))
+                        [py, 'implement_tri_gen.py'] + gargv, None, attack_lists(cfg))
     else:
         script = os.path.join('baselines', f"{m}.py")
         # LCBA's PGD noise is made against the same surrogate
@@ -277,7 +277,7 @@ def _plan_attack(plan, c, m, bm):
         name = f"{cfg['dataset']}_{m}_t{cfg['target']}_p{cfg['poison_rate']:g}" + (
             f"_{cfg['attack_tag']}" if cfg['attack_tag'] else '')
         folder = os.path.join(cfg['out_dir'], name)
-        step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None, _attack_lists(cfg))
+        step = plan.add('attack', f"{m} {name}", [py, script] + bargv, None, attack_lists(cfg))
     parts = ['trigger_closed'] + (['trigger_open'] if cfg['openset_list'] else [])
     step['outputs'] = [os.path.join(folder, f) for f in
                        ['poisoned_train.txt', 'stealth.json', 'poisons.json'] + [p + '.txt' for p in parts]]
@@ -379,13 +379,6 @@ def _plan_model_attack(plan, c, m, victims, clean_dirs):
                 plan.model_attacks.append(a)
                 for cell in _attack_cells(c, a):  # not in the BadHash paper: no paper figure
                     plan.cells.append(dict(cell, paper_key=None))
-
-
-def _attack_lists(cfg):
-    """The lists an attack step reads: training, test and open-set lists."""
-    return [cfg.get('train_list') or os.path.join(cfg['data_dir'], 'train.txt'),
-            cfg.get('test_list') or os.path.join(cfg['data_dir'], 'test.txt')] + (
-        [cfg['openset_list']] if cfg.get('openset_list') else [])
 
 
 def _title(backbone):
