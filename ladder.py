@@ -26,8 +26,8 @@ import sys
 import time
 
 import utils
-from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_prepare, run_logger,
-                      run_steps, script_config, split)
+from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_prepare, run_or_exit,
+                      script_config, split, start)
 
 # ---- config ------------------------------------------------------------------------------------
 rung = ''                     # the rung's label in the table, e.g. 'R2, tiny-imagenet-10'
@@ -226,23 +226,12 @@ def table_markdown(c, command, rows, plan, wall_s):
 
 
 def main(argv):
-    files = [a for a in argv if not a.startswith('--')]
-    if len(files) != 1:
-        sys.exit("error: give exactly one rung preset, e.g. python ladder.py configs/ladder_tiny10_r2.py")
-    source, t0 = files[0], time.time()
-    try:
-        c = script_config('ladder.py', argv)
-        plan, experiments = build_plan(c, source)
-    except PlanError as e:
-        sys.exit(f"error: {e}")
-    print('config: ' + json.dumps(c, sort_keys=True))
+    t0 = time.time()
+    source, c, (plan, experiments), log = start(
+        'ladder.py', argv, build_plan, 'rung', 'configs/ladder_tiny10_r2.py')
     name = os.path.splitext(os.path.basename(source))[0]
-    log = run_logger(c, source)
     log(f"ladder {source}: {c['rung']}, variants {c['variants']}, {len(plan.steps)} steps")
-    try:
-        run_steps(plan, log)
-    except PlanError as e:
-        sys.exit(f"error: {e}")
+    run_or_exit(plan, log)
     if c['dry_run']:
         return None
     rows = [measure(e, c) for e in experiments]

@@ -144,6 +144,22 @@ def run_logger(c, source):
     return log
 
 
+def start(script, argv, build, kind, example):
+    """The start both runners share: the one preset named in argv, its configuration (script's
+    config block, the preset, the --key=value overrides), what build(c, source) makes of it, and
+    the run's logger. A missing preset or a PlanError -> a one-line exit."""
+    files = [a for a in argv if not a.startswith('--')]
+    if len(files) != 1:
+        sys.exit(f"error: give exactly one {kind} preset, e.g. python {script} {example}")
+    source = files[0]
+    try:
+        c = script_config(script, argv)
+        built = build(c, source)
+    except PlanError as e:
+        sys.exit(f"error: {e}")
+    print('config: ' + json.dumps(c, sort_keys=True))
+    return source, c, built, run_logger(c, source)
+
 # ---- running the steps ------------------------------------------------------------------------
 
 # The reuse rule (README "Reuse rule") for whole steps: after a step has run, the runner writes a
@@ -292,3 +308,11 @@ def run_steps(plan, log=print):
         if outs:
             write_record(plan, step, inputs)
         log(f"done {step['name']} in {time.time() - t0:.0f} s")
+
+
+def run_or_exit(plan, log):
+    """run_steps, with a PlanError as a one-line exit."""
+    try:
+        run_steps(plan, log)
+    except PlanError as e:
+        sys.exit(f"error: {e}")

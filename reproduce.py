@@ -41,8 +41,8 @@ import sys
 
 import utils
 from pipeline import (ROOT, Plan, PlanError, attack_lists, file_stamp, hashing_step, opts as _opts,
-                      plan_prepare, run_logger, run_steps, script_config, split as _split,
-                      stale_reason, write_record)
+                      plan_prepare, run_or_exit, script_config, split as _split, stale_reason, start,
+                      write_record)
 
 # ---- config ------------------------------------------------------------------------------------
 # which paper table and row this preset reproduces
@@ -628,23 +628,11 @@ def write_defense_table(plan, source):
 
 
 def main(argv):
-    files = [a for a in argv if not a.startswith('--')]
-    if len(files) != 1:
-        sys.exit("error: give exactly one table preset, e.g. python reproduce.py configs/table5_toy.py")
-    source = files[0]
-    try:
-        c = script_config('reproduce.py', argv)  # this file's config block + preset + overrides
-        plan = build_plan(c, source)
-    except PlanError as e:
-        sys.exit(f"error: {e}")
-    print('config: ' + json.dumps(c, sort_keys=True))
-    log = run_logger(c, source)
+    # this file's config block + preset + overrides
+    source, c, plan, log = start('reproduce.py', argv, build_plan, 'table', 'configs/table5_toy.py')
     log(f"reproduce {source}: table {c['table']}, {c['block']}, row {c['row'] or c['methods']}, "
         f"{len(plan.steps)} steps")
-    try:
-        run_steps(plan, log)
-    except PlanError as e:
-        sys.exit(f"error: {e}")
+    run_or_exit(plan, log)
     if c['dry_run']:
         return plan
     try:  # the table shows the presets as written (all their rows), whatever was overridden here

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+import pipeline
 import reproduce
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,7 +144,7 @@ def test_dry_run_prints_and_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, 'call', lambda *a, **k: pytest.fail('ran a step'))
     c, plan = _plan(_setup(tmp_path, TABLE5), '--dry_run=True')
     log = []
-    reproduce.run_steps(plan, log.append)
+    pipeline.run_steps(plan, log.append)
     assert len(log) == 6 and all(line.startswith('would run ') for line in log)
     assert 'train_tri_gen.py' in log[1]
 
@@ -153,17 +154,17 @@ def test_second_run_skips_every_step(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: calls.append(cmd) or 0)
     c, plan = _plan(_setup(tmp_path, TABLE5))
     with pytest.raises(SystemExit, match='finished but .*results.json is missing'):
-        reproduce.run_steps(plan, lambda m: None)  # a step that writes nothing is caught
+        pipeline.run_steps(plan, lambda m: None)  # a step that writes nothing is caught
     assert len(calls) == 1
     calls.clear()
     real = [s['outputs'] for s in plan.ordered()]
     monkeypatch.setattr(subprocess, 'call',
                         lambda cmd, **k: calls.append(cmd) or _touch(real[len(calls) - 1]) or 0)
-    reproduce.run_steps(plan, lambda m: None)
+    pipeline.run_steps(plan, lambda m: None)
     assert len(calls) == 6  # nothing existed: every step ran
     calls.clear()
     log = []
-    reproduce.run_steps(plan, log.append)
+    pipeline.run_steps(plan, log.append)
     assert calls == []
     assert len(log) == 6 and all(line.startswith('skip ') and ' exists' in line for line in log)
     # one missing output is enough to run that step again
@@ -171,7 +172,7 @@ def test_second_run_skips_every_step(tmp_path, monkeypatch):
     os.remove(victim['outputs'][-1])
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: calls.append(cmd) or _touch(
         victim['outputs']) or 0)
-    reproduce.run_steps(plan, lambda m: None)
+    pipeline.run_steps(plan, lambda m: None)
     assert calls == [victim['cmd']]
 
 
@@ -181,25 +182,24 @@ def test_failing_step_stops_with_command_and_exit_code(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: 3 if cmd[1] == 'train_tri_gen.py'
                         else _touch(outs[' '.join(cmd)]) or 0)
     with pytest.raises(SystemExit, match=r'train_tri_gen.*exit code 3.*train_tri_gen\.py'):
-        reproduce.run_steps(plan, lambda m: None)
+        pipeline.run_steps(plan, lambda m: None)
 
 
 def test_missing_baseline_script_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: 0)
     lines = TABLE5.replace("methods = 'badhash'", "methods = 'issba'")
     _, plan = _plan(_setup(tmp_path, lines))
-    import pipeline
     monkeypatch.setattr(reproduce, 'ROOT', str(tmp_path))  # a checkout without baselines/
     monkeypatch.setattr(pipeline, 'ROOT', str(tmp_path))
     with pytest.raises(reproduce.PlanError, match='baselines/issba.py.*--methods'):
-        reproduce.run_steps(plan, lambda m: None)
+        pipeline.run_steps(plan, lambda m: None)
 
 
 def test_missing_data_without_prepare_command(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, 'call', lambda cmd, **k: 0)
     _, plan = _plan(_setup(tmp_path, TABLE5 + f"prepare_check = '{tmp_path}/data/train.txt'\n"))
     with pytest.raises(reproduce.PlanError, match='data/train.txt is missing'):
-        reproduce.run_steps(plan, lambda m: None)
+        pipeline.run_steps(plan, lambda m: None)
     (tmp_path / 'b').mkdir()
     _, plan = _plan(_setup(tmp_path / 'b', TABLE5 + "prepare = 'data/prepare_toy.py --out_dir=x'\n"
                            f"prepare_check = '{tmp_path}/b/data/train.txt'\n"), )

@@ -267,6 +267,7 @@ def test_runner_skips_a_step_only_when_its_inputs_are_unchanged(tmp_path, monkey
     """reproduce.py: a step is skipped when its outputs exist and what it was made from (the lists
     and images it reads, the earlier steps' outputs it depends on) is as recorded; else it runs."""
     import itertools
+    import pipeline
     import reproduce
     from conftest import make_image_lists
     from test_reproduce import TABLE5, _plan, _setup
@@ -284,11 +285,11 @@ def test_runner_skips_a_step_only_when_its_inputs_are_unchanged(tmp_path, monkey
                 fh.write(str(next(count)))
         return 0
     monkeypatch.setattr(subprocess, 'call', fake)
-    reproduce.run_steps(plan, lambda m: None)
+    pipeline.run_steps(plan, lambda m: None)
     assert len(calls) == 6
     calls.clear()
     log = []
-    reproduce.run_steps(plan, log.append)  # nothing changed: nothing runs
+    pipeline.run_steps(plan, log.append)  # nothing changed: nothing runs
     assert calls == [] and all(line.endswith('made from the same inputs') for line in log)
     # the open-set list rewritten under the same path and mtime: the attack and what follows run
     openset = os.path.join(data, 'openset.txt')
@@ -298,14 +299,14 @@ def test_runner_skips_a_step_only_when_its_inputs_are_unchanged(tmp_path, monkey
         f.write(''.join(lines[::-1]))
     os.utime(openset, ns=(st.st_atime_ns, st.st_mtime_ns))
     log.clear()
-    reproduce.run_steps(plan, log.append)
+    pipeline.run_steps(plan, log.append)
     assert calls == ['implement_tri_gen', 'backdoored', 'clean', 'report']
     assert f"run implement_tri_gen toy_badhash_CSQ_resnet18_32_t3_p0.5_replace_conf2 ({openset} " \
            f"changed since it ran)" in '\n'.join(log)
     calls.clear()
     # one training image with new content (same path and mtime): every step runs again
     _repaint(os.path.join(data, open(os.path.join(data, 'train.txt')).readline().split()[0]))
-    reproduce.run_steps(plan, lambda m: None)
+    pipeline.run_steps(plan, lambda m: None)
     assert calls == ['surrogate', 'train_tri_gen', 'implement_tri_gen', 'backdoored', 'clean',
                      'report']
     calls.clear()
@@ -313,7 +314,7 @@ def test_runner_skips_a_step_only_when_its_inputs_are_unchanged(tmp_path, monkey
     report = plan.ordered()[-1]['outputs'][0]
     with open(report, 'w') as f:
         f.write('edited')
-    reproduce.run_steps(plan, lambda m: None)
+    pipeline.run_steps(plan, lambda m: None)
     assert calls == ['report']
 
 
