@@ -352,6 +352,14 @@ def test_ladder_real_photo_folders_and_bad_variant(monkeypatch, tmp_path):
     with pytest.raises(ladder.PlanError, match=r'ladder_tiny10_r2\.py: variants .*got .nope.'):
         _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r2.py', '--variants=gsur,nope')
 
+    # the command line of both runners (pipeline.start): one preset, a bad variant -> one line
+    import reproduce
+    for main, kind in ((ladder.main, 'rung'), (reproduce.main, 'table')):
+        with pytest.raises(SystemExit, match=f'exactly one {kind} preset'):
+            main(['configs/ladder_tiny10_r2.py', 'configs/ladder_tiny10_r0.py'])
+    with pytest.raises(SystemExit, match=r'^error: .*ladder_tiny10_r2\.py: variants '):
+        ladder.main(['configs/ladder_tiny10_r2.py', '--variants=nope'])
+
 
 def test_ladder_table_shows_gains_and_controls():
     import ladder
