@@ -227,11 +227,12 @@ def _plan_clean_models(plan, c):
     """Table 4: one clean model per (pair's method, bit length), its MAP a cell."""
     for tm, _ in _pairs(c):
         for bits in _split(c['bits_list']):
-            _, d = _hashing_step(plan, 'surrogate', 'clean model', tm, _split(c['presets']),
-                                 backbone=c['surrogate_backbone'], bits=bits)
+            cfg, d = _hashing_step(plan, 'surrogate', 'clean model', tm, _split(c['presets']),
+                                   backbone=c['surrogate_backbone'], bits=bits)
+            results = os.path.join(d['out'], 'results.json')
             plan.cells.append({'row': f"{_title(c['surrogate_backbone'])} {tm}",
                                'col': f"{bits} bits", 'paper_key': f"paper_map_{bits}",
-                               'kind': 'clean', 'file': os.path.join(d['out'], 'results.json')})
+                               'kind': 'clean', 'file': results, 'runs': [(results, cfg)]})
 
 
 def _plan_surrogate(plan, c, bm):
@@ -297,12 +298,13 @@ def _plan_victims(plan, c, tm, bm, attacks, victims):
             for a in attacks:
                 queries = ','.join(f"{s}={os.path.join(a['folder'], p + '.txt')}"
                                    for p, s in a['splits'].items())
-                _, d = _hashing_step(plan, 'victim', 'backdoored victim', tm, victim_p,
+                vcfg, d = _hashing_step(plan, 'victim', 'backdoored victim', tm, victim_p,
                                      backbone=vb, bits=bits, tag=f"poisoned_{a['aid']}",
                                      train_list=os.path.join(a['folder'], 'poisoned_train.txt'),
                                      queries=queries)
                 victims.setdefault((tm, vb, bits), []).append(dict(
-                    a, victim_dir=d['out'], topk=d['topk'], tm=tm, bm=bm, vb=vb, bits=bits))
+                    a, victim_dir=d['out'], topk=d['topk'], tm=tm, bm=bm, vb=vb, bits=bits,
+                    runs=[(os.path.join(d['out'], 'results.json'), vcfg)]))
 
 
 def _plan_clean_victims(plan, c, victims):
@@ -320,6 +322,7 @@ def _plan_clean_victims(plan, c, victims):
         clean_dirs[(tm, vb, bits)] = d['out']
         for a in items:
             a['clean_dir'] = d['out']
+            a['runs'] = a['runs'] + [(os.path.join(d['out'], 'results.json'), cfg)]
             report = os.path.basename(a['victim_dir'])
             a['report'] = os.path.join(cfg['out_dir'], report + '.json')
             plan.add('report', f"report {report}",
@@ -409,7 +412,7 @@ def _attack_cells(c, a):
             cells.append({'row': METHOD_TITLES[m], 'col': title,
                           'paper_key': f"paper_{metric}_{m}", 'metric': metric})
     for cell in cells:
-        cell.update(kind='attack', file=a['report'], splits=a['splits'])
+        cell.update(kind='attack', file=a['report'], splits=a['splits'], runs=a.get('runs', []))
     return cells
 
 
@@ -424,9 +427,28 @@ TABLE_TITLES = {1: 'Table 1: attack performance (MAP / t-MAP) under the settings
 DIGITS = 3  # the paper prints three decimals
 
 
+def other_setting(cell):
+    """Why a cell's results are another preset's, or None: the hashing runs behind the cell were
+    trained with settings other than those this preset plans for them (presets that share run
+    names, e.g. a GPU budget and a CPU budget of the same table block)."""
+    from hash_models import engine
+    for path, cfg in cell.get('runs', []):
+        try:
+            with open(path) as f:
+                stored = json.load(f).get('config', {})
+        except (OSError, ValueError):
+            continue  # not run yet: the cell reads as such
+        diff = engine.config_differences(stored, cfg)
+        if diff:
+            return f"{path} was made with " + ', '.join(
+                f"{k}={a!r} (this preset: {b!r})" for k, (a, b) in sorted(diff.items()))
+    return None
+
+
 def read_ours(cell):
-    """Our figure for a cell from the results files, or None when not run yet."""
-    if not os.path.isfile(cell['file']):
+    """Our figure for a cell from the results files, or None when not run yet or made with another
+    preset's settings (other_setting)."""
+    if not os.path.isfile(cell['file']) or other_setting(cell):
         return None
     with open(cell['file']) as f:
         data = json.load(f)
@@ -512,8 +534,11 @@ def _details(items):
     the closed-set t-MAP, which the paper does not print."""
     out = []
     for path, c, plan in items:
+        why = next(filter(None, (other_setting(cell) for cell in plan.cells)), None)
+        if why:  # one line for the preset: its cells read '-'
+            out.append(f"- `{path}`: not shown, {why}; `python reproduce.py {path}` fills its cells")
         for a in plan.attacks:
-            if not os.path.isfile(a['report']):
+            if not os.path.isfile(a['report']) or other_setting({'runs': a.get('runs', [])}):
                 continue
             with open(a['report']) as f:
                 rep = json.load(f)['report']

@@ -35,6 +35,9 @@ RESUME_FREE_KEYS = {'device', 'eval_every', 'epochs', 'report', 'queries',
 # and `channels_last` are absent: they change the floating-point rounding, so a finished float32
 # run is not reused (nor resumed) as a bfloat16 one; set tag=... to keep both.
 REUSE_FREE_KEYS = {'device', 'eval_batch_size', 'cache', 'cache_dir'}
+# keys that change no figure of a split a finished run has encoded: a table cell reads a run made
+# with other values of these (reproduce.py, read_ours)
+CELL_FREE_KEYS = REUSE_FREE_KEYS | {'queries', 'eval_every', 'report', 'num_workers'}
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
               'init_from': '', 'init_parts': 'all', 'freeze': 'none', 'pretrained_sha1': '',
@@ -145,6 +148,13 @@ def epoch_lr(config, epoch):
 def _old(old_config, key):
     """A key of a stored config; keys added later read as their default (older runs had it)."""
     return old_config.get(key, LATER_KEYS.get(key))
+
+
+def config_differences(old_config, config):
+    """{key: (stored, planned)} for the keys outside CELL_FREE_KEYS where a finished run's stored
+    config differs from the config a plan would run it with (its figures are another setting's)."""
+    return {k: (_old(old_config, k), v) for k, v in config.items()
+            if k not in CELL_FREE_KEYS and _old(old_config, k) != v}
 
 
 def _check_resume(ckpt, config, path, meta):

@@ -232,6 +232,29 @@ def test_table_puts_ours_next_to_the_papers(tmp_path):
     assert 'clean victim 0.100' in text  # the floor is printed below the table
 
 
+
+def test_table_leaves_out_runs_made_with_another_presets_budget(tmp_path):
+    """Two presets of a block can share run names (a GPU and a CPU budget): a cell shows a figure
+    only when the victims behind it were trained with this preset's settings."""
+    path = _setup(tmp_path, TABLE5)
+    c, plan = _plan(path)
+    _write_report(plan, (0.8, 0.5, 20.0, 35.0, 0.95))
+    runs = plan.attacks[0]['runs']
+    assert len(runs) == 2  # the backdoored victim and the clean victim
+    for results, cfg in runs:  # as CSQ.py stores them (the plan's config)
+        os.makedirs(os.path.dirname(results), exist_ok=True)
+        with open(results, 'w') as f:
+            json.dump({'config': dict(cfg, device='cuda', queries='other=x.txt')}, f)
+    text = open(reproduce.write_table(5, c['configs_dir'], c['tables_dir'])).read()
+    assert '| BadHash | 0.800 / 0.846 (-0.046) |' in text and 'not shown' not in text
+    results, cfg = runs[1]
+    with open(results, 'w') as f:  # the clean victim of another budget
+        json.dump({'config': dict(cfg, epochs=cfg['epochs'] + 90)}, f)
+    text = open(reproduce.write_table(5, c['configs_dir'], c['tables_dir'])).read()
+    assert '| BadHash | - / 0.846 | - / 0.912 |' in text and 'clean victim 0.100' not in text
+    note = next(x for x in text.splitlines() if 'not shown' in x)
+    assert results in note and f"epochs={cfg['epochs'] + 90}" in note and path in note
+
 def test_main_dry_run_on_the_toy_preset(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(subprocess, 'call', lambda *a, **k: pytest.fail('ran a step'))
