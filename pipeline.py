@@ -160,6 +160,7 @@ def start(script, argv, build, kind, example):
     print('config: ' + json.dumps(c, sort_keys=True))
     return source, c, built, run_logger(c, source)
 
+
 # ---- running the steps ------------------------------------------------------------------------
 
 # The reuse rule (README "Reuse rule") for whole steps: after a step has run, the runner writes a

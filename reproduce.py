@@ -32,6 +32,7 @@ Run names come from the scripts' own functions (hash_models.engine.derive,
 attack_common.gan_run_name, attack_common.attack_run_name) applied to the configuration each
 script will see, so the runner and the scripts cannot disagree on a path.
 """
+import functools
 import glob
 import json
 import os
@@ -427,6 +428,14 @@ TABLE_TITLES = {1: 'Table 1: attack performance (MAP / t-MAP) under the settings
 DIGITS = 3  # the paper prints three decimals
 
 
+@functools.lru_cache(maxsize=None)
+def _stored_config(path, mtime_ns, size):
+    """The config a finished run stored, read once per version of its results.json (every cell
+    of an attack and its details line ask for the same runs)."""
+    with open(path) as f:
+        return json.load(f).get('config', {})
+
+
 def other_setting(cell):
     """Why a cell's results are another preset's, or None: the hashing runs behind the cell were
     trained with settings other than those this preset plans for them (presets that share run
@@ -434,8 +443,8 @@ def other_setting(cell):
     from hash_models import engine
     for path, cfg in cell.get('runs', []):
         try:
-            with open(path) as f:
-                stored = json.load(f).get('config', {})
+            st = os.stat(path)
+            stored = _stored_config(path, st.st_mtime_ns, st.st_size)
         except (OSError, ValueError):
             continue  # not run yet: the cell reads as such
         diff = engine.config_differences(stored, cfg)
