@@ -10,7 +10,9 @@ The variants (VARIANTS below): BadHash with the paper preset ('paper', LabCLN's 
 with the surrogate's code of the confusing class as the goal ('gsur'), with the official generation
 condition ('conftarget': LabCLN fed the target's own label, SPEC §2.6), with the official append of
 10 copies of each poison ('append10'), and BadNets at the paper's patch scale as the visible,
-poison-label reference ('badnets'). With `openreal_list` every attack also triggers that second open
+poison-label reference ('badnets'); 'oracle' (opt-in, not an attack) makes the poisons and every
+triggered query by per-image PGD towards the confusing class's centre at the same budget, 'oracle16'
+the same at 16/255 and 'oraclelab16' towards LabCLN's code at 16/255 (issue 11's oracle rungs). With `openreal_list` every attack also triggers that second open
 set (real photos) into its own folder, from the same G and poisons.
 
 The steps are the pipeline scripts as subprocesses (pipeline.run_steps): a step whose outputs exist
@@ -36,6 +38,8 @@ surrogate_args = ''           # the surrogate's own CSQ.py arguments after `pres
 attack_presets = ''           # presets of train_tri_gen.py, implement_tri_gen.py, baselines/badnets.py
 gan_args = ''                 # BadHash's own arguments (train_tri_gen.py and implement_tri_gen.py),
                               # e.g. '--tag=r2 --surrogate_checkpoint=checkpoint/<surrogate>.pt'
+gan_train_args = ''           # train_tri_gen.py's alone, e.g. '--epochs=40' (give gan_args a --tag of
+                              # its own: G's run name is made from the keys both scripts share)
 victim_presets = ''           # the rung's victim presets (configs/ladder_r*.py), comma-separated
 victim_args = ''              # the victims' own arguments, e.g. '--backbone=resnet34'
 victim_tag = ''               # victim run tags: {victim_tag}_clean, {victim_tag}_poisoned_{variant}
@@ -59,6 +63,20 @@ VARIANTS = {
     'append10': ('badhash', ['--goal_code=surrogate'],
                  ['--goal_code=surrogate', '--poison_mode=append', '--copies=10']),
     'badnets': ('badnets', [], []),
+    # not an attack: the poisons and every triggered query made by per-image PGD towards the
+    # surrogate's confusing-class centre at G's 8/255 (issue 11's oracle rung; an upper bound on
+    # what an image-conditional G with goal_code=surrogate could reach; no trigger). Opt-in.
+    'oracle': ('badhash', ['--goal_code=surrogate'],
+               ['--goal_code=surrogate', '--poisons_by=oracle', '--triggers_by=oracle',
+                '--oracle_goal=confusing', '--oracle_eps=0.0314', '--oracle_steps=30']),
+    # the same at twice the budget (16/255, about 26 dB: visible), towards the confusing class's
+    # centre or towards LabCLN's code of the confusing label (the paper's goal, an empty region)
+    'oracle16': ('badhash', ['--goal_code=surrogate'],
+                 ['--goal_code=surrogate', '--poisons_by=oracle', '--triggers_by=oracle',
+                  '--oracle_goal=confusing', '--oracle_eps=0.0627', '--oracle_steps=30']),
+    'oraclelab16': ('badhash', [], ['--poisons_by=oracle', '--triggers_by=oracle',
+                                    '--oracle_goal=labcln', '--oracle_eps=0.0627',
+                                    '--oracle_steps=30']),
 }
 # the query lists of an attack folder: (name in the victims, folder file, which open set)
 LISTS = (('trig_closed', 'trigger_closed.txt', 'main'), ('ctl_closed', 'control_closed.txt', 'main'),
@@ -98,7 +116,8 @@ def _attack_steps(plan, c, variant):
     for which in ('main', 'real') if c['openreal_list'] else ('main',):
         extra = opts(openset_list=c['openreal_list'], attack_tag='openreal') if which == 'real' else []
         if kind == 'badhash':
-            gargv = base + _args(c['gan_args']) + VARIANTS[variant][1] + opts(target=c['target'])
+            gargv = (base + _args(c['gan_args']) + _args(c['gan_train_args']) + VARIANTS[variant][1]
+                     + opts(target=c['target']))
             gcfg = script_config('train_tri_gen.py', gargv)
             gan = attack_common.gan_run_name(gcfg)
             plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,

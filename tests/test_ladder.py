@@ -336,6 +336,29 @@ def test_ladder_rung_plans_one_victim_per_variant_and_a_clean_floor(monkeypatch,
     assert all(steps.index(s) > steps.index(v) for s in clean for v in victims.values())
 
 
+def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
+    """R1p's preset runs the oracle rung too; the oracles make poisons and triggered queries by PGD
+    (8/255 or 16/255, the confusing class's centre or LabCLN's code), and gan_train_args reach
+    train_tri_gen.py alone (implement_tri_gen.py has no such keys)."""
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py')
+    assert [e['variant'] for e in exps] == ['paper', 'gsur', 'conftarget', 'append10', 'badnets', 'oracle']
+    assert plan.c['victim_tag'] == 'r1p'
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py',
+                              '--variants=oracle,oracle16,oraclelab16', '--gan_train_args=--epochs=3')
+    steps = plan.ordered()
+    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 2 and all('--epochs=3' in s['cmd'] for s in gans)
+    attacks = {s['name'].split()[0]: s['cmd'] for s in steps
+               if s['phase'] == 'attack' and s['cmd'][1] == 'implement_tri_gen.py'}
+    for variant, goal, eps in (('oracle', 'confusing', '0.0314'), ('oracle16', 'confusing', '0.0627'),
+                               ('oraclelab16', 'labcln', '0.0627')):
+        cmd = attacks[variant]
+        assert {'--poisons_by=oracle', '--triggers_by=oracle', f'--oracle_goal={goal}',
+                f'--oracle_eps={eps}'} <= set(cmd) and '--epochs=3' not in cmd
+    assert '--goal_code=surrogate' not in attacks['oraclelab16']  # LabCLN's code: the paper's G
+    assert all('oracle' in e['folders']['main'] for e in exps)
+
+
 def test_ladder_real_photo_folders_and_bad_variant(monkeypatch, tmp_path):
     import ladder
     real = tmp_path / 'real.txt'
