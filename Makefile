@@ -93,6 +93,7 @@ table5-tiny100-cpu: $(VENV_STAMP)
 ladder-tiny10: $(VENV_STAMP)
 	$(PY) ladder.py configs/ladder_tiny10_r0.py
 	$(PY) ladder.py configs/ladder_tiny10_r2.py
+	$(PY) ladder.py configs/ladder_tiny10_r1p.py
 	$(PY) ladder.py configs/ladder_tiny10_r2p.py
 	$(PY) ladder.py configs/ladder_tiny10_r3.py
 
