@@ -11,8 +11,9 @@ with the surrogate's code of the confusing class as the goal ('gsur'), with the 
 condition ('conftarget': LabCLN fed the target's own label, SPEC §2.6), with the official append of
 10 copies of each poison ('append10'), and BadNets at the paper's patch scale as the visible,
 poison-label reference ('badnets'); 'oracle' (opt-in, not an attack) makes the poisons and every
-triggered query by per-image PGD towards the confusing class's centre at the same budget, 'oracle16'
-the same at 16/255 and 'oraclelab16' towards LabCLN's code at 16/255 (issue 11's oracle rungs). With `openreal_list` every attack also triggers that second open
+triggered query by per-image PGD towards the confusing class's centre, 'oraclelab' towards LabCLN's
+code, both at the budget oracle_eps (G's 8/255 by default); 'oracle16' and 'oraclelab16' are the
+two at 16/255 (issue 11's oracle rungs). With `openreal_list` every attack also triggers that second open
 set (real photos) into its own folder, from the same G and poisons.
 
 The steps are the pipeline scripts as subprocesses (pipeline.run_steps): a step whose outputs exist
@@ -46,6 +47,7 @@ victim_tag = ''               # victim run tags: {victim_tag}_clean, {victim_tag
 variants = 'paper,gsur,conftarget,append10,badnets'
 openreal_list = ''            # a second open set, real photos ('' = none), triggered into a folder of
                               # its own (attack_tag 'openreal') by the same attack
+oracle_eps = 0.0314           # the L-inf budget of the 'oracle' and 'oraclelab' variants (8/255, G's)
 target = 0                    # the target class index (the attack presets' own target is overridden)
 ties = 'expected'             # evaluate.py's tie rule for every t-MAP (D19)
 prepare = ''                  # data preparation command, run when a file of prepare_check is missing
@@ -66,9 +68,12 @@ VARIANTS = {
     # not an attack: the poisons and every triggered query made by per-image PGD towards the
     # surrogate's confusing-class centre at G's 8/255 (issue 11's oracle rung; an upper bound on
     # what an image-conditional G with goal_code=surrogate could reach; no trigger). Opt-in.
+    # (the budget of 'oracle' and 'oraclelab' is the runner's key oracle_eps)
     'oracle': ('badhash', ['--goal_code=surrogate'],
                ['--goal_code=surrogate', '--poisons_by=oracle', '--triggers_by=oracle',
-                '--oracle_goal=confusing', '--oracle_eps=0.0314', '--oracle_steps=30']),
+                '--oracle_goal=confusing', '--oracle_steps=30']),
+    'oraclelab': ('badhash', [], ['--poisons_by=oracle', '--triggers_by=oracle',
+                                  '--oracle_goal=labcln', '--oracle_steps=30']),
     # the same at twice the budget (16/255, about 26 dB: visible), towards the confusing class's
     # centre or towards LabCLN's code of the confusing label (the paper's goal, an empty region)
     'oracle16': ('badhash', ['--goal_code=surrogate'],
@@ -123,6 +128,8 @@ def _attack_steps(plan, c, variant):
             plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,
                      [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')])
             argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
+            if variant in ('oracle', 'oraclelab'):
+                argv += opts(oracle_eps=c['oracle_eps'])
             script = 'implement_tri_gen.py'
             cfg = script_config(script, argv)
             folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan))

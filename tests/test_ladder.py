@@ -357,6 +357,13 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
                 f'--oracle_eps={eps}'} <= set(cmd) and '--epochs=3' not in cmd
     assert '--goal_code=surrogate' not in attacks['oraclelab16']  # LabCLN's code: the paper's G
     assert all('oracle' in e['folders']['main'] for e in exps)
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py',
+                              '--variants=oracle,oraclelab,oracle16', '--oracle_eps=0.0392')
+    attacks = {s['name'].split()[0]: s['cmd'] for s in plan.ordered()
+               if s['phase'] == 'attack' and s['cmd'][1] == 'implement_tri_gen.py'}
+    assert '--oracle_eps=0.0392' in attacks['oracle'] and '--oracle_goal=labcln' in attacks['oraclelab']
+    assert '--oracle_eps=0.0392' in attacks['oraclelab'] and '--oracle_eps=0.0627' in attacks['oracle16']
+    assert '--oracle_eps=0.0392' not in attacks['oracle16']
 
 
 def test_ladder_real_photo_folders_and_bad_variant(monkeypatch, tmp_path):
