@@ -56,6 +56,15 @@ dry_run = False               # print the commands, run nothing
 tables_dir = 'results/tables' # ladder_{preset}.md / .json, the step records and the log
 # ------------------------------------------------------------------------------------------------
 
+
+def _oracle(goal, eps=None):
+    """An oracle variant: PGD poisons and triggers towards `goal` ('confusing': G's goal_code=surrogate,
+    'labcln': the paper's), at `eps` or, when None, at the runner's oracle_eps."""
+    gan = ['--goal_code=surrogate'] if goal == 'confusing' else []
+    return ('badhash', gan, gan + ['--poisons_by=oracle', '--triggers_by=oracle', f'--oracle_goal={goal}',
+                                   '--oracle_steps=30'] + ([f'--oracle_eps={eps}'] if eps else []))
+
+
 # variant -> (attack, train_tri_gen.py arguments, implement_tri_gen.py arguments)
 VARIANTS = {
     'paper': ('badhash', [], []),
@@ -65,23 +74,13 @@ VARIANTS = {
     'append10': ('badhash', ['--goal_code=surrogate'],
                  ['--goal_code=surrogate', '--poison_mode=append', '--copies=10']),
     'badnets': ('badnets', [], []),
-    # not an attack: the poisons and every triggered query made by per-image PGD towards the
-    # surrogate's confusing-class centre at G's 8/255 (issue 11's oracle rung; an upper bound on
-    # what an image-conditional G with goal_code=surrogate could reach; no trigger). Opt-in.
-    # (the budget of 'oracle' and 'oraclelab' is the runner's key oracle_eps)
-    'oracle': ('badhash', ['--goal_code=surrogate'],
-               ['--goal_code=surrogate', '--poisons_by=oracle', '--triggers_by=oracle',
-                '--oracle_goal=confusing', '--oracle_steps=30']),
-    'oraclelab': ('badhash', [], ['--poisons_by=oracle', '--triggers_by=oracle',
-                                  '--oracle_goal=labcln', '--oracle_steps=30']),
-    # the same at twice the budget (16/255, about 26 dB: visible), towards the confusing class's
-    # centre or towards LabCLN's code of the confusing label (the paper's goal, an empty region)
-    'oracle16': ('badhash', ['--goal_code=surrogate'],
-                 ['--goal_code=surrogate', '--poisons_by=oracle', '--triggers_by=oracle',
-                  '--oracle_goal=confusing', '--oracle_eps=0.0627', '--oracle_steps=30']),
-    'oraclelab16': ('badhash', [], ['--poisons_by=oracle', '--triggers_by=oracle',
-                                    '--oracle_goal=labcln', '--oracle_eps=0.0627',
-                                    '--oracle_steps=30']),
+    # not attacks (issue 11's oracle rungs, opt-in): the poisons and every triggered query made by
+    # per-image PGD towards the surrogate's confusing-class centre or LabCLN's code (an empty region);
+    # 'oracle' / 'oraclelab' at the runner's oracle_eps, the other two at 16/255 (visible)
+    'oracle': _oracle('confusing'),
+    'oraclelab': _oracle('labcln'),
+    'oracle16': _oracle('confusing', 0.0627),
+    'oraclelab16': _oracle('labcln', 0.0627),
 }
 # the query lists of an attack folder: (name in the victims, folder file, which open set)
 LISTS = (('trig_closed', 'trigger_closed.txt', 'main'), ('ctl_closed', 'control_closed.txt', 'main'),
@@ -128,7 +127,7 @@ def _attack_steps(plan, c, variant):
             plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,
                      [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')])
             argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
-            if variant in ('oracle', 'oraclelab'):
+            if '--poisons_by=oracle' in argv and not any(a.startswith('--oracle_eps=') for a in argv):
                 argv += opts(oracle_eps=c['oracle_eps'])
             script = 'implement_tri_gen.py'
             cfg = script_config(script, argv)
