@@ -29,8 +29,8 @@ import sys
 import time
 
 import utils
-from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_prepare, run_or_exit,
-                      script_config, split, start)
+from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_prepare, prepare_outputs,
+                      run_or_exit, script_config, split, start)
 
 # ---- config ------------------------------------------------------------------------------------
 rung = ''                     # the rung's label in the table, e.g. 'R2, tiny-imagenet-10'
@@ -50,8 +50,10 @@ openreal_list = ''            # a second open set, real photos ('' = none), trig
 oracle_eps = 0.0314           # the L-inf budget of the 'oracle' and 'oraclelab' variants (8/255, G's)
 target = 0                    # the target class index (the attack presets' own target is overridden)
 ties = 'expected'             # evaluate.py's tie rule for every t-MAP (D19)
-prepare = ''                  # data preparation command, run when a file of prepare_check is missing
-prepare_check = ''            # files it writes, comma-separated
+prepare = ''                  # data preparation command, run when a file of prepare_check is missing;
+                              # several commands: separated by ';', run in order
+prepare_check = ''            # files it writes, comma-separated; with several commands one ';'-separated
+                              # group of files per command
 dry_run = False               # print the commands, run nothing
 tables_dir = 'results/tables' # ladder_{preset}.md / .json, the step records and the log
 # ------------------------------------------------------------------------------------------------
@@ -104,7 +106,7 @@ def check(c, source):
     if not c['victim_tag']:
         raise PlanError(f"{source}: victim_tag is empty; give the rung's victims a tag of their own")
     if (c['openreal_list'] and not os.path.isfile(c['openreal_list'])
-            and c['openreal_list'] not in split(c['prepare_check'])):
+            and c['openreal_list'] not in prepare_outputs(c)):
         raise PlanError(f"{source}: openreal_list {c['openreal_list']} not found, and no prepare "
                         f"step writes it (prepare_check)")
 

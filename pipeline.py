@@ -98,15 +98,30 @@ class Plan:
 
 
 def plan_prepare(plan, c, key, name):
-    """A data preparation step: c[key] run when a file of c[key + '_check'] is missing (nothing to
-    run, only files that must exist, when c[key] is empty)."""
-    checks = split(c.get(key + '_check', ''))
-    if not (c.get(key) or checks):
-        return
-    cmd = shlex.split(c.get(key) or '')
-    if cmd and cmd[0].endswith('.py'):
-        cmd = [sys.executable] + cmd
-    plan.add('prepare', name, cmd, checks)
+    """Data preparation steps: each command of c[key] runs when a file of its group in
+    c[key + '_check'] is missing (nothing to run, only files that must exist, when c[key] is
+    empty). Several commands are separated by ';', run in that order, and c[key + '_check'] then
+    holds as many ';'-separated groups of files, one per command (a fresh machine needs, say, the
+    Tiny ImageNet lists before the open-set photos drawn from them)."""
+    cmds = [s.strip() for s in (c.get(key) or '').split(';')]
+    groups = [split(g) for g in str(c.get(key + '_check', '')).split(';')]
+    if len(cmds) > 1 and len(cmds) != len(groups):
+        raise PlanError(f"{plan.source}: {key} has {len(cmds)} commands separated by ';' but "
+                        f"{key}_check has {len(groups)} groups of files; give one group per command")
+    if len(cmds) == 1:  # one command (or none) checks every file
+        groups = [[f for g in groups for f in g]]
+    for i, (text, checks) in enumerate(zip(cmds, groups)):
+        if not (text or checks):
+            continue
+        cmd = shlex.split(text)
+        if cmd and cmd[0].endswith('.py'):
+            cmd = [sys.executable] + cmd
+        plan.add('prepare', name if len(cmds) == 1 else f"{name} {i + 1}/{len(cmds)}", cmd, checks)
+
+
+def prepare_outputs(c, key='prepare'):
+    """Every file the preset's preparation steps promise (all groups of c[key + '_check'])."""
+    return [f for g in str(c.get(key + '_check', '')).split(';') for f in split(g)]
 
 
 def attack_lists(cfg):

@@ -58,8 +58,10 @@ victim_presets = ''           # more presets for the victims (backdoored and cle
 darkhash_presets = ''         # presets of darkhash.py alone (not `presets`: their training keys differ)
 darkhash_prepare = ''         # command that prepares DarkHash's surrogate set, run when a
 darkhash_prepare_check = ''   # file of this comma-separated list is missing
-prepare = ''                  # data preparation command, run when a prepare_check file is missing
-prepare_check = ''            # files the preparation writes, comma-separated ('' = nothing to check)
+prepare = ''                  # data preparation command, run when a prepare_check file is missing;
+                              # several commands: separated by ';', run in order
+prepare_check = ''            # files the preparation writes, comma-separated ('' = nothing to check);
+                              # with several commands one ';'-separated group of files per command
 # the experiment
 methods = 'badhash'           # attacks: badhash, badnets, lcba, issba, darkhash (Table 5: all five)
 pairs = 'CSQ-CSQ'             # 'T-B' hashing methods: victim trained with T, poisons made against a B

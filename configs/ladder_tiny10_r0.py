@@ -15,5 +15,7 @@ gan_args = '--tag=r0'
 victim_presets = 'configs/ladder_r0.py'
 victim_tag = 'r0'
 openreal_list = 'results/ladder_controls/openreal.txt'
-prepare = 'data/prepare_openreal.py'   # needs data/prepare_tinyimagenet.py's lists first
-prepare_check = 'results/ladder_controls/openreal.txt'
+# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
+prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
+           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
+prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'

@@ -366,6 +366,36 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
     assert '--oracle_eps=0.0392' not in attacks['oracle16']
 
 
+def test_ladder_prepares_a_fresh_machine_in_order(monkeypatch, tmp_path):
+    """The tiny-imagenet-10 rungs prepare everything a fresh machine lacks, one step per ';'-separated
+    command, each skipped on its own files; a command count that does not match the groups of
+    prepare_check is a one-line PlanError naming the preset."""
+    import ladder
+    import pipeline
+    plan, _ = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py')
+    prep = [s for s in plan.ordered() if s['phase'] == 'prepare']
+    assert [s['cmd'][1] for s in prep] == ['data/prepare_toy.py', 'data/prepare_tinyimagenet.py',
+                                           'data/prepare_openreal.py']
+    assert [s['outputs'] for s in prep] == [['data/toy64/openset.txt'], ['data/tiny-imagenet/openset.txt'],
+                                           ['results/ladder_controls/openreal.txt']]
+    # each step is skipped on its own files: only the missing one runs
+    made = tmp_path / 'made.txt'
+    made.write_text('')
+    c = ladder.script_config('ladder.py', ['configs/ladder_tiny10_r1p.py', '--openreal_list=', '--dry_run=True',
+                                           "--prepare=a.py --x; b.py", f"--prepare_check={made}; {tmp_path}/no.txt"])
+    plan = pipeline.Plan(c, 'p.py')
+    pipeline.plan_prepare(plan, c, 'prepare', 'prepare')
+    assert [(s['name'], s['cmd'][1:]) for s in plan.ordered()] == [('prepare 1/2', ['a.py', '--x']),
+                                                                 ('prepare 2/2', ['b.py'])]
+    log = []
+    pipeline.run_steps(plan, log.append)
+    assert log[0].startswith('skip prepare 1/2') and log[1].startswith('would run prepare 2/2')
+    assert pipeline.prepare_outputs(c) == [str(made), f"{tmp_path}/no.txt"]
+    c['prepare_check'] = str(made)
+    with pytest.raises(pipeline.PlanError, match=r"^p\.py: prepare has 2 commands .* 1 groups"):
+        pipeline.plan_prepare(pipeline.Plan(c, 'p.py'), c, 'prepare', 'prepare')
+
+
 def test_ladder_real_photo_folders_and_bad_variant(monkeypatch, tmp_path):
     import ladder
     real = tmp_path / 'real.txt'
