@@ -111,14 +111,15 @@ def check(c, source):
                         f"step writes it (prepare_check)")
 
 
-def _attack_steps(plan, c, variant):
-    """The steps of one variant's attack. Returns {'main': folder, 'real': folder (with
-    openreal_list)} and {the same keys: the list files that folder holds}."""
+def _attack_steps(plan, c, variant, base_steps):
+    """The steps of one variant's attack, each made from base_steps (data preparation, the
+    surrogate) and, for BadHash, its G. Returns {'main': folder, 'real': folder (with
+    openreal_list)}, {the same keys: the list files that folder holds} and the steps."""
     import attack_common
     from baselines.common import run_name
     py, kind = sys.executable, VARIANTS[variant][0]
     base = split(c['presets']) + split(c['attack_presets'])
-    folders, files = {}, {}
+    folders, files, steps = {}, {}, []
     for which in ('main', 'real') if c['openreal_list'] else ('main',):
         extra = opts(openset_list=c['openreal_list'], attack_tag='openreal') if which == 'real' else []
         if kind == 'badhash':
@@ -126,8 +127,10 @@ def _attack_steps(plan, c, variant):
                      + opts(target=c['target']))
             gcfg = script_config('train_tri_gen.py', gargv)
             gan = attack_common.gan_run_name(gcfg)
-            plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,
-                     [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')])
+            g_step = plan.add('attack', f"train_tri_gen {gan}", [py, 'train_tri_gen.py'] + gargv,
+                              [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')],
+                              after=base_steps)
+            after = base_steps + [g_step]
             argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
             if '--poisons_by=oracle' in argv and not any(a.startswith('--oracle_eps=') for a in argv):
                 argv += opts(oracle_eps=c['oracle_eps'])
@@ -141,13 +144,14 @@ def _attack_steps(plan, c, variant):
             cfg = script_config(script, argv)
             folder = os.path.join(cfg['out_dir'], run_name(cfg, 'badnets'))
             kinds = ('trigger',)
+            after = [s for s in base_steps if s['phase'] == 'prepare']  # no surrogate in BadNets
         sets = ['closed'] + (['open'] if cfg['openset_list'] else [])
         files[which] = [f"{k}_{s}.txt" for s in sets for k in kinds]
-        plan.add('attack', f"{variant} {os.path.basename(folder)}", [py, script] + argv,
-                 [os.path.join(folder, f) for f in ['poisoned_train.txt', 'stealth.json']
-                  + files[which]], attack_lists(cfg))
+        steps.append(plan.add('attack', f"{variant} {os.path.basename(folder)}", [py, script] + argv,
+                              [os.path.join(folder, f) for f in ['poisoned_train.txt', 'stealth.json']
+                               + files[which]], attack_lists(cfg), after))
         folders[which] = folder
-    return folders, files
+    return folders, files, steps
 
 
 def _queries(variant, folders, files):
@@ -161,24 +165,27 @@ def build_plan(c, source='preset'):
     Returns (plan, experiments) with one record per variant."""
     check(c, source)
     plan = Plan(c, source)
-    plan_prepare(plan, c, 'prepare', 'prepare')
-    hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
-                 split(c['presets']) + _args(c['surrogate_args']))
+    # each step is made from the steps it reads (Plan.add's `after`), so changing one variant's
+    # attack reruns that variant's victim and the clean floor only
+    prep = list(plan_prepare(plan, c, 'prepare', 'prepare') or [])
+    _, sur = hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
+                          split(c['presets']) + _args(c['surrogate_args']), after=prep)
     victim = split(c['presets']) + split(c['victim_presets']) + _args(c['victim_args'])
     experiments = []
     for v in split(c['variants']):
-        folders, files = _attack_steps(plan, c, v)
-        experiments.append({'variant': v, 'folders': folders,
+        folders, files, steps = _attack_steps(plan, c, v, prep + [sur['step']])
+        experiments.append({'variant': v, 'folders': folders, 'steps': steps,
                             'queries': _queries(v, folders, files)})
     for e in experiments:
         _, d = hashing_step(plan, 'victim', f"victim {e['variant']}", 'CSQ', victim + opts(
             train_list=os.path.join(e['folders']['main'], 'poisoned_train.txt'),
             tag=f"{c['victim_tag']}_poisoned_{e['variant']}",
-            queries=','.join(f"{k}={p}" for k, p in e['queries'].items())))
+            queries=','.join(f"{k}={p}" for k, p in e['queries'].items())), after=prep + e['steps'])
         e['victim_dir'] = d['out']
     every = {k: p for e in experiments for k, p in e['queries'].items()}
     _, d = hashing_step(plan, 'clean', 'clean victim', 'CSQ', victim + opts(
-        tag=f"{c['victim_tag']}_clean", queries=','.join(f"{k}={p}" for k, p in every.items())))
+        tag=f"{c['victim_tag']}_clean", queries=','.join(f"{k}={p}" for k, p in every.items())),
+        after=prep)  # the query lists it encodes are named in its command, so they are in its record
     for e in experiments:
         e['clean_dir'] = d['out']
     return plan, experiments

@@ -83,12 +83,14 @@ class Plan:
         self.attacks = []     # every (attack, victim) experiment: folders, run dirs, report, for figures
         self.model_attacks = []  # MODEL_ATTACKS experiments: victim, run dir, results.json
 
-    def add(self, phase, name, cmd, outputs, lists=()):
-        """lists: list files the step reads that its command does not name (from presets)."""
+    def add(self, phase, name, cmd, outputs, lists=(), after=None):
+        """lists: list files the step reads that its command does not name (from presets).
+        after: the earlier steps whose outputs it is made from (None = every step of an earlier
+        phase, and every earlier attack step for an attack step: see step_inputs)."""
         key = ' '.join(cmd)
         if key not in self.steps:
             step = {'name': name, 'cmd': cmd, 'outputs': outputs, 'phase': phase,
-                    'lists': list(lists)}
+                    'lists': list(lists), 'after': None if after is None else list(after)}
             self.steps[key] = step
             self.phases[phase].append(step)
         return self.steps[key]
@@ -117,6 +119,7 @@ def plan_prepare(plan, c, key, name):
         if cmd and cmd[0].endswith('.py'):
             cmd = [sys.executable] + cmd
         plan.add('prepare', name if len(cmds) == 1 else f"{name} {i + 1}/{len(cmds)}", cmd, checks)
+    return plan.phases['prepare']
 
 
 def prepare_outputs(c, key='prepare'):
@@ -131,17 +134,17 @@ def attack_lists(cfg):
         [cfg['openset_list']] if cfg.get('openset_list') else [])
 
 
-def hashing_step(plan, phase, name, method, argv):
+def hashing_step(plan, phase, name, method, argv, after=None):
     """A CSQ.py / HashNet.py step run with argv; its outputs (results.json, the codes of every list)
-    and the lists it reads come from the script's own derive(). Returns (the script's config,
-    derive()'s dict)."""
+    and the lists it reads come from the script's own derive(); after: as Plan.add. Returns (the
+    script's config, derive()'s dict); derive()'s dict holds the step as 'step'."""
     from hash_models import engine  # noqa: E402  (torch import, only when planning)
     cfg = script_config(f"{method}.py", argv)
     d = engine.derive(cfg, method)
     outs = [os.path.join(d['out'], 'results.json')] + [
         os.path.join(d['out'], f"codes_{s}.npz") for s in d['lists']]
-    plan.add(phase, f"{name} {d['run']}", [sys.executable, f"{method}.py"] + argv, outs,
-             [d['train_list']] + list(d['lists'].values()))
+    d['step'] = plan.add(phase, f"{name} {d['run']}", [sys.executable, f"{method}.py"] + argv, outs,
+                         [d['train_list']] + list(d['lists'].values()), after)
     return cfg, d
 
 
@@ -181,8 +184,9 @@ def start(script, argv, build, kind, example):
 # The reuse rule (README "Reuse rule") for whole steps: after a step has run, the runner writes a
 # record of what it was made from -- the content (SHA-1) of every file its command names (presets,
 # lists) and of the lists it reads through its presets, with their images (utils.list_record), and
-# the outputs of the earlier steps it depends on (by phase: a victim depends on the attacks, a report
-# on the victims) -- and of its own outputs. A step is skipped only when its outputs exist and both
+# the outputs of the earlier steps it depends on (the steps named by its `after` where the runner
+# knows them, as ladder.py does; otherwise by phase: a victim depends on the attacks, a report on
+# the victims) -- and of its own outputs. A step is skipped only when its outputs exist and both
 # still match that record; otherwise it runs again (its script then reuses what is unchanged, by its
 # own records) and the log says why.
 
@@ -236,8 +240,12 @@ def step_inputs(plan, step, memo):
     for other in plan.ordered():
         if other is step:
             break
-        if LEVELS.get(other.get('phase'), 0) < level or (
-                other.get('phase') == step.get('phase') == 'attack'):
+        if step.get('after') is not None:
+            made_from = any(other is a for a in step['after'])
+        else:
+            made_from = LEVELS.get(other.get('phase'), 0) < level or (
+                other.get('phase') == step.get('phase') == 'attack')
+        if made_from:
             for f in other['outputs'] or []:
                 inputs[f] = get('file', f, lambda p: file_stamp(os.path.join(ROOT, p)))
     return inputs

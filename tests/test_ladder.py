@@ -366,6 +366,39 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
     assert '--oracle_eps=0.0392' not in attacks['oracle16']
 
 
+def test_ladder_steps_are_made_from_the_steps_they_read(monkeypatch):
+    """Each step's record holds the outputs of the steps it reads, not of every earlier step: a
+    variant's victim does not rerun when another variant's attack changes, BadNets' attack does not
+    depend on the surrogate, and the clean floor depends on the lists it encodes (named in its
+    command), not on the attacks' other outputs."""
+    import pipeline
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py', '--variants=paper,gsur,badnets')
+    steps = plan.ordered()
+
+    def inputs(step):
+        return set(pipeline.step_inputs(plan, step, {}))
+    sur = next(s for s in steps if s['phase'] == 'surrogate')
+    gans = {('goalsur' in s['name']): s for s in steps if s['cmd'][1] == 'train_tri_gen.py'}
+    by_variant = {e['variant']: e for e in exps}
+    victims = {s['name'].split()[1]: s for s in steps if s['phase'] == 'victim'}
+    clean = next(s for s in steps if s['phase'] == 'clean')
+    gsur_attack = by_variant['gsur']['steps'][0]
+    assert set(sur['outputs']) <= inputs(gsur_attack) and set(gans[True]['outputs']) <= inputs(gsur_attack)
+    assert not set(gans[False]['outputs']) & inputs(gsur_attack)      # the paper's G: another variant
+    badnets = by_variant['badnets']['steps'][0]
+    assert not set(sur['outputs']) & inputs(badnets) and not set(gans[True]['outputs']) & inputs(badnets)
+    paper_out = {f for st in by_variant['paper']['steps'] for f in st['outputs']}
+    gsur_out = {f for st in by_variant['gsur']['steps'] for f in st['outputs']}
+    assert gsur_out <= inputs(victims['gsur']) and not paper_out & inputs(victims['gsur'])
+    assert not {f for f in paper_out if f.endswith('stealth.json')} & inputs(clean)
+    # the lists the clean victim encodes reach its record through its command (_named_files)
+    queries = next(a for a in clean['cmd'] if a.startswith('--queries='))
+    assert all(f in queries for f in gsur_out if f.endswith('trigger_closed.txt'))
+    # a runner that names no `after` keeps the phase rule (reproduce.py)
+    step = plan.add('victim', 'x', ['py', 'CSQ.py', '--tag=x'], [])
+    assert set(sur['outputs']) | paper_out <= inputs(step)
+
+
 def test_ladder_prepares_a_fresh_machine_in_order(monkeypatch, tmp_path):
     """The tiny-imagenet-10 rungs prepare everything a fresh machine lacks, one step per ';'-separated
     command, each skipped on its own files; a command count that does not match the groups of
