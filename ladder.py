@@ -160,6 +160,16 @@ def _queries(variant, folders, files):
             if which in folders and f in files[which]}
 
 
+def _check_pretrained(c, source, cfg, who):
+    """A pretrained rung needs pretrain.py's backbone, which no step of the rung makes: say so before
+    anything runs (a dry run only lists the commands)."""
+    path = cfg.get('pretrained')
+    if isinstance(path, str) and path and not c['dry_run'] and not os.path.isfile(path):
+        raise PlanError(f"{source}: the {who} pretrained backbone {path} is missing; make it first with "
+                        f"python pretrain.py --backbone={cfg['backbone']} (docs/RESULTS.md, \"Regime "
+                        f"ladder\") or bring it to that path")
+
+
 def build_plan(c, source='preset'):
     """The rung as steps: surrogate, attacks, a victim per variant, the clean victim (the floor).
     Returns (plan, experiments) with one record per variant."""
@@ -168,14 +178,16 @@ def build_plan(c, source='preset'):
     # each step is made from the steps it reads (Plan.add's `after`), so changing one variant's
     # attack reruns that variant's victim and the clean floor only
     prep = list(plan_prepare(plan, c, 'prepare', 'prepare') or [])
-    _, sur = hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
-                          split(c['presets']) + _args(c['surrogate_args']), after=prep)
+    scfg, sur = hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
+                             split(c['presets']) + _args(c['surrogate_args']), after=prep)
+    _check_pretrained(c, source, scfg, "surrogate's")
     victim = split(c['presets']) + split(c['victim_presets']) + _args(c['victim_args'])
     experiments = []
     for v in split(c['variants']):
         folders, files, steps = _attack_steps(plan, c, v, prep + [sur['step']])
         experiments.append({'variant': v, 'folders': folders, 'steps': steps,
                             'queries': _queries(v, folders, files)})
+    _check_pretrained(c, source, script_config('CSQ.py', victim), "victims'")
     for e in experiments:
         _, d = hashing_step(plan, 'victim', f"victim {e['variant']}", 'CSQ', victim + opts(
             train_list=os.path.join(e['folders']['main'], 'poisoned_train.txt'),

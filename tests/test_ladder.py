@@ -305,7 +305,7 @@ def test_ladder_presets_resolve_for_csq(dataset, rung):
 def _ladder_plan(monkeypatch, preset, *argv):
     import ladder
     monkeypatch.chdir(ROOT)
-    c = ladder.script_config('ladder.py', [preset, '--openreal_list='] + list(argv))
+    c = ladder.script_config('ladder.py', [preset, '--openreal_list=', '--dry_run=True'] + list(argv))
     return ladder.build_plan(c, preset)
 
 
@@ -424,8 +424,14 @@ def test_ladder_prepares_a_fresh_machine_in_order(monkeypatch, tmp_path):
     pipeline.run_steps(plan, log.append)
     assert log[0].startswith('skip prepare 1/2') and log[1].startswith('would run prepare 2/2')
     assert pipeline.prepare_outputs(c) == [str(made), f"{tmp_path}/no.txt"]
+    # a pretrained rung without pretrain.py's backbone stops before anything runs, naming the file
+    c = ladder.script_config('ladder.py', ['configs/ladder_tiny10_r1p.py', '--openreal_list=',
+                                           f"--surrogate_args=--pretrained={tmp_path}/none.pth"])
+    with pytest.raises(ladder.PlanError, match=r"surrogate's pretrained backbone .*none\.pth is missing; "
+                                               r"make it first with python pretrain.py --backbone=resnet18"):
+        ladder.build_plan(c, 'configs/ladder_tiny10_r1p.py')
     c['prepare_check'] = str(made)
-    with pytest.raises(pipeline.PlanError, match=r"^p\.py: prepare has 2 commands .* 1 groups"):
+    with pytest.raises(pipeline.PlanError, match=r"^p\.py: prepare has 3 commands .* 1 groups"):
         pipeline.plan_prepare(pipeline.Plan(c, 'p.py'), c, 'prepare', 'prepare')
 
 
