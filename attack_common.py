@@ -12,6 +12,8 @@ Nothing here is a step of the pipeline: step scripts import this module, never e
     checkerboard, pasting into the bottom-right corner; DarkHash's four-colour quadrant trigger
     and the random patch of its size (the control)
   - DarkHash's run name (darkhash.py and reproduce.py name its runs alike)
+  - load_gan: a trained G and its LabCLN from train_tri_gen.py's checkpoint (implement_tri_gen.py
+    makes poisons with it, goal_reach.py measures how far it moves the surrogate's codes)
 """
 import json
 import math
@@ -101,6 +103,29 @@ def load_hash_model(path, backbone, bits, num_classes=None, device='cpu', missin
         fail(str(e).splitlines()[0])
     model.to(device).eval().requires_grad_(False)
     return model, dict(meta, epoch=ckpt.get('epoch'))
+
+
+def load_gan(g_path, device):
+    """G (eval mode) and its LabCLN from train_tri_gen.py's checkpoint g_path; returns (G, labcln,
+    G's meta, the checkpoint dict). A missing or unreadable file, or a missing LabCLN file -> one line."""
+    from generator import Generator
+    from labcln import load_labcln
+    if not os.path.isfile(g_path):
+        fail(f"generator checkpoint {g_path} not found; make it with `python train_tri_gen.py` "
+             f"and the same preset/keys (dataset, surrogate_*, tag, checkpoint_dir)")
+    try:
+        ckpt = utils.load_checkpoint(g_path)
+    except ValueError as e:
+        fail(str(e))
+    meta = ckpt['meta']
+    G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'])
+    G.load_state_dict(ckpt['G'])
+    G.to(device).eval()
+    lab_path = ckpt['labcln']['path']
+    if not os.path.isfile(lab_path):
+        fail(f"LabCLN checkpoint {lab_path} (recorded in {g_path}) not found; rerun train_tri_gen.py")
+    labcln, _ = load_labcln(lab_path, device)
+    return G, labcln, meta, ckpt
 
 
 def surrogate_path(c):

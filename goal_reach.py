@@ -13,7 +13,9 @@ of sign(F(x')) to the goal, in bits, on a seeded sample of images x:
     image-conditional G could reach at that budget (an upper bound for G), on the non-target test
     images (the triggered queries' sources) and on the target class's training images (the poisons');
   - one universal perturbation (the same delta for every image, Adam on `universal_images` training
-    images of the other classes, clipped to `universal_eps`): a G that ignores its input.
+    images of the other classes, clipped to `universal_eps`): a G that ignores its input;
+  - each trained G of `gans` (train_tri_gen.py checkpoints), conditioned on the confusing label: where
+    BadHash's own G lands between those bounds, on the same images, with its poisons' PSNR.
 A goal that per-image PGD does not reach at G's budget cannot be reached by any G either.
 Writes {out_dir}/reach_<surrogate>.json and prints the table.
 """
@@ -24,7 +26,9 @@ import numpy as np
 import torch
 
 import utils
-from attack_common import PathImages, load_surrogate, pgd_toward_code, read_list_or_exit as read
+from attack_common import (PathImages, load_gan, load_surrogate, pgd_toward_code, psnr_uint8, quantize,
+                           read_list_or_exit as read)
+from generator import apply_generator
 from labcln import confusing_code, load_labcln
 
 # ---- config ------------------------------------------------------------------------------------
@@ -49,6 +53,8 @@ n_images = 48                 # images per sample (seeded)
 universal_eps = 8             # the universal perturbation's budget, in 1/255 (G's presets: 8)
 universal_images = 300        # training images it is fitted on
 universal_epochs = 4
+gans = ''                     # comma-separated G checkpoints (checkpoint/<G run>.pt of train_tri_gen.py)
+                              # to measure beside PGD; '' = none
 seed = 0
 out_dir = 'results'
 device = 'auto'
@@ -133,19 +139,45 @@ def reach(c, model, goal, x, budgets):
     return row
 
 
+def gan_reach(path, model, goals, x, conf, num_classes, device):
+    """Mean Hamming distance to each goal of sign(F(G(x, r_b))) for the queries and the poison
+    sources, r_b the LabCLN feature of the confusing label (G's own LabCLN), and the PSNR of G's
+    images after quantisation (as saved)."""
+    G, labcln, meta, ckpt = load_gan(path, device)
+    if meta['num_classes'] != num_classes or meta['image_size'] != x['queries'].shape[-1]:
+        sys.exit(f"error: {path}: G was trained for {meta['num_classes']} classes at {meta['image_size']} "
+                 f"px; these images are {num_classes} classes at {x['queries'].shape[-1]} px")
+    gcfg = ckpt['config']
+    out = {'epoch': ckpt['epoch'], 'g_output': gcfg['g_output'], 'g_eps': gcfg['g_eps'], 'goals': {}}
+    for who in ('queries', 'poison_sources'):
+        xs = x[who]
+        with torch.no_grad():
+            r_b, _ = confusing_code(labcln, torch.eye(num_classes)[conf].expand(len(xs), -1).to(device))
+            x_b = apply_generator(G, xs, r_b.float(), gcfg['g_output'], gcfg['g_eps']).float()
+        q = quantize(x_b)  # as implement_tri_gen.py saves it
+        out[f'psnr_{who}'] = psnr_uint8(quantize(xs), q)[1]
+        x_b = torch.from_numpy(q).permute(0, 3, 1, 2).float().div(255).to(device)
+        for g, goal in goals.items():
+            out['goals'].setdefault(g, {})[who] = float(hamming(model, x_b, goal).mean())
+    return out
+
+
 def print_table(report, c, budgets, bits, sp, x):
     print(f"\nmean Hamming distance to the goal code (bits of {bits}), {sp}; queries: "
           f"{len(x['queries'])} non-target test images, poison sources: {len(x['poison_sources'])} "
           f"target images")
-    head = ' | '.join(f"PGD {e:g}/255" for e in budgets)
-    print(f"| goal | images | clean | {head} | universal {c['universal_eps']:g}/255 |")
-    print('|' + '---|' * (len(budgets) + 4))
+    gans = report.get('gans', {})
+    head = ' | '.join([f"PGD {e:g}/255" for e in budgets] + [f"universal {c['universal_eps']:g}/255"]
+                      + [f"G {os.path.splitext(os.path.basename(p))[0]}" for p in gans])
+    print(f"| goal | images | clean | {head} |")
+    print('|' + '---|' * (len(budgets) + 4 + len(gans)))
     for g, row in report['goals'].items():
         for who, label in (('queries', 'queries'), ('poison_sources', 'poison sources')):
             cells = ' | '.join(f"{row['pgd_' + who][f'{e:g}']:.2f}" for e in budgets)
             uni = row.get(f'universal_{who}')
+            gcells = ''.join(f" {r['goals'][g][who]:.2f} ({r['psnr_' + who]:.1f} dB) |" for r in gans.values())
             print(f"| {g} | {label} | {row['clean_' + who]:.2f} | {cells} | "
-                  f"{'-' if uni is None else f'{uni:.2f}'} |")
+                  f"{'-' if uni is None else f'{uni:.2f}'} |{gcells}")
 
 
 def main(c):
@@ -168,6 +200,12 @@ def main(c):
         for e in budgets:
             print(f"{g}: eps {e:g}/255 per-image PGD -> {row['pgd_queries'][f'{e:g}']:.2f} bits "
                   f"(queries), {row['pgd_poison_sources'][f'{e:g}']:.2f} (poison sources)", flush=True)
+    report['gans'] = {}
+    for path in [p.strip() for p in c['gans'].split(',') if p.strip()]:
+        report['gans'][path] = r = gan_reach(path, model, codes, x, conf, num_classes, device)
+        print(f"G {path} (epoch {r['epoch']}): " + ', '.join(
+            f"{g} {v['queries']:.2f} bits (queries), {v['poison_sources']:.2f} (poison sources)"
+            for g, v in r['goals'].items()) + f"; PSNR {r['psnr_queries']:.1f} dB", flush=True)
     os.makedirs(c['out_dir'], exist_ok=True)
     out = os.path.join(c['out_dir'], f"reach_{os.path.splitext(os.path.basename(sp))[0]}.json")
     utils.write_json(out, report)

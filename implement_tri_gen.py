@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 import utils
-from attack_common import (AttackParts, PathImages, attack_run_name, gan_run_name, load_surrogate,
+from attack_common import (AttackParts, PathImages, attack_run_name, gan_run_name, load_gan, load_surrogate,
                            pgd_toward_code, quantize, requantize, stealth_stats,
                            read_list_or_exit as read)
-from generator import Generator, apply_generator
-from labcln import confusing_code, load_labcln
+from generator import apply_generator
+from labcln import confusing_code
 
 # ---- config ------------------------------------------------------------------------------------
 # names shared with train_tri_gen.py (they locate the generator)
@@ -201,14 +201,8 @@ def load_generator(c, num_classes, device):
     """G (eval mode) and its LabCLN from train_tri_gen.py's checkpoint of the same keys; returns
     G, labcln, G's meta and G's identity (path, epoch, step, file stamp) for the records."""
     g_path = os.path.join(c['checkpoint_dir'], gan_run_name(c) + '.pt')
-    if not os.path.isfile(g_path):
-        _fail(f"generator checkpoint {g_path} not found; make it with `python train_tri_gen.py` "
-              f"and the same preset/keys (dataset, surrogate_*, tag, checkpoint_dir)")
-    try:
-        ckpt = utils.load_checkpoint(g_path)
-    except ValueError as e:
-        _fail(str(e))
-    meta, gcfg = ckpt['meta'], ckpt['config']
+    G, labcln, meta, ckpt = load_gan(g_path, device)
+    gcfg = ckpt['config']
     if ckpt['epoch'] < gcfg['epochs']:
         print(f"WARNING: {g_path} is unfinished ({ckpt['epoch']}/{gcfg['epochs']} epochs)")
     if meta['num_classes'] != num_classes or meta['image_size'] != c['image_size']:
@@ -217,13 +211,6 @@ def load_generator(c, num_classes, device):
     if gcfg.get('target') != c['target'] and gcfg.get('conf_mode') == 'sample':
         print(f"note: G was trained with target={gcfg.get('target')} excluded from its confusing "
               f"labels; generating for target={c['target']}")
-    G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'])
-    G.load_state_dict(ckpt['G'])
-    G.to(device).eval()
-    lab_path = ckpt['labcln']['path']
-    if not os.path.isfile(lab_path):
-        _fail(f"LabCLN checkpoint {lab_path} (recorded in {g_path}) not found; rerun train_tri_gen.py")
-    labcln, _ = load_labcln(lab_path, device)
     g_id = {'checkpoint': g_path, 'epoch': ckpt['epoch'], 'step': ckpt['step'],
             'stamp': utils.file_stamp(g_path)}  # a G retrained under the same name differs here
     return G, labcln, meta, g_id
