@@ -84,7 +84,8 @@ def universal_delta(model, x, goal, eps, epochs, seed):
 
 
 def check_goals(c):
-    """The goal names of c['goals'] (one-line exit for an unknown one or a missing LabCLN file)."""
+    """The goal names of c['goals'] (one-line exit for an unknown one, a missing LabCLN file or a
+    missing G of c['gans'])."""
     goals = [g.strip() for g in c['goals'].split(',') if g.strip()]
     for g in goals:
         if g not in ('labcln', 'confusing'):
@@ -92,6 +93,10 @@ def check_goals(c):
     if 'labcln' in goals and not os.path.isfile(c['labcln_checkpoint']):
         sys.exit(f"error: goal 'labcln' needs labcln_checkpoint (train_tri_gen.py's LabCLN file), "
                  f"got {c['labcln_checkpoint']!r}")
+    for path in [p.strip() for p in c['gans'].split(',') if p.strip()]:
+        if not os.path.isfile(path):  # before any PGD work
+            sys.exit(f"error: gans: generator checkpoint {path} not found (train_tri_gen.py writes "
+                     f"checkpoint/<G run>.pt)")
     return goals
 
 

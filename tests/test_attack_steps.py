@@ -321,7 +321,14 @@ def test_goal_reach_bounds_and_errors(mini):
     assert _err(r)[0] and 'nearest' in r.stderr, r.stderr
     r = _run(base + ['--goals=labcln'])
     assert _err(r)[0] and 'labcln_checkpoint' in r.stderr, r.stderr
-    r = _run(base + [f'--labcln_checkpoint={lab}'])
+    # trained Gs beside PGD: the official full-image G and a residual G bounded by 8/255
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=reach', '--epochs=1', '--g_output=residual',
+                                                    '--g_eps=0.0313'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    gans = [os.path.join(mini['ck'], f'fx_badhash_CSQ_resnet18_16{t}.pt') for t in ('', '_reach')]
+    r = _run(base + [f'--labcln_checkpoint={lab}', f'--gans={mini["ck"]}/none.pt'])
+    assert _err(r)[0] and 'none.pt not found' in r.stderr, r.stderr
+    r = _run(base + [f'--labcln_checkpoint={lab}', f"--gans={','.join(gans)}"])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rep = json.load(open(os.path.join(mini['res'], 'reach_fx_CSQ_resnet18_16.json')))
     assert set(rep['goals']) == {'labcln', 'confusing'}
@@ -330,6 +337,13 @@ def test_goal_reach_bounds_and_errors(mini):
             assert row['pgd_' + who]['0'] == row['clean_' + who]
             assert row['pgd_' + who]['40'] <= row['clean_' + who]
             assert 0 <= row['universal_' + who] <= 16
+    assert list(rep['gans']) == gans and 'G fx_badhash_CSQ_resnet18_16_reach |' in r.stdout
+    for path, g in rep['gans'].items():
+        assert g['epoch'] >= 1 and set(g['goals']) == {'labcln', 'confusing'}
+        assert all(0 <= v <= 16 for d in g['goals'].values() for v in d.values())
+    # the residual G's images stay within 8/255 of the clean ones after quantisation: >= 30 dB
+    res = rep['gans'][gans[1]]
+    assert res['g_output'] == 'residual' and min(res['psnr_queries'], res['psnr_poison_sources']) > 30.0
 
 
 def test_pgd_toward_code_reaches_a_code_within_the_bound():
