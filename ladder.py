@@ -9,8 +9,8 @@ the rung's table: MAP and t-MAP of each query list on both victims, with the unt
 The variants (VARIANTS below): BadHash with the paper preset ('paper', LabCLN's code as G's goal),
 with the surrogate's code of the confusing class as the goal ('gsur'), with the official generation
 condition ('conftarget': LabCLN fed the target's own label, SPEC §2.6), with the official append of
-10 copies of each poison ('append10'), and BadNets at the paper's patch scale as the visible,
-poison-label reference ('badnets'); 'oracle' (opt-in, not an attack) makes the poisons and every
+10 copies of each poison ('append10'; 'paperappend10', opt-in: the same append with the paper's
+goal), and BadNets at the paper's patch scale as the visible, poison-label reference ('badnets'); 'oracle' (opt-in, not an attack) makes the poisons and every
 triggered query by per-image PGD towards the confusing class's centre, 'oraclelab' towards LabCLN's
 code, both at the budget oracle_eps (G's 8/255 by default); 'oracle16' and 'oraclelab16' are the
 two at 16/255 (issue 11's oracle rungs). With `openreal_list` every attack also triggers that second open
@@ -75,6 +75,7 @@ VARIANTS = {
                    ['--goal_code=surrogate', '--conf_label=target']),
     'append10': ('badhash', ['--goal_code=surrogate'],
                  ['--goal_code=surrogate', '--poison_mode=append', '--copies=10']),
+    'paperappend10': ('badhash', [], ['--poison_mode=append', '--copies=10']),  # the paper's goal
     'badnets': ('badnets', [], []),
     # not attacks (issue 11's oracle rungs, opt-in): the poisons and every triggered query made by
     # per-image PGD towards the surrogate's confusing-class centre or LabCLN's code (an empty region);

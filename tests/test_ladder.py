@@ -357,6 +357,14 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
                 f'--oracle_eps={eps}'} <= set(cmd) and '--epochs=3' not in cmd
     assert '--goal_code=surrogate' not in attacks['oraclelab16']  # LabCLN's code: the paper's G
     assert all('oracle' in e['folders']['main'] for e in exps)
+    # the official append of 10 copies with the paper's goal shares the paper variant's G
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py', '--variants=paper,paperappend10')
+    gans = [s for s in plan.ordered() if s['cmd'][1] == 'train_tri_gen.py']
+    attacks = {s['name'].split()[0]: s['cmd'] for s in plan.ordered()
+               if s['phase'] == 'attack' and s['cmd'][1] == 'implement_tri_gen.py'}
+    assert len(gans) == 1 and '--goal_code=surrogate' not in gans[0]['cmd']
+    assert {'--poison_mode=append', '--copies=10'} <= set(attacks['paperappend10'])
+    assert '--goal_code=surrogate' not in attacks['paperappend10'] and '_x10' in exps[1]['folders']['main']
     plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py',
                               '--variants=oracle,oraclelab,oracle16', '--oracle_eps=0.0392')
     attacks = {s['name'].split()[0]: s['cmd'] for s in plan.ordered()
