@@ -333,6 +333,9 @@ class GanTraining:
         why = gan_inputs_changed(self.ckpt.get('inputs'), self.inputs)
         if why:
             _fail(f"{self.ckpt_path}: trained {why}; set tag=... for a new run or delete the checkpoint")
+        if self.ckpt['epoch'] > c['epochs']:  # epochs may grow on resumption, never shrink
+            _fail(f"{self.ckpt_path}: trained for {self.ckpt['epoch']} epochs, this run asks for "
+                  f"{c['epochs']}; set tag=... for a new run or delete the checkpoint")
         if self.ckpt['epoch'] >= c['epochs'] and os.path.isfile(self.summary_path):
             print(f"training already finished ({self.ckpt['epoch']}/{c['epochs']} epochs): "
                   f"{self.ckpt_path}; summary {self.summary_path}")

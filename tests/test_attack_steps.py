@@ -194,6 +194,10 @@ def test_gan_training_outputs_and_resume(mini):
     assert [h['epoch'] for h in ckpt['history']] == [1, 2]
     lines = [json.loads(l) for l in open(os.path.join(out, 'log.jsonl'))]
     assert [l['epoch'] for l in lines if l.get('kind') == 'epoch'] == [1, 2]
+    # a G trained longer than asked is not reused as the shorter one (nor shortened): one line
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1'])
+    assert r.returncode != 0 and 'trained for 2 epochs, this run asks for 1' in r.stderr, r.stderr
+    assert utils.load_checkpoint(os.path.join(mini['ck'], run + '.pt'))['epoch'] == 2
 
 
 def test_implement_outputs(mini):
