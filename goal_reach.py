@@ -83,6 +83,11 @@ def universal_delta(model, x, goal, eps, epochs, seed):
     return delta.detach()
 
 
+def gan_paths(c):
+    """The G checkpoints of c['gans']."""
+    return [p.strip() for p in c['gans'].split(',') if p.strip()]
+
+
 def check_goals(c):
     """The goal names of c['goals'] (one-line exit for an unknown one, a missing LabCLN file or a
     missing G of c['gans'])."""
@@ -93,7 +98,7 @@ def check_goals(c):
     if 'labcln' in goals and not os.path.isfile(c['labcln_checkpoint']):
         sys.exit(f"error: goal 'labcln' needs labcln_checkpoint (train_tri_gen.py's LabCLN file), "
                  f"got {c['labcln_checkpoint']!r}")
-    for path in [p.strip() for p in c['gans'].split(',') if p.strip()]:
+    for path in gan_paths(c):
         if not os.path.isfile(path):  # before any PGD work
             sys.exit(f"error: gans: generator checkpoint {path} not found (train_tri_gen.py writes "
                      f"checkpoint/<G run>.pt)")
@@ -206,7 +211,7 @@ def main(c):
             print(f"{g}: eps {e:g}/255 per-image PGD -> {row['pgd_queries'][f'{e:g}']:.2f} bits "
                   f"(queries), {row['pgd_poison_sources'][f'{e:g}']:.2f} (poison sources)", flush=True)
     report['gans'] = {}
-    for path in [p.strip() for p in c['gans'].split(',') if p.strip()]:
+    for path in gan_paths(c):
         report['gans'][path] = r = gan_reach(path, model, codes, x, conf, num_classes, device)
         print(f"G {path} (epoch {r['epoch']}): " + ', '.join(
             f"{g} {v['queries']:.2f} bits (queries), {v['poison_sources']:.2f} (poison sources)"

@@ -10,10 +10,11 @@ The variants (VARIANTS below): BadHash with the paper preset ('paper', LabCLN's 
 with the surrogate's code of the confusing class as the goal ('gsur'), with the official generation
 condition ('conftarget': LabCLN fed the target's own label, SPEC §2.6), with the official append of
 10 copies of each poison ('append10'; 'paperappend10', opt-in: the same append with the paper's
-goal), and BadNets at the paper's patch scale as the visible, poison-label reference ('badnets'); 'oracle' (opt-in, not an attack) makes the poisons and every
-triggered query by per-image PGD towards the confusing class's centre, 'oraclelab' towards LabCLN's
-code, both at the budget oracle_eps (G's 8/255 by default); 'oracle16' and 'oraclelab16' are the
-two at 16/255 (issue 11's oracle rungs). With `openreal_list` every attack also triggers that second open
+goal), and BadNets at the paper's patch scale as the visible, poison-label reference ('badnets');
+'oracle' (opt-in, not an attack) makes the poisons and every triggered query by per-image PGD
+towards the confusing class's centre, 'oraclelab' towards LabCLN's code, both at the budget
+oracle_eps (G's 8/255 by default); 'oracle16' and 'oraclelab16' are the two at 16/255 (issue 11's
+oracle rungs). With `openreal_list` every attack also triggers that second open
 set (real photos) into its own folder, from the same G and poisons.
 
 The steps are the pipeline scripts as subprocesses (pipeline.run_steps): a step whose outputs exist
@@ -178,7 +179,7 @@ def build_plan(c, source='preset'):
     plan = Plan(c, source)
     # each step is made from the steps it reads (Plan.add's `after`), so changing one variant's
     # attack reruns that variant's victim and the clean floor only
-    prep = list(plan_prepare(plan, c, 'prepare', 'prepare') or [])
+    prep = plan_prepare(plan, c, 'prepare', 'prepare')
     scfg, sur = hashing_step(plan, 'surrogate', 'surrogate', 'CSQ',
                              split(c['presets']) + _args(c['surrogate_args']), after=prep)
     _check_pretrained(c, source, scfg, "surrogate's")

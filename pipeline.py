@@ -104,27 +104,34 @@ def plan_prepare(plan, c, key, name):
     c[key + '_check'] is missing (nothing to run, only files that must exist, when c[key] is
     empty). Several commands are separated by ';', run in that order, and c[key + '_check'] then
     holds as many ';'-separated groups of files, one per command (a fresh machine needs, say, the
-    Tiny ImageNet lists before the open-set photos drawn from them)."""
+    Tiny ImageNet lists before the open-set photos drawn from them). Returns the steps added."""
     cmds = [s.strip() for s in (c.get(key) or '').split(';')]
-    groups = [split(g) for g in str(c.get(key + '_check', '')).split(';')]
+    groups = _check_groups(c, key)
     if len(cmds) > 1 and len(cmds) != len(groups):
         raise PlanError(f"{plan.source}: {key} has {len(cmds)} commands separated by ';' but "
                         f"{key}_check has {len(groups)} groups of files; give one group per command")
     if len(cmds) == 1:  # one command (or none) checks every file
         groups = [[f for g in groups for f in g]]
+    steps = []
     for i, (text, checks) in enumerate(zip(cmds, groups)):
         if not (text or checks):
             continue
         cmd = shlex.split(text)
         if cmd and cmd[0].endswith('.py'):
             cmd = [sys.executable] + cmd
-        plan.add('prepare', name if len(cmds) == 1 else f"{name} {i + 1}/{len(cmds)}", cmd, checks)
-    return plan.phases['prepare']
+        steps.append(plan.add('prepare', name if len(cmds) == 1 else f"{name} {i + 1}/{len(cmds)}",
+                              cmd, checks))
+    return steps
+
+
+def _check_groups(c, key):
+    """The ';'-separated groups of c[key + '_check'], each a list of files."""
+    return [split(g) for g in str(c.get(key + '_check', '')).split(';')]
 
 
 def prepare_outputs(c, key='prepare'):
     """Every file the preset's preparation steps promise (all groups of c[key + '_check'])."""
-    return [f for g in str(c.get(key + '_check', '')).split(';') for f in split(g)]
+    return [f for g in _check_groups(c, key) for f in g]
 
 
 def attack_lists(cfg):
