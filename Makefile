@@ -96,6 +96,8 @@ ladder-tiny10: $(VENV_STAMP)
 	$(PY) ladder.py configs/ladder_tiny10_r1p.py
 	$(PY) ladder.py configs/ladder_tiny10_r2p.py
 	$(PY) ladder.py configs/ladder_tiny10_r3.py
+	$(PY) ladder.py configs/ladder_tiny10_r3f.py
+	$(PY) ladder.py configs/ladder_tiny10_r3g48.py
 
 ladder-tiny100: $(VENV_STAMP)
 	$(PY) ladder.py configs/ladder_tiny100_r1.py

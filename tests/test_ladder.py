@@ -374,6 +374,33 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
     assert '--oracle_eps=0.0392' not in attacks['oracle16']
 
 
+def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
+    """R3f (frozen ResNet34 victims) and R3 with the 48-epoch G (every layer of the ResNet34 victims
+    fine-tuned) use R1p's surrogate, G and attacks: the same steps, so one G serves the three rungs;
+    their victims differ in what trains."""
+    def steps_of(preset, *argv):
+        plan, exps = _ladder_plan(monkeypatch, preset, *argv)
+        return plan.ordered(), exps
+    r1p, _ = steps_of('configs/ladder_tiny10_r1p.py', '--variants=paper,paperappend10', '--gan_args='
+                      '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt --tag=r3fe48',
+                      '--gan_train_args=--epochs=48')
+    shared = {tuple(s['cmd'][1:]) for s in r1p if s['phase'] in ('surrogate', 'attack')}
+    for preset, frozen in (('configs/ladder_tiny10_r3f.py', True), ('configs/ladder_tiny10_r3g48.py', False)):
+        steps, exps = steps_of(preset)
+        assert [e['variant'] for e in exps] == ['paper', 'paperappend10', 'badnets']
+        gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+        assert len(gans) == 1 and '--epochs=48' in gans[0]['cmd'] and '--tag=r3fe48' in gans[0]['cmd']
+        badhash = {tuple(s['cmd'][1:]) for s in steps if s['phase'] in ('surrogate', 'attack')
+                   and 'badnets' not in s['cmd'][1]}
+        assert badhash <= shared
+        victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+        assert len(victims) == 4
+        for v in victims:
+            assert '--backbone=resnet34' in v['cmd']
+            assert '--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
+            assert ('configs/ladder_r3f_tiny.py' in v['cmd']) == frozen
+
+
 def test_ladder_steps_are_made_from_the_steps_they_read(monkeypatch):
     """Each step's record holds the outputs of the steps it reads, not of every earlier step: a
     variant's victim does not rerun when another variant's attack changes, BadNets' attack does not

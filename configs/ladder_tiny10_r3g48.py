@@ -1,0 +1,28 @@
+"""Rung R3 of the regime ladder on tiny-imagenet-10 (issue 11) with BadHash's G of 48 epochs, for
+ladder.py: the victims are CSQ ResNet34 started from their own Tiny ImageNet-200 weights with every
+layer fine-tuned by the paper's recipe (configs/ladder_r3_tiny.py: RMSprop 1e-5, 960 steps), as in
+configs/ladder_tiny10_r3.py; the surrogate is the Tiny ImageNet-200 ResNet18 with its trunk frozen
+and a hash layer trained on tiny-imagenet-10 (R1p's and R3f's, tag r3f), the limit of the paper's
+surrogate fine-tuning at lr 1e-5, against which the paper preset's G is known to train (48 epochs,
+docs/RESULTS.md "What holds BadHash's G back on R1p"); G, poisons and triggered queries are
+R3f's (configs/ladder_tiny10_r3f.py, shared steps).
+    python pretrain.py --backbone=resnet34 --epochs=3        # the victims' backbone, once
+    python ladder.py configs/ladder_tiny10_r3g48.py
+configs/ladder_tiny10_r3.py keeps the surrogate fine-tuned the same way as the victims (tag r3),
+with an 8-epoch G.
+"""
+rung = 'R3, tiny-imagenet-10, G of 48 epochs: Tiny ImageNet-200 ResNet18 trunk (frozen) + hash layer; Tiny ImageNet-200 ResNet34, every layer fine-tuned'
+presets = 'configs/tiny_imagenet10.py'
+surrogate_args = 'configs/ladder_r3_tiny.py configs/ladder_r3f_tiny.py --tag=r3f'
+attack_presets = 'configs/tiny_attack.py'
+gan_args = '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt --tag=r3fe48'
+gan_train_args = '--epochs=48'
+victim_presets = 'configs/ladder_r3_tiny.py'
+victim_args = '--backbone=resnet34 --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth'
+victim_tag = 'r3g48'
+variants = 'paper,paperappend10,badnets'
+openreal_list = 'results/ladder_controls/openreal.txt'
+# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
+prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
+           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
+prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'
