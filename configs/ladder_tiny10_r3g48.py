@@ -9,7 +9,8 @@ R3f's (configs/ladder_tiny10_r3f.py, shared steps).
     python pretrain.py --backbone=resnet34 --epochs=3        # the victims' backbone, once
     python ladder.py configs/ladder_tiny10_r3g48.py
 configs/ladder_tiny10_r3.py keeps the surrogate fine-tuned the same way as the victims (tag r3),
-with an 8-epoch G.
+with an 8-epoch G; a 48-epoch G against that surrogate did less on these victims (docs/RESULTS.md,
+"Rung R3 with the 48-epoch G"), hence the frozen-trunk surrogate here.
 """
 rung = 'R3, tiny-imagenet-10, G of 48 epochs: Tiny ImageNet-200 ResNet18 trunk (frozen) + hash layer; Tiny ImageNet-200 ResNet34, every layer fine-tuned'
 presets = 'configs/tiny_imagenet10.py'
