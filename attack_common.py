@@ -12,6 +12,7 @@ Nothing here is a step of the pipeline: step scripts import this module, never e
     checkerboard, pasting into the bottom-right corner; DarkHash's four-colour quadrant trigger
     and the random patch of its size (the control)
   - DarkHash's run name (darkhash.py and reproduce.py name its runs alike)
+  - diverse_input: random resize-and-pad of what a surrogate sees (transfer to other networks)
   - load_gan: a trained G and its LabCLN from train_tri_gen.py's checkpoint (implement_tri_gen.py
     makes poisons with it, goal_reach.py measures how far it moves the surrogate's codes)
 """
@@ -70,6 +71,9 @@ def attack_run_name(c, gan_run):
         name += f"_oracle-{c['oracle_goal']}{round(c['oracle_eps'] * 255):d}"
     if c.get('triggers_by', 'generator') == 'oracle':  # per-image PGD triggers (an upper bound on G)
         name += f"_trig-{c['oracle_goal']}{round(c['oracle_eps'] * 255):d}"
+    oracle = 'oracle' in (c.get('poisons_by', 'generator'), c.get('triggers_by', 'generator'))
+    if oracle and c.get('oracle_diversity', 0):  # DI-PGD (our option): other images
+        name += f"_di{round(c['oracle_diversity'] * 100):d}"
     if c['copies'] != 1:
         name += f"_x{c['copies']}"
     if c['conf_label'] != 'other':
@@ -155,15 +159,20 @@ def requantize(x):
     return torch.from_numpy(quantize(x)).permute(0, 3, 1, 2).float() / 255
 
 
-def pgd_toward_code(model, x, goal, eps, steps, step_size):
+def pgd_toward_code(model, x, goal, eps, steps, step_size, diversity=0.0, scale=1.125, generator=None):
     """Per-image L-inf PGD in [0, 1] pixel space that pulls model(x') towards the +-1 codes `goal`
     ([B, K] or [K]): minimises -mean(goal * tanh(model(x'))) with sign steps of step_size, keeping
     |x' - x| <= eps and x' in [0, 1]. The oracle poisons of issue 11 (not invisible at large eps).
-    Returns x' (detached) and the final Hamming distance of sign(model(x')) to goal per image."""
+    With diversity > 0, each step sees x' through diverse_input(., scale) with that probability
+    (DI-PGD, Xie et al. 2019). Returns x' (detached) and the final Hamming distance of
+    sign(model(x')) to goal per image (on x' itself)."""
     goal = goal.to(x.device).expand(len(x), -1)
     delta = torch.zeros_like(x, requires_grad=True)
     for _ in range(steps):
-        loss = -(goal * torch.tanh(model((x + delta).clamp(0, 1)))).mean()
+        seen = (x + delta).clamp(0, 1)
+        if diversity > 0 and torch.rand((), generator=generator) < diversity:
+            seen = diverse_input(seen, scale, generator)
+        loss = -(goal * torch.tanh(model(seen))).mean()
         grad, = torch.autograd.grad(loss, delta)
         with torch.no_grad():
             delta -= step_size * grad.sign()
@@ -174,6 +183,20 @@ def pgd_toward_code(model, x, goal, eps, steps, step_size):
         code = torch.where(model(x_p) >= 0, 1.0, -1.0)
         hamming = (goal.shape[1] - (code * goal).sum(1)) / 2
     return x_p.detach(), hamming
+
+
+def diverse_input(x, max_scale, generator=None):
+    """Input diversity (Xie et al., "Improving Transferability of Adversarial Examples with Input
+    Diversity", CVPR 2019): the [0, 1] batch x ([B, 3, W, W]) resized (nearest) to a random side
+    r in [W, round(W * max_scale)) and zero-padded at a random offset to round(W * max_scale). One
+    draw per batch from `generator`; differentiable in x. Used on what the surrogate sees, so a
+    perturbation made against it does not rest on one exact pixel grid (issue 11's R3 transfer)."""
+    side = x.shape[-1]
+    out = max(side + 1, round(side * max_scale))
+    r = int(torch.randint(side, out, (), generator=generator))
+    top, left = (int(v) for v in torch.randint(out - r + 1, (2,), generator=generator))
+    resized = torch.nn.functional.interpolate(x, size=(r, r), mode='nearest')
+    return torch.nn.functional.pad(resized, (left, out - r - left, top, out - r - top))
 
 
 def quantize(x):

@@ -75,6 +75,10 @@ oracle_goal = 'trigger'       # the code the oracle pulls the poisons to: 'trigg
 oracle_eps = 0.0627           # oracle: L-inf budget in [0, 1] pixels (16/255; G's presets use 8/255)
 oracle_steps = 100            # oracle: PGD steps
 oracle_step_size = 0.0039     # oracle: step (1/255)
+oracle_diversity = 0.0        # oracle: probability per PGD step of seeing the image resized and padded at
+                              # random (attack_common.diverse_input, DI-PGD); 0 = plain PGD. Our option
+                              # (issue 11): does a perturbation that rests on no exact pixel grid transfer
+                              # to an independent victim better? Part of the attack folder's name
 attack_tag = ''               # suffix of the attack run name
 gen_batch_size = 64           # generation batch
 seed = 0                      # subset and confusing-label draws
@@ -125,8 +129,10 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_label
     poisons costs nothing."""
     surrogate, _, sp = load_surrogate(c, num_classes, device)
     record = {'goal': c['oracle_goal'], 'eps': c['oracle_eps'], 'steps': c['oracle_steps'],
-              'step_size': c['oracle_step_size'], 'surrogate': sp,
+              'step_size': c['oracle_step_size'], 'diversity': c['oracle_diversity'], 'surrogate': sp,
               'surrogate_stamp': utils.file_stamp(sp), 'goal_code': None}
+
+    div_gen = torch.Generator().manual_seed(c['seed'])  # DI-PGD's draws (oracle_diversity > 0)
 
     def goal_code():
         r_b, h_c = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
@@ -158,7 +164,7 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_label
             record['goal_code'] = goal_code().tolist()
         goal = torch.tensor(record['goal_code'], device=x.device)
         x_p, ham = pgd_toward_code(surrogate, x, goal, c['oracle_eps'], c['oracle_steps'],
-                                   c['oracle_step_size'])
+                                   c['oracle_step_size'], c['oracle_diversity'], generator=div_gen)
         record.setdefault('hamming', []).append(ham.cpu())
         return x_p
     return make, record
@@ -173,6 +179,8 @@ def check_keys(c):
             _fail(f"{key} must be one of {', '.join(choices)}, got {c[key]!r}")
     if not 0 < c['poison_rate'] <= 1 or c['copies'] < 1:
         _fail(f"poison_rate must be in (0, 1] and copies >= 1, got {c['poison_rate']}, {c['copies']}")
+    if not 0 <= c['oracle_diversity'] <= 1:
+        _fail(f"oracle_diversity must be in [0, 1], got {c['oracle_diversity']}")
     if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
         _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
 
@@ -362,8 +370,10 @@ def main(c):
                                     lists['train_labels'], lists['test_paths'], lists['test_labels'], device)
     S = {'lists': lists, 'out': out, 'G': G, 'r_b': r_b, 'meta': meta, 'g_id': g_id, 'device': device,
          'members': members, 'chosen': chosen, 'conf': conf, 'make': make, 'oracle': oracle,
+         # the oracle's identity in the parts' stamps ('diversity' only when used: older folders stay valid)
          'oracle_id': oracle and {k: oracle[k] for k in ('goal', 'eps', 'steps', 'step_size', 'surrogate',
-                                                         'surrogate_stamp')},
+                                                         'surrogate_stamp', 'diversity')
+                                  if k != 'diversity' or oracle[k]},
          'parts': AttackParts(out, 'this config and G'),
          'common': {'format': FORMAT_VERSION, 'g': g_id, 'conf': conf.tolist(), 'seed': c['seed'],
                     'image_size': c['image_size'], 'resize_size': c['resize_size']}}

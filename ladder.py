@@ -49,6 +49,7 @@ variants = 'paper,gsur,conftarget,append10,badnets'
 openreal_list = ''            # a second open set, real photos ('' = none), triggered into a folder of
                               # its own (attack_tag 'openreal') by the same attack
 oracle_eps = 0.0314           # the L-inf budget of the 'oracle' and 'oraclelab' variants (8/255, G's)
+oracle_diversity = 0.0        # every oracle variant's DI-PGD probability (implement_tri_gen.py's key; 0 = plain)
 target = 0                    # the target class index (the attack presets' own target is overridden)
 ties = 'expected'             # evaluate.py's tie rule for every t-MAP (D19)
 prepare = ''                  # data preparation command, run when a file of prepare_check is missing;
@@ -136,6 +137,8 @@ def _attack_steps(plan, c, variant, base_steps):
             argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
             if '--poisons_by=oracle' in argv and not any(a.startswith('--oracle_eps=') for a in argv):
                 argv += opts(oracle_eps=c['oracle_eps'])
+            if '--poisons_by=oracle' in argv and c['oracle_diversity']:
+                argv += opts(oracle_diversity=c['oracle_diversity'])
             script = 'implement_tri_gen.py'
             cfg = script_config(script, argv)
             folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan))

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from attack_common import gan_run_name, load_surrogate, psnr_uint8, quantize, requantize, surrogate_path
+from attack_common import (diverse_input, gan_run_name, load_surrogate, psnr_uint8, quantize, requantize,
+                           surrogate_path)
 from generator import Generator, apply_generator, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
@@ -84,6 +85,10 @@ g_output = 'image'            # 'image' = official: G's tanh output is the poiso
                               # the full-image output to learn it, SPEC §8); layers unchanged
 g_eps = 0.0                   # our option, g_output='residual' only: x_b = clamp(x + g_eps * tanh output)
                               # (an L-inf budget; 8/255 keeps PSNR >= 30 dB); 0 = unbounded residual
+input_diversity = 0.0         # our option, off = paper: the probability per batch that the surrogate sees G's
+                              # output resized and padded at random (attack_common.diverse_input, Xie et al.
+                              # 2019) in the hash term, so the trigger transfers to other networks (issue 11)
+diversity_scale = 1.125       # that padded side over the image side (DI's 299 -> 330 at 224 px is 1.10)
 rec_warmup_epochs = 0         # our choice, off = paper: first epochs train G on w_rec * L_r alone (no D
                               # step), so the full-image tanh output learns the identity first (SPEC §8)
 lpips = 'alex'                # D9: 'alex' (calibrated LPIPS) | 'alex_random_trunk' (offline fallback) | 'none'
@@ -110,7 +115,7 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
                     'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
-              'goal_code': 'labcln'}
+              'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -306,6 +311,9 @@ class GanTraining:
             _fail(f"rec_warmup_epochs must be in 0..epochs={c['epochs']}, got {c['rec_warmup_epochs']}")
         if c['goal_code'] not in ('labcln', 'surrogate'):
             _fail(f"goal_code must be 'labcln' or 'surrogate', got {c['goal_code']!r}")
+        if not 0 <= c['input_diversity'] <= 1 or c['diversity_scale'] <= 1:
+            _fail(f"input_diversity must be in [0, 1] and diversity_scale > 1, got {c['input_diversity']} "
+                  f"and {c['diversity_scale']}")
         if c['lr_policy'] not in ('linear', 'constant'):
             _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
         weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
@@ -474,6 +482,7 @@ class GanTraining:
         torch.manual_seed(c['seed'] * 100003 + epoch)
         gen = torch.Generator().manual_seed(c['seed'] * 100003 + epoch)
         g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1 + 7919 * rank)
+        g_div = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 2 + 7919 * rank)
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(self.train_set, batch_size=c['batch_size'] // world,
@@ -511,8 +520,11 @@ class GanTraining:
             # ---- train G (every iteration) -------------------------------------------------------
             D.requires_grad_(False)
             lp = lpips_term(self.lpips_net, x_b, x, c['lpips_inputs'])
+            x_s = x_b  # what the surrogate sees: G's output, or with input_diversity a random resize-pad
+            if c['input_diversity'] > 0 and torch.rand((), generator=g_div) < c['input_diversity']:
+                x_s = diverse_input(x_b, c['diversity_scale'], g_div)
             with amp:
-                hash_out, d_fake = self.surrogate(x_b), self.D_net(x_b)
+                hash_out, d_fake = self.surrogate(x_s), self.D_net(x_b)
             g_loss, parts = self.g_loss_fn(x_b, x, hash_out.float(), h_c, d_fake.float(), y_s, lp,
                                            self.weights, hash_norm=c['hash_norm'])
             if warmup:  # the other terms are still computed, for the log

@@ -366,6 +366,15 @@ def test_pgd_toward_code_reaches_a_code_within_the_bound():
     assert (code == goal).all()
     _, ham0 = attack_common.pgd_toward_code(model, x, goal, eps=0.0, steps=5, step_size=0.05)
     assert (ham0 == (8 - (torch.where(model(x) >= 0, 1.0, -1.0) * goal).sum(1)) / 2).all()
+    # DI-PGD (diversity=1): every step through a random resize-pad; still within the bound, other
+    # images than plain PGD, the same images for the same generator state
+    pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), model)  # takes any image side
+    x = torch.rand(5, 3, 8, 8)
+    plain, _ = attack_common.pgd_toward_code(pool, x, goal, 0.2, 10, 0.05)
+    di = [attack_common.pgd_toward_code(pool, x, goal, 0.2, 10, 0.05, diversity=1.0,
+                                        generator=torch.Generator().manual_seed(1))[0] for _ in range(2)]
+    assert torch.equal(di[0], di[1]) and not torch.equal(di[0], plain)
+    assert ((di[0] - x).abs() <= 0.2 + 1e-6).all() and di[0].min() >= 0 and di[0].max() <= 1
 
 
 def _err(r):
@@ -496,6 +505,51 @@ def test_goal_code_surrogate(mini):
     assert os.path.isfile(os.path.join(mini['res'], run + '_t1_p0.5_replace_conf2', 'poisoned_train.txt'))
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--goal_code=centre'])
     assert r.returncode != 0 and 'goal_code' in (r.stdout + r.stderr)
+
+
+def test_diverse_input_resizes_and_pads():
+    """attack_common.diverse_input: the batch shrunk or kept, placed whole in a zero frame of
+    round(W * scale); the same draw for the same generator state; gradients reach x."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    sizes = set()
+    for seed in range(20):
+        out = attack_common.diverse_input(x, 1.25, torch.Generator().manual_seed(seed))
+        assert out.shape == (2, 3, 20, 20)
+        inside = (out.detach().abs().sum((0, 1)) > 0)  # the resized image: a filled square
+        rows, cols = inside.any(1).nonzero().flatten(), inside.any(0).nonzero().flatten()
+        side = len(rows)
+        assert 16 <= side < 20 and len(cols) == side
+        assert inside[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+        assert inside.sum() == side * side  # zero outside it
+        sizes.add(side)
+    assert len(sizes) > 1  # the side is drawn
+    a = attack_common.diverse_input(x, 1.25, torch.Generator().manual_seed(3))
+    b = attack_common.diverse_input(x, 1.25, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    a.sum().backward()
+    assert (x.grad > 0).all()  # nearest resize to >= W px keeps every source pixel
+    same = attack_common.diverse_input(x.detach(), 1.0001, g)  # a frame one pixel wider at least
+    assert same.shape[-1] == 17
+
+
+def test_input_diversity_changes_only_what_the_surrogate_sees(mini):
+    """input_diversity=1: the first step's G output and D loss as without it (same seed, same batch),
+    the hash term computed on the resized-padded image; a checkpoint refuses another value; a bad
+    value is a one-line error."""
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--input_diversity=1', '--tag=di'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    def first_step(run):
+        recs = [json.loads(line) for line in open(os.path.join(mini['res'], run, 'log.jsonl'))]
+        return [rec for rec in recs if rec.get('step') == 1 and 'hash' in rec]
+    first, di = first_step('fx_badhash_CSQ_resnet18_16'), first_step('fx_badhash_CSQ_resnet18_16_di')
+    assert first[0]['d'] == di[0]['d'] and first[0]['rec'] == pytest.approx(di[0]['rec'], abs=1e-6)
+    assert first[0]['hash'] != di[0]['hash']
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=2', '--input_diversity=0.5', '--tag=di'])
+    assert r.returncode != 0 and 'input_diversity=1' in r.stderr.strip().splitlines()[-1]
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--input_diversity=2', '--tag=di2'])
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1].startswith('error: input_diversity must be in [0, 1]')
 
 
 def test_gan_and_attack_parts_follow_their_inputs(mini, capsys):

@@ -372,6 +372,13 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
     assert '--oracle_eps=0.0392' in attacks['oracle'] and '--oracle_goal=labcln' in attacks['oraclelab']
     assert '--oracle_eps=0.0392' in attacks['oraclelab'] and '--oracle_eps=0.0627' in attacks['oracle16']
     assert '--oracle_eps=0.0392' not in attacks['oracle16']
+    # DI-PGD for every oracle variant, in its own attack folder; G's variants untouched
+    plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py', '--variants=paper,oraclelab',
+                              '--oracle_diversity=0.5')
+    attacks = {s['name'].split()[0]: s['cmd'] for s in plan.ordered()
+               if s['phase'] == 'attack' and s['cmd'][1] == 'implement_tri_gen.py'}
+    assert '--oracle_diversity=0.5' in attacks['oraclelab'] and '_di50' in exps[1]['folders']['main']
+    assert not any(a.startswith('--oracle_diversity') for a in attacks['paper'])
 
 
 def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
