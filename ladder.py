@@ -34,6 +34,8 @@ from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_pr
                       run_or_exit, script_config, split, start)
 
 # ---- config ------------------------------------------------------------------------------------
+base = ''                     # a preset read before this one (its keys, then this preset's): the data and
+                              # attack keys rungs share, e.g. configs/ladder_tiny10_base.py
 rung = ''                     # the rung's label in the table, e.g. 'R2, tiny-imagenet-10'
 presets = ''                  # dataset presets of every script, comma-separated
 surrogate_args = ''           # the surrogate's own CSQ.py arguments after `presets` (space-separated)

@@ -146,8 +146,24 @@ def pipeline_keys():
 _PIPELINE_KEYS = None
 
 
+def _preset_with_bases(path, seen=()):
+    """A preset's items after those of the preset its `base = '<file>'` names (read first, so the
+    preset's own keys win; a base may name a base of its own). For scripts with a `base` key only
+    (ladder.py): rungs share their data and attack keys through one file instead of copies."""
+    items = _read_preset(path)
+    out = []
+    for key, value, source in items:
+        if key == 'base' and value:
+            if value in seen or value == path:
+                chain = ' -> '.join(seen + (path, value))
+                raise ConfigError(f"{source}: base preset {value} makes a cycle ({chain})")
+            out += _preset_with_bases(value, seen + (path,))
+    return out + items
+
+
 def apply_overrides(g, argv, allow_positional=True):
-    """Apply preset files and --key=value items in `argv` to the dict `g` in place."""
+    """Apply preset files and --key=value items in `argv` to the dict `g` in place (a script with a
+    `base` key reads the preset a preset's `base` names before it)."""
     keys = set(config_keys(g))
     for arg in argv:
         if arg.startswith('--'):
@@ -159,7 +175,7 @@ def apply_overrides(g, argv, allow_positional=True):
                 value = text  # a string key keeps its text as typed: --eps=4,8, --queries=a=b
             items = [(key, value, 'command line')]
         elif allow_positional:
-            items = _read_preset(arg)
+            items = _preset_with_bases(arg) if 'base' in keys else _read_preset(arg)
         else:
             raise ConfigError(f"command line: unexpected argument {arg!r}")
         for key, value, source in items:

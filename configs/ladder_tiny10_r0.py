@@ -7,15 +7,9 @@ preset's) and 300 real Tiny ImageNet-200 photos of other classes (results/ladder
 openreal.txt, written by data/prepare_openreal.py as the runner's first step).
 configs/ladder_tiny10_r2.py fine-tunes the same surrogate on the same attacks.
 """
+base = 'configs/ladder_tiny10_base.py'  # dataset and attack presets, open sets, data preparation
 rung = 'R0, tiny-imagenet-10: surrogate ResNet18 from scratch; independent ResNet34 victim from scratch'
-presets = 'configs/tiny_imagenet10.py'
 surrogate_args = '--epochs=8'
-attack_presets = 'configs/tiny_attack.py'
 gan_args = '--tag=r0'
 victim_presets = 'configs/ladder_r0.py'
 victim_tag = 'r0'
-openreal_list = 'results/ladder_controls/openreal.txt'
-# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
-prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
-           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
-prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'

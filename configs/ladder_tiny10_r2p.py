@@ -9,15 +9,9 @@ G and the attacks: configs/tiny_attack.py against that surrogate, tagged r3f (do
 "Can G's goal be reached?" and "Rung R2 on the pretrained surrogate"; those rows were measured
 before this runner existed, with other query-list names).
 """
+base = 'configs/ladder_tiny10_base.py'  # dataset and attack presets, open sets, data preparation
 rung = 'R2p, tiny-imagenet-10: Tiny ImageNet-200 ResNet18 trunk + hash layer (R3f surrogate); victim = its weights, every layer fine-tuned'
-presets = 'configs/tiny_imagenet10.py'
 surrogate_args = 'configs/ladder_r3_tiny.py configs/ladder_r3f_tiny.py --tag=r3f'
-attack_presets = 'configs/tiny_attack.py'
 gan_args = '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt --tag=r3f'
 victim_presets = 'configs/ladder_r3_tiny.py,configs/ladder_r2p_tiny.py'
 victim_tag = 'r2p'
-openreal_list = 'results/ladder_controls/openreal.txt'
-# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
-prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
-           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
-prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'

@@ -7,16 +7,10 @@ G and the attacks: configs/tiny_attack.py against that surrogate, tagged r3. The
 docs/RESULTS.md "Rung R3 at tiny-imagenet-10 scale with full fine-tuning" were measured with these
 runs before this runner existed (their query lists had other names; the runner encodes its own).
 """
+base = 'configs/ladder_tiny10_base.py'  # dataset and attack presets, open sets, data preparation
 rung = 'R3, tiny-imagenet-10: Tiny ImageNet-200 ResNet18 surrogate; Tiny ImageNet-200 ResNet34 victim, every layer fine-tuned'
-presets = 'configs/tiny_imagenet10.py'
 surrogate_args = 'configs/ladder_r3_tiny.py --tag=r3 --eval_every=30'
-attack_presets = 'configs/tiny_attack.py'
 gan_args = '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3.pt --tag=r3'
 victim_presets = 'configs/ladder_r3_tiny.py'
 victim_args = '--backbone=resnet34 --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth'
 victim_tag = 'r3'
-openreal_list = 'results/ladder_controls/openreal.txt'
-# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
-prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
-           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
-prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'

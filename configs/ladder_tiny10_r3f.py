@@ -12,18 +12,12 @@ steps) with G trained for 48 epochs: at 8 epochs the paper preset's G does not i
 the R1p runs of that section and this rung share it. More variants: --variants=paper,gsur,...
 (each G of 48 epochs, about 25 min on one CPU thread).
 """
+base = 'configs/ladder_tiny10_base.py'  # dataset and attack presets, open sets, data preparation
 rung = 'R3f, tiny-imagenet-10: Tiny ImageNet-200 ResNet18 trunk (frozen) + hash layer; Tiny ImageNet-200 ResNet34 trunk (frozen) + a new hash layer'
-presets = 'configs/tiny_imagenet10.py'
 surrogate_args = 'configs/ladder_r3_tiny.py configs/ladder_r3f_tiny.py --tag=r3f'
-attack_presets = 'configs/tiny_attack.py'
 gan_args = '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt --tag=r3fe48'
 gan_train_args = '--epochs=48'
 victim_presets = 'configs/ladder_r3_tiny.py,configs/ladder_r3f_tiny.py'
 victim_args = '--backbone=resnet34 --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth'
 victim_tag = 'r3f'
 variants = 'paper,paperappend10,badnets'
-openreal_list = 'results/ladder_controls/openreal.txt'
-# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
-prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
-           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
-prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'

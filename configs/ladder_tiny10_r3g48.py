@@ -12,18 +12,7 @@ configs/ladder_tiny10_r3.py keeps the surrogate fine-tuned the same way as the v
 with an 8-epoch G; a 48-epoch G against that surrogate did less on these victims (docs/RESULTS.md,
 "Rung R3 with the 48-epoch G"), hence the frozen-trunk surrogate here.
 """
+base = 'configs/ladder_tiny10_r3f.py'  # R3f's surrogate, G, attacks and variants; its victims fine-tune here
 rung = 'R3, tiny-imagenet-10, G of 48 epochs: Tiny ImageNet-200 ResNet18 trunk (frozen) + hash layer; Tiny ImageNet-200 ResNet34, every layer fine-tuned'
-presets = 'configs/tiny_imagenet10.py'
-surrogate_args = 'configs/ladder_r3_tiny.py configs/ladder_r3f_tiny.py --tag=r3f'
-attack_presets = 'configs/tiny_attack.py'
-gan_args = '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt --tag=r3fe48'
-gan_train_args = '--epochs=48'
 victim_presets = 'configs/ladder_r3_tiny.py'
-victim_args = '--backbone=resnet34 --pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth'
 victim_tag = 'r3g48'
-variants = 'paper,paperappend10,badnets'
-openreal_list = 'results/ladder_controls/openreal.txt'
-# a fresh machine: the toy shapes at 64 px (open set), the Tiny ImageNet lists, the 300 open-set photos
-prepare = ('data/prepare_toy.py --image_size=64 --out_dir=data/toy64; '
-           'data/prepare_tinyimagenet.py --src=../shared/data/tiny-imagenet-200.zip; data/prepare_openreal.py')
-prepare_check = 'data/toy64/openset.txt; data/tiny-imagenet/openset.txt; results/ladder_controls/openreal.txt'

@@ -408,6 +408,37 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
             assert ('configs/ladder_r3f_tiny.py' in v['cmd']) == frozen
 
 
+def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
+    """`base`: the tiny-imagenet-10 rungs take their shared keys from configs/ladder_tiny10_base.py
+    (R3g48 from R3f, which takes them from the base); a preset's own keys and the command line win;
+    a chain that comes back to a preset is a one-line error; scripts without a `base` key do not
+    read it."""
+    import utils
+    from pipeline import PlanError, script_config
+    monkeypatch.chdir(ROOT)
+    base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3g48'):
+        c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
+        for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
+            assert c[key] == base[key] and c[key]
+    r3f = script_config('ladder.py', ['configs/ladder_tiny10_r3f.py'])
+    r3g48 = script_config('ladder.py', ['configs/ladder_tiny10_r3g48.py', '--variants=paper'])
+    assert (r3g48['victim_tag'], r3g48['victim_presets'], r3g48['variants']) == (
+        'r3g48', 'configs/ladder_r3_tiny.py', 'paper')
+    assert all(r3g48[k] == r3f[k] for k in ('surrogate_args', 'gan_args', 'gan_train_args', 'victim_args'))
+    a, b = tmp_path / 'a.py', tmp_path / 'b.py'
+    a.write_text(f"base = '{b}'\nrung = 'A'\n")
+    b.write_text(f"base = '{a}'\nrung = 'B'\nvictim_tag = 'b'\n")
+    with pytest.raises(PlanError, match=f"{b}:1: base preset {a} makes a cycle \\({a} -> {b} -> {a}\\)"):
+        script_config('ladder.py', [str(a)])
+    b.write_text("rung = 'B'\nvictim_tag = 'b'\n")
+    assert (script_config('ladder.py', [str(a)])['rung'], script_config('ladder.py', [str(a)])['victim_tag']) \
+        == ('A', 'b')
+    g = {'rung': '', 'victim_tag': ''}  # no `base` key: the named preset is not read
+    utils.apply_overrides(g, [str(a)])
+    assert g == {'rung': 'A', 'victim_tag': ''}
+
+
 def test_ladder_steps_are_made_from_the_steps_they_read(monkeypatch):
     """Each step's record holds the outputs of the steps it reads, not of every earlier step: a
     variant's victim does not rerun when another variant's attack changes, BadNets' attack does not
