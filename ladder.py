@@ -137,10 +137,11 @@ def _attack_steps(plan, c, variant, base_steps):
                               after=base_steps)
             after = base_steps + [g_step]
             argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
-            if '--poisons_by=oracle' in argv and not any(a.startswith('--oracle_eps=') for a in argv):
-                argv += opts(oracle_eps=c['oracle_eps'])
-            if '--poisons_by=oracle' in argv and c['oracle_diversity']:
-                argv += opts(oracle_diversity=c['oracle_diversity'])
+            if '--poisons_by=oracle' in argv:  # the runner's oracle keys, unless the variant sets its own
+                if not any(a.startswith('--oracle_eps=') for a in argv):
+                    argv += opts(oracle_eps=c['oracle_eps'])
+                if c['oracle_diversity']:
+                    argv += opts(oracle_diversity=c['oracle_diversity'])
             script = 'implement_tri_gen.py'
             cfg = script_config(script, argv)
             folder = os.path.join(cfg['out_dir'], attack_common.attack_run_name(cfg, gan))
