@@ -410,9 +410,9 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     """`base`: the tiny-imagenet-10 rungs take their shared keys from configs/ladder_tiny10_base.py
-    (R3g48 from R3f, which takes them from the base); a preset's own keys and the command line win;
-    a chain that comes back to a preset is a one-line error; scripts without a `base` key do not
-    read it."""
+    (R3g48 from R3f, which takes them from the base), the Tiny ImageNet-100 rungs from
+    configs/ladder_tiny100_base.py; a preset's own keys and the command line win; a chain that
+    comes back to a preset is a one-line error; scripts without a `base` key do not read it."""
     import utils
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
@@ -421,6 +421,12 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
+    base100 = script_config('ladder.py', ['configs/ladder_tiny100_base.py'])
+    for rung in ('r1', 'r2'):
+        c = script_config('ladder.py', [f'configs/ladder_tiny100_{rung}.py'])
+        for key in ('presets', 'attack_presets', 'gan_args', 'prepare', 'prepare_check'):
+            assert c[key] == base100[key] and c[key]
+        assert c['victim_tag'] == rung
     r3f = script_config('ladder.py', ['configs/ladder_tiny10_r3f.py'])
     r3g48 = script_config('ladder.py', ['configs/ladder_tiny10_r3g48.py', '--variants=paper'])
     assert (r3g48['victim_tag'], r3g48['victim_presets'], r3g48['variants']) == (
