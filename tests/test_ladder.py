@@ -384,7 +384,7 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
 def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     """R3f (frozen ResNet34 victims) and R3 with the 48-epoch G (every layer of the ResNet34 victims
     fine-tuned) use R1p's surrogate, G and attacks: the same steps, so one G serves the three rungs;
-    their victims differ in what trains."""
+    their victims differ in what trains. R3f9 changes only the surrogate's backbone."""
     def steps_of(preset, *argv):
         plan, exps = _ladder_plan(monkeypatch, preset, *argv)
         return plan.ordered(), exps
@@ -406,6 +406,16 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
             assert '--backbone=resnet34' in v['cmd']
             assert '--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
             assert ('configs/ladder_r3f_tiny.py' in v['cmd']) == frozen
+    # R3f9: only the surrogate's backbone changes (9 pretraining epochs); its G and victims follow
+    steps, exps = steps_of('configs/ladder_tiny10_r3f9.py')
+    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+    sur = [s for s in steps if s['phase'] == 'surrogate']
+    assert len(sur) == 1 and '--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet18_64_e9.pth' in sur[0]['cmd']
+    assert all('--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f9.pt' in s['cmd']
+               for s in steps if s['cmd'][1] in ('train_tri_gen.py', 'implement_tri_gen.py'))
+    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
+                                     and 'configs/ladder_r3f_tiny.py' in v['cmd'] for v in victims)
 
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
@@ -417,7 +427,7 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
     base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
-    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3g48'):
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3g48'):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
