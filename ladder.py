@@ -173,8 +173,12 @@ def _check_pretrained(c, source, cfg, who):
     anything runs (a dry run only lists the commands)."""
     path = cfg.get('pretrained')
     if isinstance(path, str) and path and not c['dry_run'] and not os.path.isfile(path):
+        # pretrain.py names its file {dataset}_pretrain_{backbone}_{size}[_{tag}].pth
+        stem = os.path.splitext(os.path.basename(path))[0]
+        made = f"tiny-imagenet-200_pretrain_{cfg['backbone'].lower()}_64"
+        tag = f" --tag={stem[len(made) + 1:]}" if stem.startswith(made + '_') else ''
         raise PlanError(f"{source}: the {who} pretrained backbone {path} is missing; make it first with "
-                        f"python pretrain.py --backbone={cfg['backbone']} (docs/RESULTS.md, \"Regime "
+                        f"python pretrain.py --backbone={cfg['backbone']}{tag} (docs/RESULTS.md, \"Regime "
                         f"ladder\") or bring it to that path")
 
 

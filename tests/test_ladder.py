@@ -434,9 +434,15 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     base100 = script_config('ladder.py', ['configs/ladder_tiny100_base.py'])
     for rung in ('r1', 'r2'):
         c = script_config('ladder.py', [f'configs/ladder_tiny100_{rung}.py'])
-        for key in ('presets', 'attack_presets', 'gan_args', 'prepare', 'prepare_check'):
+        for key in ('presets', 'surrogate_args', 'attack_presets', 'gan_args', 'prepare', 'prepare_check'):
             assert c[key] == base100[key] and c[key]
         assert c['victim_tag'] == rung
+        # G attacks the surrogate the victims start from, made on the backbone they name
+        args = dict(a[2:].split('=', 1) for a in (c['surrogate_args'] + ' ' + c['victim_args']).split()
+                    if a.startswith('--pretrained='))
+        assert args['pretrained'].endswith('_e9.pth') and args['pretrained'] in c['victim_args']
+        sur = next(a.split('=', 1)[1] for a in c['gan_args'].split() if a.startswith('--surrogate_checkpoint='))
+        assert f'--init_from={sur}' in c['victim_args'] and sur.endswith('_e9.pt')
     r3f = script_config('ladder.py', ['configs/ladder_tiny10_r3f.py'])
     r3g48 = script_config('ladder.py', ['configs/ladder_tiny10_r3g48.py', '--variants=paper'])
     assert (r3g48['victim_tag'], r3g48['victim_presets'], r3g48['variants']) == (
@@ -518,6 +524,11 @@ def test_ladder_prepares_a_fresh_machine_in_order(monkeypatch, tmp_path):
                                            f"--surrogate_args=--pretrained={tmp_path}/none.pth"])
     with pytest.raises(ladder.PlanError, match=r"surrogate's pretrained backbone .*none\.pth is missing; "
                                                r"make it first with python pretrain.py --backbone=resnet18"):
+        ladder.build_plan(c, 'configs/ladder_tiny10_r1p.py')
+    # a tagged backbone (the Tiny ImageNet-100 rungs' 9-epoch one): the command that makes it
+    c['surrogate_args'] = f"--pretrained={tmp_path}/tiny-imagenet-200_pretrain_resnet18_64_e9.pth"
+    with pytest.raises(ladder.PlanError, match=r"_e9\.pth is missing; make it first with "
+                                               r"python pretrain.py --backbone=resnet18 --tag=e9 "):
         ladder.build_plan(c, 'configs/ladder_tiny10_r1p.py')
     c['prepare_check'] = str(made)
     with pytest.raises(pipeline.PlanError, match=r"^p\.py: prepare has 3 commands .* 1 groups"):
