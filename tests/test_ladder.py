@@ -443,6 +443,12 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
         assert args['pretrained'].endswith('_e9.pth') and args['pretrained'] in c['victim_args']
         sur = next(a.split('=', 1)[1] for a in c['gan_args'].split() if a.startswith('--surrogate_checkpoint='))
         assert f'--init_from={sur}' in c['victim_args'] and sur.endswith('_e9.pt')
+    r1 = script_config('ladder.py', ['configs/ladder_tiny100_r1.py'])
+    r1g5 = script_config('ladder.py', ['configs/ladder_tiny100_r1g5.py'])
+    changed = {k for k in r1 if r1[k] != r1g5[k]}
+    assert changed == {'base', 'rung', 'gan_args', 'gan_train_args', 'variants', 'victim_tag'}, changed
+    assert r1g5['gan_args'].split()[0] == r1['gan_args'].split()[0]  # G attacks R1's surrogate
+    assert r1g5['gan_train_args'] == '--epochs=5' and r1g5['victim_tag'] != r1['victim_tag']
     r3f = script_config('ladder.py', ['configs/ladder_tiny10_r3f.py'])
     r3g48 = script_config('ladder.py', ['configs/ladder_tiny10_r3g48.py', '--variants=paper'])
     assert (r3g48['victim_tag'], r3g48['victim_presets'], r3g48['variants']) == (
