@@ -31,7 +31,7 @@ import time
 
 import utils
 from pipeline import (Plan, PlanError, attack_lists, hashing_step, opts, plan_prepare, prepare_outputs,
-                      run_or_exit, script_config, split, start)
+                      run_or_exit, script_config, script_defaults, split, start)
 
 # ---- config ------------------------------------------------------------------------------------
 base = ''                     # a preset read before this one (its keys, then this preset's): the data and
@@ -173,9 +173,10 @@ def _check_pretrained(c, source, cfg, who):
     anything runs (a dry run only lists the commands)."""
     path = cfg.get('pretrained')
     if isinstance(path, str) and path and not c['dry_run'] and not os.path.isfile(path):
-        # pretrain.py names its file {dataset}_pretrain_{backbone}_{size}[_{tag}].pth
+        # the run name pretrain.py gives this backbone at its defaults; what follows it is the tag
+        p = script_defaults('pretrain.py')
         stem = os.path.splitext(os.path.basename(path))[0]
-        made = f"tiny-imagenet-200_pretrain_{cfg['backbone'].lower()}_64"
+        made = utils.pretrain_run_name(p['dataset'], cfg['backbone'], p['image_size'])
         tag = f" --tag={stem[len(made) + 1:]}" if stem.startswith(made + '_') else ''
         raise PlanError(f"{source}: the {who} pretrained backbone {path} is missing; make it first with "
                         f"python pretrain.py --backbone={cfg['backbone']}{tag} (docs/RESULTS.md, \"Regime "

@@ -147,8 +147,7 @@ if __name__ == '__main__':
         sys.exit("error: input_norm must be 'none' or 'imagenet', cache 'none' or 'disk'")
     if epochs < 1 or batch_size < 1 or train_subset < 0:
         sys.exit("error: epochs and batch_size must be >= 1, train_subset >= 0")
-    run = (f"{dataset}_pretrain_{backbone.lower()}{'_s' if small_input else ''}_{image_size}"
-           + (f"_n{train_subset}" if train_subset else '') + (f"_{tag}" if tag else ''))
+    run = utils.pretrain_run_name(dataset, backbone, image_size, small_input, train_subset, tag)
     ckpt_path = os.path.join(checkpoint_dir, run + '.pt')
     pth_path = os.path.join(checkpoint_dir, run + '.pth')
     out = os.path.join(out_dir, run)

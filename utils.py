@@ -379,6 +379,13 @@ def nearest_factor(side, min_side=128):
     return max(1, -(-min_side // side))
 
 
+def pretrain_run_name(dataset, backbone, image_size, small_input=False, train_subset=0, tag=''):
+    """pretrain.py's run name, the stem of its .pt / .pth / .json files:
+    {dataset}_pretrain_{backbone}[_s]_{image_size}[_n{train_subset}][_{tag}]."""
+    return (f"{dataset}_pretrain_{backbone.lower()}{'_s' if small_input else ''}_{image_size}"
+            + (f"_n{train_subset}" if train_subset else '') + (f"_{tag}" if tag else ''))
+
+
 def file_sha1(path):
     import hashlib
     h = hashlib.sha1()

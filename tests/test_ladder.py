@@ -10,6 +10,7 @@ import torch
 
 from conftest import ROOT
 
+import utils
 from hash_models import build_hash_model, freeze, torchvision_model, trunk_stages
 
 
@@ -205,6 +206,9 @@ def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lis
     lines = out.splitlines()
     assert 'resumed from' in out and not any(l.startswith('epoch 1/2') for l in lines)
     run = f"{tmp}/ckpt/tiny-imagenet-200_pretrain_resnet18_s_16"
+    # the name ladder.py's missing-backbone message reads its --tag from is the one written here
+    assert f"{tmp}/ckpt/" + utils.pretrain_run_name('tiny-imagenet-200', 'ResNet18', 16, True, 0, 'a') == f"{run}_a"
+    assert utils.pretrain_run_name('d', 'resnet34', 64, train_subset=500) == 'd_pretrain_resnet34_64_n500'
     a, b = (torch.load(f"{run}_{t}.pth", weights_only=True) for t in 'ab')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert a['fc.weight'].shape == (4, 512)  # a torchvision ResNet18 with 4 classes
