@@ -89,13 +89,15 @@ def attack_run_name(c, gan_run):
 
 def load_hash_model(path, backbone, bits, num_classes=None, device='cpu', missing_hint=''):
     """A model written by CSQ.py / HashNet.py, frozen in eval mode, with its meta (plus the epoch).
-    One-line exit for a missing file or one of another backbone, bit length or class count."""
+    One-line exit for a missing file or one of another backbone, bit length or class count
+    (backbone None: any backbone, the one the checkpoint records)."""
     if not os.path.isfile(path):
         fail(f"checkpoint {path} not found" + (f"; {missing_hint}" if missing_hint else ''))
     try:
         ckpt = utils.load_checkpoint(path)
         meta = ckpt.get('meta', {})
-        check_model_meta(meta, {'backbone': backbone.lower(), 'bits': bits}, path)
+        check_model_meta(meta, {'bits': bits} if backbone is None else {'backbone': backbone.lower(), 'bits': bits},
+                         path)
         if num_classes is not None and meta.get('num_classes') not in (None, num_classes):
             raise ValueError(f"{path}: model was trained on {meta['num_classes']} classes, "
                              f"expected {num_classes}")

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from attack_common import (diverse_input, gan_run_name, load_surrogate, psnr_uint8, quantize, requantize,
-                           surrogate_path)
+from attack_common import (diverse_input, gan_run_name, load_hash_model, load_surrogate, psnr_uint8, quantize,
+                           requantize, surrogate_path)
 from generator import Generator, apply_generator, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
@@ -47,6 +47,10 @@ surrogate_method = 'CSQ'      # CSQ | HashNet: part of the checkpoint name
 surrogate_backbone = 'resnet50'  # paper: B-ResNet50 or B-VGG11
 surrogate_bits = 64           # official code_length (D17); also LabCLN's K
 surrogate_checkpoint = ''     # '' = {checkpoint_dir}/{dataset}_{method}_{backbone}_{bits}.pt
+extra_surrogates = ''         # our option, off = paper: comma-separated checkpoints of more clean hash models
+                              # (CSQ.py / HashNet.py; any backbone, the same bits and classes); G's hash term is
+                              # then the mean over F and these, an ensemble (Liu et al. 2017), so the trigger
+                              # transfers to other networks (issue 11). goal_code='surrogate' uses F's codes
 checkpoint_dir = 'checkpoint'
 out_dir = 'results'
 target = 0                    # target class index; excluded from the sampled confusing labels
@@ -115,7 +119,8 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
                     'cache_dir'}
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
-              'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125}
+              'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125,
+              'extra_surrogates': ''}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -136,18 +141,25 @@ def default_weights(preset, dataset_name, backbone):
 
 def g_loss_paper(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights, hash_norm=False):
     """Paper preset G loss (eq.6-9, relaxed):
-        L_h  = mean_i (K - tanh(F(x_b)_i) . h_c) / 2   (divided by K when hash_norm, our option)
+        L_h  = mean_i (K - tanh(F(x_b)_i) . h_c) / 2   (divided by K when hash_norm, our option;
+               hash_out may be a list of several surrogates' outputs: L_h is then the mean over them)
         L_r  = mean_i ||x_b - x||_2 (over C*H*W) + lpips_mean
         L_bd = mean_i ||sigmoid(D(x_b)) - [y_s, 0]||_2
     weights = (w_hash, w_rec, w_bd). Returns (total, {'hash', 'rec', 'bd'} tensors)."""
     k = h_c.shape[1]
-    l_h = ((k - (torch.tanh(hash_out.float()) * h_c).sum(1)) / 2).mean()
+    l_h = torch.stack([((k - (torch.tanh(out.float()) * h_c).sum(1)) / 2).mean()
+                       for out in _outputs(hash_out)]).mean()
     if hash_norm:
         l_h = l_h / k
     l_r = (x_b - x).flatten(1).norm(dim=1).mean() + lpips_mean
     l_bd = (torch.sigmoid(d_fake) - discriminator_targets(y_s, fake=False)).norm(dim=1).mean()
     total = weights[0] * l_h + weights[1] * l_r + weights[2] * l_bd
     return total, {'hash': l_h, 'rec': l_r, 'bd': l_bd}
+
+
+def _outputs(hash_out):
+    """The hash outputs a G loss averages its hash term over: one tensor, or a list (extra_surrogates)."""
+    return hash_out if isinstance(hash_out, (list, tuple)) else [hash_out]
 
 
 def d_loss_paper(d_real, y, d_fake, y_s):
@@ -162,11 +174,11 @@ def g_loss_code(x_b, x, hash_out, h_c, d_fake, y_s, lpips_mean, weights, hash_no
         w_rec * (MSE(x_b, x) + lpips_mean) + w_hash * (1 - mean(F_raw(x_b) * h_c))
         + w_bd * MSE(D_raw(x_b), [y_s, 0])
     Returns (total, {'hash', 'rec', 'bd'} tensors, unweighted). hash_norm must be False (the
-    code's term is already a mean)."""
+    code's term is already a mean). A list of hash outputs (an ensemble) gives the mean hash term."""
     if hash_norm:
         raise ValueError("hash_norm applies to the paper preset only")
     l_r = F.mse_loss(x_b, x) + lpips_mean
-    l_h = 1 - (hash_out.float() * h_c).mean()
+    l_h = torch.stack([1 - (out.float() * h_c).mean() for out in _outputs(hash_out)]).mean()
     l_bd = F.mse_loss(d_fake, discriminator_targets(y_s, fake=False))
     total = weights[0] * l_h + weights[1] * l_r + weights[2] * l_bd
     return total, {'hash': l_h, 'rec': l_r, 'bd': l_bd}
@@ -193,8 +205,17 @@ def gan_inputs(c):
         paths, _ = utils.read_list(path)
     except utils.ListError as e:
         _fail(str(e))
-    return {'train': utils.list_record(path, paths), 'surrogate': surrogate_path(c),
-            'surrogate_stamp': utils.file_stamp(surrogate_path(c))}
+    record = {'train': utils.list_record(path, paths), 'surrogate': surrogate_path(c),
+              'surrogate_stamp': utils.file_stamp(surrogate_path(c))}
+    extras = extra_surrogate_paths(c)
+    if extras:  # recorded only when used, so checkpoints written before the option compare equal
+        record['extra_surrogate_stamps'] = [utils.file_stamp(p) for p in extras]
+    return record
+
+
+def extra_surrogate_paths(c):
+    """The extra_surrogates key as a list of paths."""
+    return [p.strip() for p in c['extra_surrogates'].split(',') if p.strip()]
 
 
 def gan_inputs_changed(old, new):
@@ -209,6 +230,8 @@ def gan_inputs_changed(old, new):
         return f"on {new['train']['list']} as it was before ({why})"
     if old.get('surrogate_stamp') != new['surrogate_stamp']:
         return f"against {new['surrogate']} as it was before (the checkpoint was written since)"
+    if old.get('extra_surrogate_stamps') != new.get('extra_surrogate_stamps'):
+        return "against the extra_surrogates as they were before (one was written since)"
     return None
 
 
@@ -374,6 +397,14 @@ class GanTraining:
             self.surrogate.to(memory_format=torch.channels_last)
         print(f"surrogate {self.surrogate_file}: {meta.get('method', c['surrogate_method'])} "
               f"{meta['backbone']} {meta['bits']} bits (frozen, eval mode)")
+        self.extra_surrogates = []  # our option: an ensemble for the hash term
+        for path in extra_surrogate_paths(c):
+            model, meta = load_hash_model(path, None, c['surrogate_bits'], self.num_classes, self.device)
+            if c['channels_last']:
+                model.to(memory_format=torch.channels_last)
+            self.extra_surrogates.append(model)
+            print(f"extra surrogate {path}: {meta.get('method', '?')} {meta['backbone']} {meta['bits']} bits "
+                  f"(frozen, eval mode; G's hash term is the mean over {1 + len(self.extra_surrogates)} models)")
         self.lpips_net = build_lpips(c['lpips'], self.device)
 
     # ---- 2. LabCLN (trained once on the distinct label rows, cached by digest), confusing labels ----
@@ -524,8 +555,9 @@ class GanTraining:
             if c['input_diversity'] > 0 and torch.rand((), generator=g_div) < c['input_diversity']:
                 x_s = diverse_input(x_b, c['diversity_scale'], g_div)
             with amp:
-                hash_out, d_fake = self.surrogate(x_s), self.D_net(x_b)
-            g_loss, parts = self.g_loss_fn(x_b, x, hash_out.float(), h_c, d_fake.float(), y_s, lp,
+                hash_out = [m(x_s).float() for m in [self.surrogate] + self.extra_surrogates]
+                d_fake = self.D_net(x_b)
+            g_loss, parts = self.g_loss_fn(x_b, x, hash_out, h_c, d_fake.float(), y_s, lp,
                                            self.weights, hash_norm=c['hash_norm'])
             if warmup:  # the other terms are still computed, for the log
                 g_loss = self.weights[1] * parts['rec']
@@ -601,6 +633,7 @@ class GanTraining:
             'loss_preset': c['loss_preset'], 'lpips': c['lpips'], 'lpips_inputs': c['lpips_inputs'],
             'final_losses': {k: v for k, v in history[-1].items() if k not in ('epoch', 'step')},
             'debug_psnr_db': self.last_psnr, 'labcln': self.labcln_info, 'surrogate': self.surrogate_file,
+            'extra_surrogates': extra_surrogate_paths(c),
             'conf_mode': c['conf_mode'], 'conf_pool_size': len(self.conf_pool),
             'time_per_epoch_s': round(sum(h['time_s'] for h in history) / len(history), 2),
             'history': history,

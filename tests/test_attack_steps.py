@@ -69,6 +69,23 @@ def test_g_loss_paper_matches_formula(batch):
     assert total.item() == pytest.approx(80 * l_h + 5 * l_r + 200 * l_bd, rel=1e-5)
 
 
+def test_g_losses_average_the_hash_term_over_an_ensemble(batch):
+    """extra_surrogates: a list of hash outputs gives the mean of each one's hash term, in both
+    presets; the other terms are unchanged."""
+    t = batch
+    other = t['hash_out'].flip(0) * 0.5
+    for fn in (ttg.g_loss_paper, ttg.g_loss_code):
+        args = (t['x_b'], t['x'])
+        rest = (t['h_c'], t['d_fake'], t['y_s'], t['lp'], (80.0, 5.0, 200.0))
+        _, one = fn(*args, t['hash_out'], *rest)
+        _, two = fn(*args, other, *rest)
+        _, both = fn(*args, [t['hash_out'], other], *rest)
+        assert both['hash'].item() == pytest.approx((one['hash'].item() + two['hash'].item()) / 2, rel=1e-6)
+        assert both['rec'].item() == one['rec'].item() and both['bd'].item() == one['bd'].item()
+        _, same = fn(*args, [t['hash_out'], t['hash_out']], *rest)
+        assert same['hash'].item() == one['hash'].item()
+
+
 def test_d_loss_paper_matches_formula(batch):
     t = batch
     got = ttg.d_loss_paper(t['d_real'], t['y'], t['d_fake'], t['y_s']).item()
@@ -599,3 +616,36 @@ def test_gan_and_attack_parts_follow_their_inputs(mini, capsys):
         assert 'skipped' not in out and out.count('again: its g stamp differs') == 2, out
     finally:
         os.utime(ckpt, ns=(g.st_atime_ns, g.st_mtime_ns))
+
+
+def test_extra_surrogates_ensemble(mini, tmp_path):
+    """extra_surrogates: a copy of F as the second model gives the same first step as F alone (the
+    mean of two equal hash terms); a model with other weights changes the hash term; one of
+    another bit length, or a missing file, is a one-line error naming the file."""
+    src = os.path.join(mini['ck'], 'fx_CSQ_resnet18_16.pt')
+    ck = utils.load_checkpoint(src)
+    copy, other, bits8 = (str(tmp_path / n) for n in ('copy.pt', 'other.pt', 'bits8.pt'))
+    utils.save_checkpoint(copy, ck)
+    g = torch.Generator().manual_seed(1)
+    utils.save_checkpoint(other, dict(ck, model={k: v + 0.05 * torch.randn(v.shape, generator=g)
+                                                 if v.is_floating_point() else v for k, v in ck['model'].items()}))
+    utils.save_checkpoint(bits8, dict(ck, meta=dict(ck['meta'], bits=8)))
+
+    def first_step(run):
+        recs = [json.loads(line) for line in open(os.path.join(mini['res'], run, 'log.jsonl'))]
+        return [rec for rec in recs if rec.get('step') == 1 and 'hash' in rec][0]
+    for tag, extra in (('ens_copy', copy), ('ens_other', f'{copy},{other}')):
+        r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', f'--extra_surrogates={extra}',
+                                                       f'--tag={tag}'])
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert f'mean over {1 + extra.count(",") + 1} models' in r.stdout
+    base, same, diff = (first_step('fx_badhash_CSQ_resnet18_16' + t) for t in ('', '_ens_copy', '_ens_other'))
+    assert same['hash'] == pytest.approx(base['hash'], abs=1e-6) and same['g'] == pytest.approx(base['g'], abs=1e-5)
+    assert abs(diff['hash'] - base['hash']) > 1e-4
+    ckpt = utils.load_checkpoint(os.path.join(mini['ck'], 'fx_badhash_CSQ_resnet18_16_ens_copy.pt'))
+    assert len(ckpt['inputs']['extra_surrogate_stamps']) == 1
+    for extra, want in ((bits8, f'{bits8}: checkpoint is for bits=8, expected bits=16'),
+                        (str(tmp_path / 'none.pt'), f"checkpoint {tmp_path / 'none.pt'} not found")):
+        r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', f'--extra_surrogates={extra}',
+                                                       '--tag=ens_bad'])
+        assert r.returncode != 0 and r.stderr.strip().splitlines()[-1] == f'error: {want}', r.stderr[-500:]
