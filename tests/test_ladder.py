@@ -421,6 +421,18 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
                                      and 'configs/ladder_r3f_tiny.py' in v['cmd'] for v in victims)
 
+    # R3f with a surrogate ensemble: R3f's surrogate and victims, G's hash term also over R3f9's surrogate
+    steps, exps = steps_of('configs/ladder_tiny10_r3fens.py')
+    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 1 and '--tag=r3fens48' in gans[0]['cmd'] and '--epochs=48' in gans[0]['cmd']
+    assert '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt' in gans[0]['cmd']
+    assert '--extra_surrogates=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f9.pt' in gans[0]['cmd']
+    assert not any('extra_surrogates' in a for s in steps if s['cmd'][1] != 'train_tri_gen.py' for a in s['cmd'])
+    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
+                                     and 'r3f_ens48' in ' '.join(v['cmd']) for v in victims)
+
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     """`base`: the tiny-imagenet-10 rungs take their shared keys from configs/ladder_tiny10_base.py
@@ -431,7 +443,7 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
     base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
-    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3g48'):
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3fens', 'r3g48'):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
