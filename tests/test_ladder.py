@@ -421,6 +421,15 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
                                      and 'configs/ladder_r3f_tiny.py' in v['cmd'] for v in victims)
 
+    # R3f99: R3f9's surrogate and G, the victims' ResNet34 of 9 epochs as well
+    r3f9 = {tuple(s['cmd'][1:]) for s in steps if s['phase'] in ('surrogate', 'attack')}
+    steps, exps = steps_of('configs/ladder_tiny10_r3f99.py')
+    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+    assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] in ('surrogate', 'attack')} == r3f9
+    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64_e9.pth' in v['cmd']
+                                     and '--backbone=resnet34' in v['cmd'] and 'r3f99' in ' '.join(v['cmd'])
+                                     for v in victims)
     # R3f with a surrogate ensemble: R3f's surrogate and victims, G's hash term also over R3f9's surrogate
     steps, exps = steps_of('configs/ladder_tiny10_r3fens.py')
     assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
@@ -443,7 +452,7 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
     base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
-    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3fens', 'r3g48'):
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3g48'):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
