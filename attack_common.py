@@ -124,7 +124,8 @@ def load_gan(g_path, device):
     except ValueError as e:
         fail(str(e))
     meta = ckpt['meta']
-    G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'])
+    G = Generator(image_size=meta['image_size'], feat_dim=meta['feat_dim'], ngf=meta['ngf'],
+                  lowpass=meta.get('lowpass', 1))
     G.load_state_dict(ckpt['G'])
     G.to(device).eval()
     lab_path = ckpt['labcln']['path']

@@ -8,6 +8,7 @@ shapes and the parameter count (21,454,121) equal the official network.
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 # ImageNet statistics applied only to the generator input (SPEC §2.2, D8)
@@ -75,12 +76,19 @@ class Generator(nn.Module):
     Decoder: num_resblocks ResBlocks(4ngf) -> 2 x [ConvT4x4 s2 p1 (no bias)+IN+ReLU] (4ngf -> 2ngf -> ngf).
     Head: concat(decoder out, x_norm) (ngf+3 ch) -> Conv3x3(-> 3, no bias) -> Tanh.
     All InstanceNorm layers have affine=False. image_size must be divisible by 16.
+    lowpass = k > 1 (our option, issue 11; 1 = paper): the head's output averaged over k x k blocks and
+    upsampled bilinearly back to S x S, a low-frequency pattern, still in [-1, 1] (a convex combination);
+    for g_output='residual', where it is the trigger. Low-frequency perturbations carry over to
+    networks they were not made against better (Guo et al., UAI 2019; Sharma et al., IJCAI 2019).
     """
 
-    def __init__(self, image_size=224, feat_dim=512, ngf=64, num_resblocks=3):
+    def __init__(self, image_size=224, feat_dim=512, ngf=64, num_resblocks=3, lowpass=1):
         super().__init__()
         if image_size % 16 or image_size <= 0:
             raise ValueError(f"image_size must be a positive multiple of 16, got {image_size}")
+        if lowpass < 1 or image_size % lowpass:
+            raise ValueError(f"lowpass must be >= 1 and divide image_size={image_size}, got {lowpass}")
+        self.lowpass = lowpass
         if ngf % 8 or ngf <= 0:
             raise ValueError(f"ngf must be a positive multiple of 8 (label-encoder widths 2ngf..ngf/8), got {ngf}")
         self.image_size, self.feat_dim, self.ngf = image_size, feat_dim, ngf
@@ -112,7 +120,10 @@ class Generator(nn.Module):
         label_map = self.label_encoder(r_b)
         h = self.encoder(torch.cat([label_map, x_norm], dim=1))
         h = self.decoder(h)
-        return self.head(torch.cat([h, x_norm], dim=1))
+        out = self.head(torch.cat([h, x_norm], dim=1))
+        if self.lowpass > 1:
+            out = F.interpolate(F.avg_pool2d(out, self.lowpass), size=(s, s), mode='bilinear', align_corners=False)
+        return out
 
 
 def apply_generator(G, x, r_b, g_output='image', g_eps=0.0):

@@ -89,6 +89,9 @@ g_output = 'image'            # 'image' = official: G's tanh output is the poiso
                               # the full-image output to learn it, SPEC §8); layers unchanged
 g_eps = 0.0                   # our option, g_output='residual' only: x_b = clamp(x + g_eps * tanh output)
                               # (an L-inf budget; 8/255 keeps PSNR >= 30 dB); 0 = unbounded residual
+g_lowpass = 1                 # our option, 1 = paper: G's output averaged over k x k blocks and upsampled
+                              # bilinearly (generator.Generator lowpass), a low-frequency trigger that may
+                              # carry over to other networks better (issue 11); g_output='residual' only
 input_diversity = 0.0         # our option, off = paper: the probability per batch that the surrogate sees G's
                               # output resized and padded at random (attack_common.diverse_input, Xie et al.
                               # 2019) in the hash term, so the trigger transfers to other networks (issue 11)
@@ -120,7 +123,7 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
               'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125,
-              'extra_surrogates': ''}
+              'extra_surrogates': '', 'g_lowpass': 1}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -330,6 +333,10 @@ class GanTraining:
             _fail(f"g_output must be 'image' or 'residual', got {c['g_output']!r}")
         if c['g_eps'] < 0 or (c['g_eps'] > 0 and c['g_output'] != 'residual'):
             _fail(f"g_eps must be >= 0 and needs g_output='residual', got {c['g_eps']} with {c['g_output']!r}")
+        if c['g_lowpass'] != 1 and (c['g_output'] != 'residual' or c['g_lowpass'] < 1
+                                    or c['image_size'] % c['g_lowpass']):
+            _fail(f"g_lowpass must be an integer >= 1 dividing image_size={c['image_size']} and needs "
+                  f"g_output='residual', got {c['g_lowpass']} with {c['g_output']!r}")
         if not 0 <= c['rec_warmup_epochs'] <= c['epochs']:
             _fail(f"rec_warmup_epochs must be in 0..epochs={c['epochs']}, got {c['rec_warmup_epochs']}")
         if c['goal_code'] not in ('labcln', 'surrogate'):
@@ -446,7 +453,8 @@ class GanTraining:
         c, device, ckpt = self.c, self.device, self.ckpt
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c['seed'])
-            G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf']).to(device)
+            G = Generator(image_size=c['image_size'], feat_dim=c['labcln_feat'], ngf=c['ngf'],
+                          lowpass=c['g_lowpass']).to(device)
             init_generator_output(G, c['g_output'])
             D = Discriminator(self.num_classes, image_size=c['image_size'], ndf=c['ndf']).to(device)
         if c['channels_last']:
@@ -612,7 +620,7 @@ class GanTraining:
             'opt_G': self.opt_g.state_dict(), 'opt_D': self.opt_d.state_dict(),
             'sched_G': self.sched_g.state_dict(), 'sched_D': self.sched_d.state_dict(),
             'meta': {'image_size': c['image_size'], 'feat_dim': c['labcln_feat'], 'ngf': c['ngf'],
-                     'g_output': c['g_output'], 'g_eps': c['g_eps'],
+                     'g_output': c['g_output'], 'g_eps': c['g_eps'], 'lowpass': c['g_lowpass'],
                      'ndf': c['ndf'], 'num_classes': self.num_classes, 'bits': c['surrogate_bits']},
             'labcln': {k: self.labcln_info[k] for k in ('path', 'digest')},
             'lpips': c['lpips'], 'weights': list(self.weights), 'epoch': epoch + 1, 'step': self.step,

@@ -467,6 +467,42 @@ def test_residual_output_starts_as_identity_and_respects_eps():
     assert psnr >= 30.0
 
 
+def test_lowpass_generator_output_is_the_block_mean_upsampled():
+    """Generator(lowpass=k): the same network's output averaged over k x k blocks and upsampled
+    bilinearly; in [-1, 1], so a residual G keeps its eps; k must divide the image size."""
+    from generator import Generator
+    torch.manual_seed(0)
+    G1 = Generator(image_size=16, feat_dim=8, ngf=8)
+    G4 = Generator(image_size=16, feat_dim=8, ngf=8, lowpass=4)
+    G4.load_state_dict(G1.state_dict())
+    torch.nn.init.normal_(G1.head[0].weight, std=1.0)
+    G4.head[0].weight.data.copy_(G1.head[0].weight.data)
+    x, r_b = torch.rand(2, 3, 16, 16), torch.randn(2, 8)
+    xn = generator.normalize_for_generator(x)
+    full, low = G1(xn, r_b), G4(xn, r_b)
+    blocks = full.reshape(2, 3, 4, 4, 4, 4).mean((3, 5))  # the 4 x 4 block means
+    want = torch.nn.functional.interpolate(blocks, size=(16, 16), mode='bilinear', align_corners=False)
+    assert torch.allclose(low, want, atol=1e-6) and low.abs().max() <= 1
+    assert (low[..., 1:, :] - low[..., :-1, :]).abs().mean() < (full[..., 1:, :] - full[..., :-1, :]).abs().mean() / 2
+    x_b = generator.apply_generator(G4, x, r_b, 'residual', 8 / 255)
+    assert (x_b - x).abs().max().item() <= 8 / 255 + 1e-6
+    with pytest.raises(ValueError, match='lowpass must be >= 1 and divide image_size=16'):
+        Generator(image_size=16, feat_dim=8, ngf=8, lowpass=3)
+
+
+def test_lowpass_gan_run_and_its_errors(mini):
+    """train_tri_gen.py g_lowpass: G is built and saved with it (load_gan rebuilds the same G, as
+    implement_tri_gen.py uses it); with the official image output, a one-line error."""
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--g_output=residual', '--g_eps=0.0314',
+                                                   '--g_lowpass=4', '--tag=lp4'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    G, _, meta, _ = attack_common.load_gan(os.path.join(mini['ck'], 'fx_badhash_CSQ_resnet18_16_lp4.pt'), 'cpu')
+    assert meta['lowpass'] == 4 and G.lowpass == 4
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--g_lowpass=4', '--tag=lp4img'])
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1].startswith("error: g_lowpass must be an integer >= 1 dividing image_size=32")
+
+
 def test_demo_options_end_to_end(mini):
     """rec warm-up (no D step) then residual G with an eps budget; poisons keep PSNR >= 30 dB."""
     opts = ['--tag=opts', '--epochs=2', '--rec_warmup_epochs=1', '--g_output=residual',
