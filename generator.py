@@ -86,12 +86,11 @@ class Generator(nn.Module):
         super().__init__()
         if image_size % 16 or image_size <= 0:
             raise ValueError(f"image_size must be a positive multiple of 16, got {image_size}")
-        if lowpass < 1 or image_size % lowpass:
-            raise ValueError(f"lowpass must be >= 1 and divide image_size={image_size}, got {lowpass}")
-        self.lowpass = lowpass
         if ngf % 8 or ngf <= 0:
             raise ValueError(f"ngf must be a positive multiple of 8 (label-encoder widths 2ngf..ngf/8), got {ngf}")
-        self.image_size, self.feat_dim, self.ngf = image_size, feat_dim, ngf
+        if lowpass < 1 or image_size % lowpass:
+            raise ValueError(f"lowpass must be >= 1 and divide image_size={image_size}, got {lowpass}")
+        self.image_size, self.feat_dim, self.ngf, self.lowpass = image_size, feat_dim, ngf, lowpass
         self.label_encoder = LabelEncoder(image_size, feat_dim, ngf)
 
         enc = [nn.Conv2d(6, ngf, 7, padding=3, bias=True), nn.InstanceNorm2d(ngf), nn.ReLU(inplace=True)]
