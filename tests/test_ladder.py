@@ -441,6 +441,18 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
     assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
                                      and 'r3f_ens48' in ' '.join(v['cmd']) for v in victims)
+    # ... and with a member of another architecture: R3f's ResNet18 surrogate plus a DenseNet121 one
+    ens = {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'}
+    steps, exps = steps_of('configs/ladder_tiny10_r3fensd.py')
+    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+    assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'} == ens
+    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 1 and '--tag=r3fensd48' in gans[0]['cmd'] and '--epochs=48' in gans[0]['cmd']
+    assert '--surrogate_checkpoint=checkpoint/tiny-imagenet-10_CSQ_resnet18_32_r3f.pt' in gans[0]['cmd']
+    assert '--extra_surrogates=checkpoint/tiny-imagenet-10_CSQ_densenet121_32_r3fd.pt' in gans[0]['cmd']
+    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 3 and all('--backbone=resnet34' in v['cmd'] and 'r3f_ensd48' in ' '.join(v['cmd'])
+                                     for v in victims)
 
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
@@ -452,7 +464,7 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
     base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
-    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3g48'):
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3fensd', 'r3g48'):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
