@@ -388,7 +388,8 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
 def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     """R3f (frozen ResNet34 victims) and R3 with the 48-epoch G (every layer of the ResNet34 victims
     fine-tuned) use R1p's surrogate, G and attacks: the same steps, so one G serves the three rungs;
-    their victims differ in what trains. R3f9 changes only the surrogate's backbone."""
+    their victims differ in what trains. R3f9 changes only the surrogate's backbone, the ensembles only
+    G's hash term, R3fw64 only G's widths."""
     def steps_of(preset, *argv):
         plan, exps = _ladder_plan(monkeypatch, preset, *argv)
         return plan.ordered(), exps
@@ -453,6 +454,18 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
     assert len(victims) == 3 and all('--backbone=resnet34' in v['cmd'] and 'r3f_ensd48' in ' '.join(v['cmd'])
                                      for v in victims)
+    # ... and G and D at the paper's widths: the widths reach train_tri_gen.py only (implement_tri_gen.py
+    # reads them from G's checkpoint), R3f's surrogate and victims otherwise
+    steps, exps = steps_of('configs/ladder_tiny10_r3fw64.py')
+    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+    assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'} == ens
+    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 1 and {'--tag=r3fw64', '--epochs=24', '--ngf=64', '--ndf=64'} <= set(gans[0]['cmd'])
+    assert not any(a.startswith(('--ngf', '--ndf')) for s in steps if s['cmd'][1] != 'train_tri_gen.py'
+                   for a in s['cmd'])
+    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
+                                     and 'r3f_w64' in ' '.join(v['cmd']) for v in victims)
 
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
@@ -464,7 +477,7 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
     base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
-    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3fensd', 'r3g48'):
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3fensd', 'r3fw64', 'r3g48'):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
