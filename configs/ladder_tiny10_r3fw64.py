@@ -2,7 +2,7 @@
 widths, for ladder.py: R3f (configs/ladder_tiny10_r3f.py: frozen trunks, a new hash layer on each, the
 paper preset with one copy and with the official append x10) with `ngf = ndf = 64` (the official
 code's widths; configs/tiny_attack.py uses a quarter of them for the CPU budget). G: 9.6 M parameters
-instead of 0.8 M, about 150 s per epoch on 2 CPU threads (ngf 16: about 30 s), so 24 epochs here
+instead of 0.8 M, about 160 s per epoch on 2 CPU threads (ngf 16: about 30 s), so 24 epochs here
 (about 1 hour) against the quarter-width G's 48; rerunning with --gan_train_args=--epochs=48 resumes
 the same G (train_tri_gen.py lets epochs grow), and the ladder remakes what was made from it.
 The victims keep R3f's ResNet34 (3 epochs), so the only change from R3f is G's capacity.
