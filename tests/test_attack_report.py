@@ -1,14 +1,12 @@
 """evaluate.py's attack report: figures equal the metric functions on the saved codes."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import evaluate
-from conftest import ROOT
+from script_runner import run_script
 
 
 def _write_run(folder, rng, n_db=50, n_q=12, bits=8, classes=4, target=2, backdoored=False):
@@ -57,14 +55,12 @@ def test_report_command_line(tmp_path):
     clean, bd = str(tmp_path / 'clean'), str(tmp_path / 'bd')
     _write_run(clean, rng)
     _write_run(bd, rng, backdoored=True)
-    out = subprocess.run([sys.executable, 'evaluate.py', f"--clean_dir={clean}",
-                          f"--backdoor_dir={bd}", '--target=2', '--topk=-1', '--report_name=x',
-                          f"--out_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True)
+    out = run_script(['evaluate.py', f"--clean_dir={clean}", f"--backdoor_dir={bd}", '--target=2',
+                      '--topk=-1', '--report_name=x', f"--out_dir={tmp_path}"], threads=None)
     assert out.returncode == 0, out.stderr
     saved = json.load(open(tmp_path / 'x.json'))
     assert saved['report']['target'] == 2 and (tmp_path / 'x.md').read_text() in out.stdout
-    out = subprocess.run([sys.executable, 'evaluate.py', f"--clean_dir={tmp_path / 'nope'}",
-                          f"--backdoor_dir={bd}", '--target=2'], cwd=ROOT, capture_output=True,
-                         text=True)
+    out = run_script(['evaluate.py', f"--clean_dir={tmp_path / 'nope'}", f"--backdoor_dir={bd}",
+                      '--target=2'], threads=None)
     assert out.returncode != 0 and out.stderr.strip().startswith('error: ')
     assert 'codes_database.npz: codes not found' in out.stderr

@@ -3,7 +3,6 @@ implement_tri_gen.py (poisons, lists, stealth figures, reruns, errors). CPU, und
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from conftest import ROOT, make_image_lists
+from script_runner import run_script
 
 sys.path.insert(0, ROOT)
 
@@ -154,9 +154,7 @@ def test_preset_weights_and_lr_rule():
 # ------------------------------------------------------------------------------------------------
 
 def _run(args, env=None):
-    e = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    e.update(env or {})
-    return subprocess.run([PY] + args, cwd=ROOT, capture_output=True, text=True, env=e, timeout=300)
+    return run_script(args, env=env)
 
 
 @pytest.fixture(scope='module')

@@ -3,7 +3,6 @@ property on real files, the shared output format, reruns and one-line errors. CP
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from conftest import ROOT, make_image_lists
+from script_runner import run_script
 
 sys.path.insert(0, ROOT)
 
@@ -22,8 +22,7 @@ N_CLASSES, PER_CLASS = 4, (10, 3, 10)  # train 40 (10 per class), test 12, datab
 
 
 def _run(args):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    return subprocess.run([PY] + args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    return run_script(args)
 
 
 def _config(module, **overrides):

@@ -5,18 +5,14 @@ scripts from breaking, and check the invariants they print: identical codes from
 equal MAP from both implementations, FLOPs that add up."""
 import os
 import re
-import subprocess
-import sys
 
-from conftest import ROOT
+from script_runner import run_script
 
 RATIO = r"ratio x(\d+\.\d+)"
 
 
 def bench(script, *args):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    p = subprocess.run([sys.executable, os.path.join('bench', script), *args], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env=env)
+    p = run_script([os.path.join('bench', script), *args], timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout
 
@@ -61,8 +57,7 @@ def test_map_bench_agrees_with_the_per_query_loop():
 
 
 def test_map_bench_rejects_an_unknown_key():
-    p = subprocess.run([sys.executable, 'bench/bench_map.py', '--nquery=3'], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    p = run_script(['bench/bench_map.py', '--nquery=3'], timeout=60, threads=None)
     assert p.returncode != 0 and "unknown config key 'nquery'" in p.stderr
 
 

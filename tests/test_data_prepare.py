@@ -6,7 +6,6 @@ under pytest's tmp_path.
 import json
 import os
 import pickle
-import subprocess
 import sys
 
 import numpy as np
@@ -15,14 +14,14 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import utils  # noqa: E402
+from script_runner import run_script  # noqa: E402
 
 SMALL_TOY = ['--train_per_class=6', '--database_per_class=10', '--test_per_class=4',
              '--openset_per_class=3']
 
 
 def run(script, *args, ok=True):
-    r = subprocess.run([sys.executable, os.path.join('data', script), *map(str, args)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = run_script([os.path.join('data', script), *args], timeout=120, threads=None)
     if ok:
         assert r.returncode == 0, r.stdout + r.stderr
     else:

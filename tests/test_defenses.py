@@ -3,14 +3,13 @@ tiny model (results, reuse, bad inputs). The known-answer check on the BadNets t
 `make defend-toy` (docs/RESULTS.md), not a test: it trains two victims (minutes of CPU)."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import ROOT, make_image_lists
+from script_runner import run_script
 
 import utils
 from defenses import common
@@ -368,9 +367,7 @@ def test_defend_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     assert 'checkpoint is for bits=8, expected bits=16' in str(e.value)
     assert '\n' not in str(e.value)
     # the command line turns them into one line on stderr and a non-zero exit
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    p = subprocess.run([sys.executable, 'defend.py', '--defenses=spectral'], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = run_script(['defend.py', '--defenses=spectral'])
     assert p.returncode == 1 and p.stderr.strip().splitlines() == [
         "error: unknown defense 'spectral'; choose from finetune, fineprune, nc, tabor, "
         "nc_collapse, strip, sentinet or 'all'"]

@@ -2,7 +2,6 @@
 (README "GPU runs"), on a small zip in the official layout built by test_prepare_tinyimagenet."""
 import json
 import os
-import subprocess
 import sys
 import zipfile
 
@@ -12,12 +11,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 import utils  # noqa: E402
+from script_runner import run_script  # noqa: E402
 from test_prepare_tinyimagenet import SMALL, TRAIN, VAL, WNIDS, make_zip, run  # noqa: E402
 
 
 def _py(*args):
-    r = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    r = run_script(args, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from script_runner import run_script
 
 import evaluate
 from hash_models import BACKBONES, build_hash_model
@@ -25,8 +26,7 @@ def _args(data, tmp, **kw):
 
 
 def _run(script, args, check=True):
-    p = subprocess.run([sys.executable, script] + args, cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+    p = run_script([script] + args, threads=None)
     if check and p.returncode != 0:
         raise AssertionError(p.stdout + p.stderr)
     return p

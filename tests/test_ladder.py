@@ -2,22 +2,20 @@
 freeze (frozen parameters and BatchNorm statistics), init_parts=trunk, and pretrain.py."""
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 
 from conftest import ROOT
+from script_runner import run_script
 
 import utils
 from hash_models import build_hash_model, freeze, torchvision_model, trunk_stages
 
 
 def _run(script, args, check=True):
-    p = subprocess.run([sys.executable, script] + [str(a) for a in args], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, OMP_NUM_THREADS='1'))
+    p = run_script([script] + list(args))
     if check and p.returncode != 0:
         raise AssertionError(p.stdout + p.stderr)
     return p

@@ -3,11 +3,10 @@
 The loops follow DeepHash CalcTopMap / CalcTopMapWithPR (SPEC §4.4) with np.argsort(kind='stable')
 so that ties are broken by database index (SPEC D19). Few bits -> many tied distances.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from script_runner import run_script
 
 import evaluate
 
@@ -240,12 +239,13 @@ def test_cli(tmp_path):
     np.savez(tmp_path / 'test.npz', codes=q, labels=ql)
     np.savez(tmp_path / 'database.npz', codes=db, labels=dbl)
     expected = ref_map(q, db, ql, dbl, 50).mean()
-    out = subprocess.run([sys.executable, evaluate.__file__, f"--query={tmp_path / 'test.npz'}",
-                          f"--database={tmp_path / 'database.npz'}", '--topk=50',
-                          f"--pr={tmp_path / 'pr.json'}"], capture_output=True, text=True, check=True)
+    out = run_script([evaluate.__file__, f"--query={tmp_path / 'test.npz'}",
+                      f"--database={tmp_path / 'database.npz'}", '--topk=50',
+                      f"--pr={tmp_path / 'pr.json'}"], threads=None)
+    assert out.returncode == 0, out.stderr
     assert f"MAP@50 = {expected:.4f}" in out.stdout
     assert (tmp_path / 'pr.json').exists()
-    bad = subprocess.run([sys.executable, evaluate.__file__, '--topkk=5'], capture_output=True, text=True)
+    bad = run_script([evaluate.__file__, '--topkk=5'], threads=None)
     assert bad.returncode != 0 and 'topkk' in bad.stderr
 
 

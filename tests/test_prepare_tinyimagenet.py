@@ -1,12 +1,12 @@
 """data/prepare_tinyimagenet.py on a small zip in the official layout built here, and (read only,
 no extraction) on ../shared/data/tiny-imagenet-200.zip when it is there."""
 import os
-import subprocess
 import sys
 import zipfile
 
 import numpy as np
 import pytest
+from script_runner import run_script
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,9 +20,7 @@ SMALL = ['--num_classes=6', '--hash_classes=3', '--train_per_class=2', f'--val_p
 
 
 def run(*args, ok=True):
-    r = subprocess.run([sys.executable, 'data/prepare_tinyimagenet.py', *map(str, args)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, OMP_NUM_THREADS='1'))
+    r = run_script(['data/prepare_tinyimagenet.py', *args], timeout=120)
     assert (r.returncode == 0) == ok, r.stdout + r.stderr
     return r
 
@@ -182,9 +180,9 @@ def test_tiny200_surrogate_from_zip_or_folder(tmp_path):
             with zipfile.ZipFile(src) as z:
                 z.extractall(path)
         out = tmp_path / f'sur_{name}'
-        r = subprocess.run([sys.executable, 'data/prepare_tiny200.py', f'--zip_path={path}',
-                            f'--exclude_classes={tmp_path / "exclude.txt"}', '--per_class=2',
-                            f'--out_dir={out}'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        r = run_script(['data/prepare_tiny200.py', f'--zip_path={path}',
+                        f'--exclude_classes={tmp_path / "exclude.txt"}', '--per_class=2',
+                        f'--out_dir={out}'], timeout=120, threads=None)
         assert r.returncode == 0, r.stdout + r.stderr
         outs.append(out)
     rows = [(out / 'database.txt').read_text() for out in outs]

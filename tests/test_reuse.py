@@ -4,12 +4,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
+from script_runner import run_script
 
 import evaluate
 import utils
@@ -141,9 +141,9 @@ def test_attack_report_refuses_query_codes_of_different_lists(image_lists, tmp_p
     a, b = (str(tmp_path / d / 'codes_trig_open.npz') for d in ('clean', 'bd'))
     with pytest.raises(evaluate.MismatchError, match='different lists'):
         evaluate.attack_report(str(tmp_path / 'clean'), str(tmp_path / 'bd'), 1, -1)
-    p = subprocess.run([sys.executable, 'evaluate.py', f"--clean_dir={tmp_path / 'clean'}",
-                        f"--backdoor_dir={tmp_path / 'bd'}", '--target=1', '--topk=-1',
-                        f"--out_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True)
+    p = run_script(['evaluate.py', f"--clean_dir={tmp_path / 'clean'}",
+                    f"--backdoor_dir={tmp_path / 'bd'}", '--target=1', '--topk=-1',
+                    f"--out_dir={tmp_path}"], threads=None)
     assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1
     assert p.stderr.startswith(f"error: {a} (12 rows) and {b} (11 rows) were encoded from "
                                f"different lists")
@@ -350,13 +350,11 @@ def test_query_and_database_codes_of_different_checkpoints_are_refused(image_lis
                               np.ones((len(paths), 8), np.int8), labels,
                               dict(utils.list_record(list_file, paths), checkpoint='m.pt',
                                    checkpoint_stamp=stamp))
-    ok = subprocess.run([sys.executable, 'evaluate.py', f"--query={tmp_path / 'a' / 'codes_test.npz'}",
-                         f"--database={tmp_path / 'a' / 'codes_database.npz'}", '--topk=-1'],
-                        cwd=ROOT, capture_output=True, text=True)
+    ok = run_script(['evaluate.py', f"--query={tmp_path / 'a' / 'codes_test.npz'}",
+                     f"--database={tmp_path / 'a' / 'codes_database.npz'}", '--topk=-1'], threads=None)
     assert ok.returncode == 0 and 'MAP@-1 = ' in ok.stdout
-    p = subprocess.run([sys.executable, 'evaluate.py', f"--query={tmp_path / 'a' / 'codes_test.npz'}",
-                        f"--database={tmp_path / 'b' / 'codes_database.npz'}"], cwd=ROOT,
-                       capture_output=True, text=True)
+    p = run_script(['evaluate.py', f"--query={tmp_path / 'a' / 'codes_test.npz'}",
+                    f"--database={tmp_path / 'b' / 'codes_database.npz'}"], threads=None)
     assert p.returncode != 0 and p.stderr == (
         f"error: {tmp_path / 'a' / 'codes_test.npz'} and {tmp_path / 'b' / 'codes_database.npz'} "
         f"were encoded by different checkpoints (m.pt 1:1 vs m.pt 1:2)\n")

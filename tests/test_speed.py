@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from script_runner import run_script
 
 import utils
 from hash_models import build_hash_model, engine
@@ -23,8 +24,11 @@ def _args(data, tmp, **kw):
 
 
 def _run(cmd, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    if cmd[0] == sys.executable and cmd[1].endswith('.py'):
+        p = run_script(cmd[1:])
+    else:  # torchrun: its own processes
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, OMP_NUM_THREADS='1'))
     if check and p.returncode != 0:
         raise AssertionError(p.stdout + p.stderr)
     return p
