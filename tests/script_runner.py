@@ -1,5 +1,5 @@
 """Runs the project's scripts for the tests as `python script.py args` would, without paying
-Python's and PyTorch's start-up (2-4 s on a 2-core CPU) for each of the suite's ~150 runs.
+Python's and PyTorch's start-up (about 2 s on a 2-core CPU) for each of the suite's script runs.
 
 One helper process imports the heavy third-party libraries (torch, torchvision, lpips, numpy, ...)
 once and never runs a tensor operation; each script then runs in a process forked from it, with the
@@ -11,8 +11,9 @@ environment sets torch's thread count (a fresh interpreter reads it at start-up)
 
 `run_script` returns a subprocess.CompletedProcess (text, universal newlines) and raises
 subprocess.TimeoutExpired after killing the run's process group, as subprocess.run does.
-BADHASH_TEST_FORK=0 runs every script as a real subprocess instead (same results, slower);
-anything that is not a `.py` file runs as a subprocess anyway.
+BADHASH_TEST_FORK=0 runs every script as a real subprocess instead (same results, slower), and so
+does any platform but Linux (fork after importing torch is not safe on macOS); a command that is
+not a `.py` file runs as a subprocess anyway.
 """
 import atexit
 import io
@@ -68,7 +69,7 @@ def _decode(path):
 
 
 def _use_fork(cmd):
-    return (os.environ.get('BADHASH_TEST_FORK', '1') != '0' and hasattr(os, 'fork')
+    return (os.environ.get('BADHASH_TEST_FORK', '1') != '0' and sys.platform.startswith('linux')
             and len(cmd) >= 2 and cmd[0] == sys.executable and str(cmd[1]).endswith('.py'))
 
 
