@@ -48,9 +48,9 @@ def _start():
         _server.kill()
         _server = None
         raise RuntimeError(f'script_runner: the helper did not start ({line!r})')
-    atexit.register(_stop)
 
 
+@atexit.register
 def _stop():
     global _server
     if _server is not None and _server.poll() is None:
@@ -68,9 +68,9 @@ def _decode(path):
         return io.TextIOWrapper(io.BytesIO(f.read())).read()
 
 
-def _use_fork(cmd):
+def _use_fork(script):
     return (os.environ.get('BADHASH_TEST_FORK', '1') != '0' and sys.platform.startswith('linux')
-            and len(cmd) >= 2 and cmd[0] == sys.executable and str(cmd[1]).endswith('.py'))
+            and script.endswith('.py'))
 
 
 def run_script(args, env=None, cwd=ROOT, timeout=300, threads='1'):
@@ -82,7 +82,7 @@ def run_script(args, env=None, cwd=ROOT, timeout=300, threads='1'):
     if threads is not None:
         e['OMP_NUM_THREADS'] = str(threads)
     e.update(env or {})
-    if not _use_fork(cmd):
+    if not _use_fork(cmd[1]):
         return subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout)
     if _server is None or _server.poll() is not None:
         _start()

@@ -2,14 +2,12 @@
 decoded-image cache, sharded encoding and torchrun DDP on CPU (gloo), the dtype key."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
 from script_runner import run_script
 
 import utils
@@ -24,11 +22,7 @@ def _args(data, tmp, **kw):
 
 
 def _run(cmd, check=True):
-    if cmd[0] == sys.executable and cmd[1].endswith('.py'):
-        p = run_script(cmd[1:])
-    else:  # torchrun: its own processes
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, OMP_NUM_THREADS='1'))
+    p = run_script(cmd[1:])  # torchrun (`-m torch.distributed.run`) runs as a plain subprocess
     if check and p.returncode != 0:
         raise AssertionError(p.stdout + p.stderr)
     return p
