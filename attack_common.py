@@ -74,6 +74,8 @@ def attack_run_name(c, gan_run):
     oracle = 'oracle' in (c.get('poisons_by', 'generator'), c.get('triggers_by', 'generator'))
     if oracle and c.get('oracle_diversity', 0):  # DI-PGD (our option): other images
         name += f"_di{round(c['oracle_diversity'] * 100):d}"
+    if c.get('trigger_scale', 1) != 1:  # magnified triggered queries (a diagnostic, not the paper)
+        name += f"_qs{c['trigger_scale']:g}"
     if c['copies'] != 1:
         name += f"_x{c['copies']}"
     if c['conf_label'] != 'other':

@@ -79,6 +79,12 @@ oracle_diversity = 0.0        # oracle: probability per PGD step of seeing the i
                               # random (attack_common.diverse_input, DI-PGD); 0 = plain PGD. Our option
                               # (issue 11): does a perturbation that rests on no exact pixel grid transfer
                               # to an independent victim better? Part of the attack folder's name
+trigger_scale = 1.0           # 1 = the paper: the triggered queries are G's own images, as the poisons. k > 1
+                              # (our diagnostic, issue 11): G's residual on the queries alone is multiplied by
+                              # k (g_output='residual' only; L-inf k x g_eps, their PSNR in stealth.json), the
+                              # poisons unchanged: test-time trigger magnification (Zeng et al., Narcissus, CCS
+                              # 2023). Tells "the poisons did not implant" from "the trigger does not reach";
+                              # the queries are then not at the poisons' invisibility. Part of the folder name
 attack_tag = ''               # suffix of the attack run name
 gen_batch_size = 64           # generation batch
 seed = 0                      # subset and confusing-label draws
@@ -181,6 +187,8 @@ def check_keys(c):
         _fail(f"poison_rate must be in (0, 1] and copies >= 1, got {c['poison_rate']}, {c['copies']}")
     if not 0 <= c['oracle_diversity'] <= 1:
         _fail(f"oracle_diversity must be in [0, 1], got {c['oracle_diversity']}")
+    if c['trigger_scale'] < 1:
+        _fail(f"trigger_scale must be >= 1, got {c['trigger_scale']}")
     if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
         _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
 
@@ -325,6 +333,8 @@ def write_triggered(c, S):
                      target=c['target'])
         if c['triggers_by'] == 'oracle':
             stamp['oracle'] = S['oracle_id']
+        if c['trigger_scale'] != 1:
+            stamp['trigger_scale'] = c['trigger_scale']
         lst = os.path.join(out, f"{part}.txt")
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
         # the same source images without the trigger, labelled with the target: the control that
@@ -335,8 +345,8 @@ def write_triggered(c, S):
         if S['parts'].done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
         stats = generate(S['G'], S['r_b'], [paths[i] for i in idx], qnames, os.path.join(out, part), c,
-                         S['device'], part, S['meta'].get('g_output', 'image'), S['meta'].get('g_eps', 0.0),
-                         make=S['make'] if c['triggers_by'] == 'oracle' else None)
+                         S['device'], part, S['meta'].get('g_output', 'image'),
+                         S['meta'].get('g_eps', 0.0) * c['trigger_scale'], make=S['make'] if c['triggers_by'] == 'oracle' else None)
         if c['triggers_by'] == 'oracle':  # the per-image PGD's reach: Hamming to the goal code
             oracle = S['oracle']
             ham = torch.cat(oracle.pop('hamming')).tolist()
@@ -354,6 +364,11 @@ def main(c):
     lists, num_classes = read_lists(c)
     device = utils.resolve_device(c['device'])
     G, labcln, meta, g_id = load_generator(c, num_classes, device)
+    if c['trigger_scale'] != 1 and (meta.get('g_output', 'image') != 'residual' or not meta.get('g_eps')
+                                    or c['triggers_by'] == 'oracle'):
+        _fail(f"trigger_scale={c['trigger_scale']} needs G's triggers of a residual G with g_eps > 0; G "
+              f"{g_id['checkpoint']} has g_output={meta.get('g_output', 'image')!r}, g_eps={meta.get('g_eps', 0.0)}"
+              f", triggers_by={c['triggers_by']!r}")
     members, chosen, conf = choose(c, lists['train_labels'], num_classes)
     r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
     run = attack_run_name(c, gan_run_name(c))

@@ -44,6 +44,8 @@ gan_args = ''                 # BadHash's own arguments (train_tri_gen.py and im
                               # e.g. '--tag=r2 --surrogate_checkpoint=checkpoint/<surrogate>.pt'
 gan_train_args = ''           # train_tri_gen.py's alone, e.g. '--epochs=40' (give gan_args a --tag of
                               # its own: G's run name is made from the keys both scripts share)
+gan_attack_args = ''          # implement_tri_gen.py's alone, e.g. '--poison_rate=1' (its attack folder's
+                              # name records poison_rate, mode and copies, so earlier folders are kept)
 victim_presets = ''           # the rung's victim presets (configs/ladder_r*.py), comma-separated
 victim_args = ''              # the victims' own arguments, e.g. '--backbone=resnet34'
 victim_tag = ''               # victim run tags: {victim_tag}_clean, {victim_tag}_poisoned_{variant}
@@ -136,7 +138,8 @@ def _attack_steps(plan, c, variant, base_steps):
                               [os.path.join(gcfg['out_dir'], gan, 'train_summary.json')],
                               after=base_steps)
             after = base_steps + [g_step]
-            argv = base + _args(c['gan_args']) + VARIANTS[variant][2] + opts(target=c['target']) + extra
+            argv = (base + _args(c['gan_args']) + _args(c['gan_attack_args']) + VARIANTS[variant][2]
+                    + opts(target=c['target']) + extra)
             if '--poisons_by=oracle' in argv:  # the runner's oracle keys, unless the variant sets its own
                 if not any(a.startswith('--oracle_eps=') for a in argv):
                     argv += opts(oracle_eps=c['oracle_eps'])

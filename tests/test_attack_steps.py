@@ -522,6 +522,51 @@ def test_demo_options_end_to_end(mini):
     assert r.returncode != 0 and 'hash_norm' in (r.stdout + r.stderr)
 
 
+def test_trigger_scale_magnifies_the_queries_alone(mini):
+    """trigger_scale (issue 11's diagnostic, test-time trigger magnification): the triggered queries
+    carry k times G's residual, the poisons are the same files, its own attack folder; k < 1 and a G
+    without a residual output are one-line errors."""
+    # a residual G pushed off the identity in one epoch (a large lr), so its residual survives the 8-bit PNGs
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=qs', '--epochs=1', '--g_output=residual',
+                                                   '--g_eps=0.0313', '--lr=0.05', '--lr_policy=constant'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    gen = ['implement_tri_gen.py', 'configs/demo.py', '--tag=qs', '--target=1'] + mini['common']
+    for extra in ([], ['--trigger_scale=2']):
+        r = _run(gen + extra)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    one = os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_qs_t1_p0.5_replace')
+    two = one + '_qs2'
+    st = json.load(open(os.path.join(one, 'stealth.json')))
+    from PIL import Image
+
+    def residuals(folder, part):  # (the saved query - the clean crop, the clean crop) on 0-255
+        src = json.load(open(os.path.join(folder, 'stealth.json')))[part]['sources']
+        names = sorted(os.listdir(os.path.join(folder, part)))
+        tf = utils.build_transform(32, 0, 'none')
+        res, clean = [], []
+        for name, s in zip(names, src):
+            q = np.asarray(Image.open(os.path.join(folder, part, name)), dtype=np.float64)
+            clean.append(np.round(tf(Image.open(s).convert('RGB')).permute(1, 2, 0).numpy() * 255))
+            res.append(q - clean[-1])
+        return np.stack(res), np.stack(clean)
+    for e in json.load(open(os.path.join(one, 'poisons.json')))['poisons']:
+        name = os.path.basename(e['poison'])
+        a = open(os.path.join(one, 'poisons', name), 'rb').read()
+        assert a == open(os.path.join(two, 'poisons', name), 'rb').read()
+    (r1, x), (r2, _) = residuals(one, 'trigger_closed'), residuals(two, 'trigger_closed')
+    assert np.abs(r1).max() <= 0.0313 * 255 + 1 and np.abs(r2).max() <= 2 * 0.0313 * 255 + 1
+    free = (x >= 20) & (x <= 235)  # no clipping at 0 or 255 at either scale
+    assert free.mean() > 0.3 and np.abs(r1[free]).mean() > 1
+    assert np.abs(r2[free] - 2 * r1[free]).max() <= 3  # twice the residual, up to rounding
+    st2 = json.load(open(os.path.join(two, 'stealth.json')))
+    assert st2['trigger_closed']['psnr_db'] < st['trigger_closed']['psnr_db'] - 4  # ~6 dB: twice the residual
+    assert st2['poisons']['psnr_db'] == st['poisons']['psnr_db']
+    r = _run(gen + ['--trigger_scale=0.5'])
+    assert _err(r)[0] and 'trigger_scale must be >= 1' in r.stderr, r.stderr[-500:]
+    r = _run(['implement_tri_gen.py', 'configs/demo.py', '--target=1', '--trigger_scale=2'] + mini['common'])
+    assert _err(r)[0] and "g_output='image'" in r.stderr, r.stderr[-500:]  # the official G: no residual
+
+
 def test_goal_code_surrogate(mini):
     """goal_code='surrogate': L_h pulls to sign(mean tanh F(x)) of the confusing label's images; its own
     run name; implement_tri_gen.py finds that G by the same key."""

@@ -367,6 +367,17 @@ def test_ladder_oracle_variants_and_gan_train_args(monkeypatch):
     assert len(gans) == 1 and '--goal_code=surrogate' not in gans[0]['cmd']
     assert {'--poison_mode=append', '--copies=10'} <= set(attacks['paperappend10'])
     assert '--goal_code=surrogate' not in attacks['paperappend10'] and '_x10' in exps[1]['folders']['main']
+    # gan_attack_args reach implement_tri_gen.py alone: G is the same step, the attack folder another
+    plan2, exps2 = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py', '--variants=paper,paperappend10',
+                                '--gan_attack_args=--poison_rate=1')
+    gans2 = [s for s in plan2.ordered() if s['cmd'][1] == 'train_tri_gen.py']
+    attacks2 = {s['name'].split()[0]: s['cmd'] for s in plan2.ordered()
+                if s['phase'] == 'attack' and s['cmd'][1] == 'implement_tri_gen.py'}
+    assert gans2[0]['cmd'] == gans[0]['cmd'] and '--poison_rate=1' not in gans2[0]['cmd']
+    assert all('--poison_rate=1' in cmd for cmd in attacks2.values())
+    assert {'--poison_mode=append', '--copies=10'} <= set(attacks2['paperappend10'])
+    assert [e['folders']['main'] for e in exps2] == [f.replace('_p0.5_', '_p1_') for f in
+                                                     (e['folders']['main'] for e in exps)]
     plan, exps = _ladder_plan(monkeypatch, 'configs/ladder_tiny10_r1p.py',
                               '--variants=oracle,oraclelab,oracle16', '--oracle_eps=0.0392')
     attacks = {s['name'].split()[0]: s['cmd'] for s in plan.ordered()
