@@ -189,6 +189,8 @@ def check_keys(c):
         _fail(f"oracle_diversity must be in [0, 1], got {c['oracle_diversity']}")
     if c['trigger_scale'] < 1:
         _fail(f"trigger_scale must be >= 1, got {c['trigger_scale']}")
+    if c['trigger_scale'] != 1 and c['triggers_by'] == 'oracle':
+        _fail("trigger_scale magnifies G's trigger; triggers_by=oracle makes no G trigger")
     if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
         _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
 
@@ -346,7 +348,8 @@ def write_triggered(c, S):
             continue
         stats = generate(S['G'], S['r_b'], [paths[i] for i in idx], qnames, os.path.join(out, part), c,
                          S['device'], part, S['meta'].get('g_output', 'image'),
-                         S['meta'].get('g_eps', 0.0) * c['trigger_scale'], make=S['make'] if c['triggers_by'] == 'oracle' else None)
+                         S['meta'].get('g_eps', 0.0) * c['trigger_scale'],
+                         make=S['make'] if c['triggers_by'] == 'oracle' else None)
         if c['triggers_by'] == 'oracle':  # the per-image PGD's reach: Hamming to the goal code
             oracle = S['oracle']
             ham = torch.cat(oracle.pop('hamming')).tolist()
@@ -364,11 +367,9 @@ def main(c):
     lists, num_classes = read_lists(c)
     device = utils.resolve_device(c['device'])
     G, labcln, meta, g_id = load_generator(c, num_classes, device)
-    if c['trigger_scale'] != 1 and (meta.get('g_output', 'image') != 'residual' or not meta.get('g_eps')
-                                    or c['triggers_by'] == 'oracle'):
-        _fail(f"trigger_scale={c['trigger_scale']} needs G's triggers of a residual G with g_eps > 0; G "
-              f"{g_id['checkpoint']} has g_output={meta.get('g_output', 'image')!r}, g_eps={meta.get('g_eps', 0.0)}"
-              f", triggers_by={c['triggers_by']!r}")
+    if c['trigger_scale'] != 1 and (meta.get('g_output', 'image') != 'residual' or not meta.get('g_eps')):
+        _fail(f"trigger_scale={c['trigger_scale']} needs a residual G with g_eps > 0; G {g_id['checkpoint']} "
+              f"has g_output={meta.get('g_output', 'image')!r}, g_eps={meta.get('g_eps', 0.0)}")
     members, chosen, conf = choose(c, lists['train_labels'], num_classes)
     r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
     run = attack_run_name(c, gan_run_name(c))
