@@ -6,6 +6,8 @@ With the defaults (image_size 224, feat_dim 512, ngf 64, 3 residual blocks per s
 shapes and the parameter count (21,454,121) equal the official network.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -125,13 +127,36 @@ class Generator(nn.Module):
         return out
 
 
-def apply_generator(G, x, r_b, g_output='image', g_eps=0.0):
+def apply_generator(G, x, r_b, g_output='image', g_eps=0.0, g_psnr=0.0, scale=1.0):
     """Poisoned batch x_b from a [0,1] batch x. 'image' (official, D8): G's tanh output used directly as
-    a [0,1] image; 'residual' (our option): clamp(x + s * tanh output, 0, 1), s = g_eps or 1 if 0."""
+    a [0,1] image; 'residual' (our option): clamp(x + scale * d, 0, 1), d = s * tanh output, s = g_eps
+    or 1 if 0, and with g_psnr > 0 d scaled down per image to at most the L2 norm of that PSNR
+    (psnr_project). scale (>= 1) magnifies the residual at query time only (implement_tri_gen.py
+    trigger_scale, a diagnostic)."""
     out = G(normalize_for_generator(x), r_b)
     if g_output == 'residual':
-        return (x + (g_eps if g_eps > 0 else 1.0) * out).clamp(0, 1)
+        d = (g_eps if g_eps > 0 else 1.0) * out
+        if g_psnr > 0:
+            d = psnr_project(d, g_psnr)
+        return (x + scale * d).clamp(0, 1)
     return out
+
+
+def psnr_project(d, psnr):
+    """A residual batch d scaled down, image by image, to at most the L2 norm at which x + d has that PSNR
+    against x (dB, peak 1): ||d||_2 <= sqrt(n * 10^(-psnr/10)), n = C*H*W. An energy budget, as PSNR is:
+    the residual may be larger where it is sparse, unlike an L-inf bound (our option, issue 11). The
+    clamp to [0, 1] after it only lowers the residual; saving as uint8 may move PSNR by about 0.01 dB."""
+    rho = math.sqrt(d[0].numel() * 10 ** (-psnr / 10))
+    norm = d.flatten(1).float().norm(dim=1).clamp_min(1e-12)
+    return d * (rho / norm).clamp(max=1).to(d.dtype).view(-1, *[1] * (d.dim() - 1))
+
+
+def generator_budget(meta):
+    """apply_generator's keyword arguments recorded with a G (its checkpoint's meta or config):
+    g_output, g_eps, g_psnr, with the values of runs made before a key existed."""
+    return {'g_output': meta.get('g_output', 'image'), 'g_eps': meta.get('g_eps', 0.0),
+            'g_psnr': meta.get('g_psnr', 0.0)}
 
 
 def init_generator_output(G, g_output):

@@ -28,7 +28,7 @@ import torch
 import utils
 from attack_common import (PathImages, load_gan, load_surrogate, pgd_toward_code, psnr_uint8, quantize,
                            read_list_or_exit as read)
-from generator import apply_generator
+from generator import apply_generator, generator_budget
 from labcln import confusing_code, load_labcln
 
 # ---- config ------------------------------------------------------------------------------------
@@ -158,12 +158,13 @@ def gan_reach(path, model, goals, x, conf, num_classes, device):
         sys.exit(f"error: {path}: G was trained for {meta['num_classes']} classes at {meta['image_size']} "
                  f"px; these images are {num_classes} classes at {x['queries'].shape[-1]} px")
     gcfg = ckpt['config']
-    out = {'epoch': ckpt['epoch'], 'g_output': gcfg['g_output'], 'g_eps': gcfg['g_eps'], 'goals': {}}
+    out = {'epoch': ckpt['epoch'], 'g_output': gcfg['g_output'], 'g_eps': gcfg['g_eps'],
+           'g_psnr': gcfg.get('g_psnr', 0.0), 'goals': {}}
     for who in ('queries', 'poison_sources'):
         xs = x[who]
         with torch.no_grad():
             r_b, _ = confusing_code(labcln, torch.eye(num_classes)[conf].expand(len(xs), -1).to(device))
-            x_b = apply_generator(G, xs, r_b.float(), gcfg['g_output'], gcfg['g_eps']).float()
+            x_b = apply_generator(G, xs, r_b.float(), **generator_budget(gcfg)).float()
         q = quantize(x_b)  # as implement_tri_gen.py saves it
         out[f'psnr_{who}'] = psnr_uint8(quantize(xs), q)[1]
         x_b = torch.from_numpy(q).permute(0, 3, 1, 2).float().div(255).to(device)

@@ -29,7 +29,7 @@ import utils
 from attack_common import (AttackParts, PathImages, attack_run_name, gan_run_name, load_gan, load_surrogate,
                            pgd_toward_code, quantize, requantize, stealth_stats,
                            read_list_or_exit as read)
-from generator import apply_generator
+from generator import apply_generator, generator_budget
 from labcln import confusing_code
 
 # ---- config ------------------------------------------------------------------------------------
@@ -80,11 +80,12 @@ oracle_diversity = 0.0        # oracle: probability per PGD step of seeing the i
                               # (issue 11): does a perturbation that rests on no exact pixel grid transfer
                               # to an independent victim better? Part of the attack folder's name
 trigger_scale = 1.0           # 1 = the paper: the triggered queries are G's own images, as the poisons. k > 1
-                              # (our diagnostic, issue 11): G's residual on the queries alone is multiplied by
-                              # k (g_output='residual' only; L-inf k x g_eps, their PSNR in stealth.json), the
-                              # poisons unchanged: test-time trigger magnification (Zeng et al., Narcissus, CCS
-                              # 2023). Tells "the poisons did not implant" from "the trigger does not reach";
-                              # the queries are then not at the poisons' invisibility. Part of the folder name
+                              # (our diagnostic, issue 11): G's residual on the queries alone, after its g_eps and
+                              # g_psnr bounds, is multiplied by k (g_output='residual' only; their PSNR in
+                              # stealth.json), the poisons unchanged: test-time trigger magnification (Zeng et
+                              # al., Narcissus, CCS 2023). Tells "the poisons did not implant" from "the trigger
+                              # does not reach"; the queries are then not at the poisons' invisibility. Part of
+                              # the folder name
 attack_tag = ''               # suffix of the attack run name
 gen_batch_size = 64           # generation batch
 seed = 0                      # subset and confusing-label draws
@@ -99,9 +100,9 @@ def _fail(msg):
     sys.exit(f"error: {msg}")
 
 
-def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_eps=0.0, make=None):
+def generate(G, r_b, paths, names, folder, c, device, desc, budget=None, make=None):
     """G(normalize(x), r_b) for every image (or make(x) when given: the oracle poisons); saves uint8
-    PNGs as folder/name; returns stealth stats."""
+    PNGs as folder/name; returns stealth stats. budget: apply_generator's keyword arguments."""
     from PIL import Image
     from skimage.metrics import structural_similarity
     from tqdm import tqdm
@@ -116,7 +117,7 @@ def generate(G, r_b, paths, names, folder, c, device, desc, g_output='image', g_
             x_b = make(x)
         else:
             with torch.no_grad():
-                x_b = apply_generator(G, x, r_b.expand(len(x), -1), g_output, g_eps)
+                x_b = apply_generator(G, x, r_b.expand(len(x), -1), **(budget or {}))
         clean, pois = quantize(x), quantize(x_b)
         for k, i in enumerate(idx.tolist()):
             Image.fromarray(pois[k]).save(os.path.join(folder, names[i]))
@@ -149,7 +150,7 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_label
         # the collision point of the triggered closed-set queries in the surrogate's code space
         idx = np.flatnonzero(test_labels[:, c['target']] == 0)
         return mean_code(surrogate, [test_paths[i] for i in idx], lambda x: requantize(apply_generator(
-            G, x, r_b.expand(len(x), -1), meta.get('g_output', 'image'), meta.get('g_eps', 0.0))))
+            G, x, r_b.expand(len(x), -1), **generator_budget(meta))))
 
     def mean_code(model, paths, through=lambda x: x):
         """sign of the surrogate's summed real-valued code over the images (through `through`)."""
@@ -275,7 +276,7 @@ def write_poisons(c, S):
     oracle = S['oracle']
     stats = generate(S['G'], S['r_b'], [train_paths[i] for i in chosen], [names[int(i)] for i in chosen],
                      os.path.join(out, 'poisons'), c, S['device'], 'poisons',
-                     S['meta'].get('g_output', 'image'), S['meta'].get('g_eps', 0.0),
+                     generator_budget(S['meta']),
                      make=S['make'] if c['poisons_by'] == 'oracle' else None)
     if c['poisons_by'] == 'oracle':
         oracle['hamming_to_goal'] = torch.cat(oracle.pop('hamming')).tolist()
@@ -347,8 +348,7 @@ def write_triggered(c, S):
         if S['parts'].done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
         stats = generate(S['G'], S['r_b'], [paths[i] for i in idx], qnames, os.path.join(out, part), c,
-                         S['device'], part, S['meta'].get('g_output', 'image'),
-                         S['meta'].get('g_eps', 0.0) * c['trigger_scale'],
+                         S['device'], part, dict(generator_budget(S['meta']), scale=c['trigger_scale']),
                          make=S['make'] if c['triggers_by'] == 'oracle' else None)
         if c['triggers_by'] == 'oracle':  # the per-image PGD's reach: Hamming to the goal code
             oracle = S['oracle']
@@ -367,9 +367,9 @@ def main(c):
     lists, num_classes = read_lists(c)
     device = utils.resolve_device(c['device'])
     G, labcln, meta, g_id = load_generator(c, num_classes, device)
-    if c['trigger_scale'] != 1 and (meta.get('g_output', 'image') != 'residual' or not meta.get('g_eps')):
-        _fail(f"trigger_scale={c['trigger_scale']} needs a residual G with g_eps > 0; G {g_id['checkpoint']} "
-              f"has g_output={meta.get('g_output', 'image')!r}, g_eps={meta.get('g_eps', 0.0)}")
+    if c['trigger_scale'] != 1 and meta.get('g_output', 'image') != 'residual':
+        _fail(f"trigger_scale={c['trigger_scale']} needs a residual G (g_output='residual'); G "
+              f"{g_id['checkpoint']} has g_output={meta.get('g_output', 'image')!r}")
     members, chosen, conf = choose(c, lists['train_labels'], num_classes)
     r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
     run = attack_run_name(c, gan_run_name(c))

@@ -32,7 +32,7 @@ import utils
 from discriminator import Discriminator, discriminator_targets
 from attack_common import (diverse_input, gan_run_name, load_hash_model, load_surrogate, psnr_uint8, quantize,
                            requantize, surrogate_path)
-from generator import Generator, apply_generator, init_generator_output
+from generator import Generator, apply_generator, generator_budget, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
 # ---- config ------------------------------------------------------------------------------------
@@ -89,6 +89,10 @@ g_output = 'image'            # 'image' = official: G's tanh output is the poiso
                               # the full-image output to learn it, SPEC §8); layers unchanged
 g_eps = 0.0                   # our option, g_output='residual' only: x_b = clamp(x + g_eps * tanh output)
                               # (an L-inf budget; 8/255 keeps PSNR >= 30 dB); 0 = unbounded residual
+g_psnr = 0.0                  # our option, 0 = off (paper); g_output='residual' only: G's residual (after g_eps, which
+                              # may then be larger than 8/255) is scaled down per image to at most the L2 norm of
+                              # this PSNR (generator.psnr_project): the stealth bar as an energy budget, which
+                              # lets G put more of it where it moves the surrogate (issue 11)
 g_lowpass = 1                 # our option, 1 = paper: G's output averaged over k x k blocks and upsampled
                               # bilinearly (generator.Generator lowpass), a low-frequency trigger that may
                               # carry over to other networks better (issue 11); g_output='residual' only
@@ -123,7 +127,7 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
               'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125,
-              'extra_surrogates': '', 'g_lowpass': 1}
+              'extra_surrogates': '', 'g_lowpass': 1, 'g_psnr': 0.0}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -333,6 +337,8 @@ class GanTraining:
             _fail(f"g_output must be 'image' or 'residual', got {c['g_output']!r}")
         if c['g_eps'] < 0 or (c['g_eps'] > 0 and c['g_output'] != 'residual'):
             _fail(f"g_eps must be >= 0 and needs g_output='residual', got {c['g_eps']} with {c['g_output']!r}")
+        if c['g_psnr'] < 0 or (c['g_psnr'] > 0 and c['g_output'] != 'residual'):
+            _fail(f"g_psnr must be >= 0 and needs g_output='residual', got {c['g_psnr']} with {c['g_output']!r}")
         if c['g_lowpass'] != 1 and (c['g_output'] != 'residual' or c['g_lowpass'] < 1
                                     or c['image_size'] % c['g_lowpass']):
             _fail(f"g_lowpass must be an integer >= 1 dividing image_size={c['image_size']} and needs "
@@ -539,7 +545,7 @@ class GanTraining:
             if self.goal_codes is not None:  # goal_code='surrogate' (our option)
                 h_c = self.goal_codes[pick]
             with amp:  # the poisoned image is float32 from here on (losses, LPIPS)
-                x_b = apply_generator(G, x, r_b, c['g_output'], c['g_eps']).float()  # [0,1] image (D8)
+                x_b = apply_generator(G, x, r_b, **generator_budget(c)).float()  # [0,1] image (D8)
             warmup = epoch < c['rec_warmup_epochs']  # our option: reconstruction only, no D step
 
             # ---- train D (every d_every iterations) ----------------------------------------------
@@ -596,7 +602,7 @@ class GanTraining:
 
     def render(self, epoch):
         return render_debug(self.G_net, self.x_dbg, self.r_dbg, self.out, epoch, self.step,
-                            self.c['g_output'], self.c['g_eps'])
+                            generator_budget(self.c))
 
     # ---- end of epoch: schedule, debug grid, log, checkpoint -----------------------------------------
     def end_epoch(self, epoch, t0, sums, n_g, n_d):
@@ -620,7 +626,7 @@ class GanTraining:
             'opt_G': self.opt_g.state_dict(), 'opt_D': self.opt_d.state_dict(),
             'sched_G': self.sched_g.state_dict(), 'sched_D': self.sched_d.state_dict(),
             'meta': {'image_size': c['image_size'], 'feat_dim': c['labcln_feat'], 'ngf': c['ngf'],
-                     'g_output': c['g_output'], 'g_eps': c['g_eps'], 'lowpass': c['g_lowpass'],
+                     'g_output': c['g_output'], 'g_eps': c['g_eps'], 'g_psnr': c['g_psnr'], 'lowpass': c['g_lowpass'],
                      'ndf': c['ndf'], 'num_classes': self.num_classes, 'bits': c['surrogate_bits']},
             'labcln': {k: self.labcln_info[k] for k in ('path', 'digest')},
             'lpips': c['lpips'], 'weights': list(self.weights), 'epoch': epoch + 1, 'step': self.step,
@@ -770,13 +776,14 @@ def get_labcln(c, pool, device):
 
 
 @torch.no_grad()
-def render_debug(G, x, r_b, out, epoch, step, g_output='image', g_eps=0.0):
+def render_debug(G, x, r_b, out, epoch, step, budget=None):
     """Grid rows clean | poisoned | |poisoned - clean| x 10, images under 128 px enlarged by an integer
-    nearest-neighbour factor; returns the uint8 PSNR (dB) of the batch (on the images themselves)."""
+    nearest-neighbour factor; returns the uint8 PSNR (dB) of the batch (on the images themselves).
+    budget: apply_generator's keyword arguments (generator_budget); None = the official image output."""
     from torchvision.utils import save_image
     was_training = G.training
     G.eval()  # no-op for IN(affine=False) without running stats; kept for clarity
-    x_b = apply_generator(G, x, r_b, g_output, g_eps)
+    x_b = apply_generator(G, x, r_b, **(budget or {}))
     G.train(was_training)
     xq = requantize(x_b)
     xc = x.detach().cpu()

@@ -567,6 +567,40 @@ def test_trigger_scale_magnifies_the_queries_alone(mini):
     assert _err(r)[0] and "g_output='image'" in r.stderr, r.stderr[-500:]  # the official G: no residual
 
 
+def test_g_psnr_bounds_the_saved_images_by_energy(mini):
+    """g_psnr (our option): G's residual is scaled down to the PSNR budget in training and in every image
+    implement_tri_gen.py saves, while its L-inf bound (g_eps) is looser; recorded in G's meta; it needs a
+    residual G (one-line error)."""
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=l2', '--epochs=1', '--g_output=residual',
+                                                   '--g_eps=0.25', '--g_psnr=30', '--lr=0.05',
+                                                   '--lr_policy=constant'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    path = os.path.join(mini['ck'], 'fx_badhash_CSQ_resnet18_16_l2.pt')
+    assert utils.load_checkpoint(path)['meta']['g_psnr'] == 30
+    r = _run(['implement_tri_gen.py', 'configs/demo.py', '--tag=l2', '--target=1'] + mini['common'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    folder = os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_l2_t1_p0.5_replace')
+    st = json.load(open(os.path.join(folder, 'stealth.json')))
+    for part in ('poisons', 'trigger_closed'):  # per image, up to the 8-bit rounding
+        assert st[part]['psnr_db'] is not None and st[part]['psnr_db'] >= 29.95, st[part]
+    # the same G without the projection spends more than the budget: the bound did the work
+    from attack_common import load_gan
+    from generator import apply_generator
+    from labcln import confusing_code
+    G, labcln, meta, _ = load_gan(path, 'cpu')
+    src = st['trigger_closed']['sources']
+    tf = utils.build_transform(32, 0, 'none')
+    from PIL import Image
+    x = torch.stack([tf(Image.open(p).convert('RGB')) for p in src])
+    r_b, _ = confusing_code(labcln, torch.eye(4)[[0] * len(x)])
+    with torch.no_grad():
+        raw = apply_generator(G, x, r_b, 'residual', meta['g_eps'])
+    raw_psnr = -10 * torch.log10(((raw - x) ** 2).flatten(1).mean(1))
+    assert float(raw_psnr.min()) < 29.5, raw_psnr
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=bad', '--g_psnr=30'])
+    assert _err(r)[0] and "g_psnr must be >= 0 and needs g_output='residual'" in r.stderr, r.stderr[-500:]
+
+
 def test_goal_code_surrogate(mini):
     """goal_code='surrogate': L_h pulls to sign(mean tanh F(x)) of the confusing label's images; its own
     run name; implement_tri_gen.py finds that G by the same key."""

@@ -10,7 +10,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from discriminator import Discriminator, discriminator_targets  # noqa: E402
-from generator import IMAGENET_MEAN, IMAGENET_STD, Generator, normalize_for_generator  # noqa: E402
+from generator import (IMAGENET_MEAN, IMAGENET_STD, Generator, apply_generator, generator_budget,  # noqa: E402
+                       normalize_for_generator, psnr_project)
 from labcln import (LabCLN, confusing_code, labcln_loss, make_views, nt_xent,  # noqa: E402
                     smooth_labels, train_labcln)
 
@@ -103,6 +104,34 @@ def test_normalize_for_generator():
 # ------------------------------------------------------------------------------------------------
 # label smoothing (D4)
 # ------------------------------------------------------------------------------------------------
+
+def test_psnr_project_is_an_energy_budget():
+    """psnr_project (g_psnr, our option): a residual over the budget ends exactly at it, one under it is
+    untouched, the budget is per image, and sparse residuals may exceed any L-inf bound at the same PSNR."""
+    torch.manual_seed(0)
+    d = torch.randn(3, 3, 16, 16) * 0.2
+    d[1] *= 1e-3  # far under 30 dB's energy
+    d[2] = 0
+    d[2, :, :4, :4] = 0.5  # sparse and large: 48 of 768 values
+    p = psnr_project(d, 30.0)
+    psnr = [-10 * math.log10(float((x ** 2).mean())) for x in p[:2]]
+    assert psnr[0] == pytest.approx(30.0, abs=1e-4)
+    assert torch.equal(p[1], d[1])
+    assert -10 * math.log10(float((p[2] ** 2).mean())) == pytest.approx(30.0, abs=1e-4)
+    assert float(p[2].abs().max()) > 3 * 8 / 255  # the same PSNR as 8/255 everywhere, three times as high
+    assert torch.allclose(p[0] / p[0].norm(), d[0] / d[0].norm(), atol=1e-6)  # direction kept
+    # through apply_generator: a residual G's image keeps the bound after the [0, 1] clamp, scale magnifies
+    G = Generator(image_size=32, feat_dim=8, ngf=8)
+    x, r = torch.rand(2, 3, 32, 32) * 0.5 + 0.25, torch.randn(2, 8)
+    budget = generator_budget({'g_output': 'residual', 'g_eps': 0.5, 'g_psnr': 35.0})
+    with torch.no_grad():
+        xb = apply_generator(G, x, r, **budget)
+        x2 = apply_generator(G, x, r, **budget, scale=2.0)
+    for a, b in zip(xb, x):
+        assert -10 * math.log10(float(((a - b) ** 2).mean())) >= 35.0 - 1e-3
+    assert torch.allclose(x2 - x, 2 * (xb - x), atol=1e-6)  # no pixel clips: x in [0.25, 0.75]
+    assert generator_budget({}) == {'g_output': 'image', 'g_eps': 0.0, 'g_psnr': 0.0}  # a G from before the keys
+
 
 def test_smoothing_one_hot():
     one_hot = torch.tensor([[0., 0., 1., 0., 0.]])
