@@ -475,6 +475,25 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
     assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
                                      and 'r3f_w64' in ' '.join(v['cmd']) for v in victims)
+    # ... and G bounded by PSNR: the budget reaches train_tri_gen.py only (the attack step reads it from G's
+    # checkpoint); its R3 preset fine-tunes every victim layer against the same G
+    steps, exps = steps_of('configs/ladder_tiny10_r3fpsnr.py')
+    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+    assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'} == ens
+    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 1 and {'--tag=r3fl2e48', '--epochs=48', '--g_eps=0.0941', '--g_psnr=30.2'} <= set(gans[0]['cmd'])
+    assert not any(a.startswith(('--g_psnr', '--g_eps')) for s in steps if s['cmd'][1] != 'train_tri_gen.py'
+                   for a in s['cmd'])
+    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 3 and all('configs/ladder_r3f_tiny.py' in v['cmd'] and 'r3f_l2' in ' '.join(v['cmd'])
+                                     for v in victims)
+    steps_g, exps_g = steps_of('configs/ladder_tiny10_r3gpsnr.py')
+    assert [e['variant'] for e in exps_g] == ['paper']
+    assert [s['cmd'] for s in steps_g if s['cmd'][1] == 'train_tri_gen.py'] == [gans[0]['cmd']]
+    victims = [s for s in steps_g if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 2 and all('configs/ladder_r3_tiny.py' in v['cmd'] and 'configs/ladder_r3f_tiny.py' not in
+                                     v['cmd'] and '--backbone=resnet34' in v['cmd'] and 'r3g48_l2' in ' '.join(v['cmd'])
+                                     for v in victims)
 
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
@@ -486,7 +505,8 @@ def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
     from pipeline import PlanError, script_config
     monkeypatch.chdir(ROOT)
     base = script_config('ladder.py', ['configs/ladder_tiny10_base.py'])
-    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3fensd', 'r3fw64', 'r3g48'):
+    for rung in ('r0', 'r1p', 'r2', 'r2p', 'r3', 'r3f', 'r3f9', 'r3f99', 'r3fens', 'r3fensd', 'r3fw64', 'r3g48',
+                 'r3fpsnr', 'r3gpsnr'):
         c = script_config('ladder.py', [f'configs/ladder_tiny10_{rung}.py'])
         for key in ('presets', 'attack_presets', 'openreal_list', 'prepare', 'prepare_check'):
             assert c[key] == base[key] and c[key]
