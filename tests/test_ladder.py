@@ -463,33 +463,31 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
     assert len(victims) == 3 and all('--backbone=resnet34' in v['cmd'] and 'r3f_ensd48' in ' '.join(v['cmd'])
                                      for v in victims)
-    # ... and G and D at the paper's widths: the widths reach train_tri_gen.py only (implement_tri_gen.py
-    # reads them from G's checkpoint), R3f's surrogate and victims otherwise
-    steps, exps = steps_of('configs/ladder_tiny10_r3fw64.py')
-    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
-    assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'} == ens
-    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
-    assert len(gans) == 1 and {'--tag=r3fw64', '--epochs=24', '--ngf=64', '--ndf=64'} <= set(gans[0]['cmd'])
-    assert not any(a.startswith(('--ngf', '--ndf')) for s in steps if s['cmd'][1] != 'train_tri_gen.py'
-                   for a in s['cmd'])
-    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
-    assert len(victims) == 3 and all('--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
-                                     and 'r3f_w64' in ' '.join(v['cmd']) for v in victims)
-    # ... and G bounded by PSNR: the budget reaches train_tri_gen.py only (the attack step reads it from G's
-    # checkpoint); its R3 preset fine-tunes every victim layer against the same G
-    steps, exps = steps_of('configs/ladder_tiny10_r3fpsnr.py')
-    assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
-    assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'} == ens
-    gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
-    assert len(gans) == 1 and {'--tag=r3fl2e48', '--epochs=48', '--g_eps=0.0941', '--g_psnr=30.2'} <= set(gans[0]['cmd'])
-    assert not any(a.startswith(('--g_psnr', '--g_eps')) for s in steps if s['cmd'][1] != 'train_tri_gen.py'
-                   for a in s['cmd'])
-    victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
-    assert len(victims) == 3 and all('configs/ladder_r3f_tiny.py' in v['cmd'] and 'r3f_l2' in ' '.join(v['cmd'])
-                                     for v in victims)
+    def g_only_variant(preset, gan_flags, own_prefixes, victim_tag):
+        """An R3f preset that changes G alone: R3f's surrogate, G's flags on train_tri_gen.py only
+        (implement_tri_gen.py reads them from G's checkpoint), R3f's three frozen-trunk victims."""
+        steps, exps = steps_of(preset)
+        assert [e['variant'] for e in exps] == ['paper', 'paperappend10']
+        assert {tuple(s['cmd'][1:]) for s in steps if s['phase'] == 'surrogate'} == ens
+        gans = [s for s in steps if s['cmd'][1] == 'train_tri_gen.py']
+        assert len(gans) == 1 and set(gan_flags) <= set(gans[0]['cmd'])
+        assert not any(a.startswith(own_prefixes) for s in steps if s['cmd'][1] != 'train_tri_gen.py'
+                       for a in s['cmd'])
+        victims = [s for s in steps if s['phase'] in ('victim', 'clean')]
+        assert len(victims) == 3 and all(
+            '--pretrained=checkpoint/tiny-imagenet-200_pretrain_resnet34_64.pth' in v['cmd']
+            and 'configs/ladder_r3f_tiny.py' in v['cmd'] and victim_tag in ' '.join(v['cmd']) for v in victims)
+        return gans[0]['cmd']
+    # ... and G and D at the paper's widths
+    g_only_variant('configs/ladder_tiny10_r3fw64.py', ['--tag=r3fw64', '--epochs=24', '--ngf=64', '--ndf=64'],
+                   ('--ngf', '--ndf'), 'r3f_w64')
+    # ... and G bounded by PSNR; its R3 preset fine-tunes every victim layer against the same G
+    gan = g_only_variant('configs/ladder_tiny10_r3fpsnr.py',
+                         ['--tag=r3fl2e48', '--epochs=48', '--g_eps=0.0941', '--g_psnr=30.2'],
+                         ('--g_psnr', '--g_eps'), 'r3f_l2')
     steps_g, exps_g = steps_of('configs/ladder_tiny10_r3gpsnr.py')
     assert [e['variant'] for e in exps_g] == ['paper']
-    assert [s['cmd'] for s in steps_g if s['cmd'][1] == 'train_tri_gen.py'] == [gans[0]['cmd']]
+    assert [s['cmd'] for s in steps_g if s['cmd'][1] == 'train_tri_gen.py'] == [gan]
     victims = [s for s in steps_g if s['phase'] in ('victim', 'clean')]
     assert len(victims) == 2 and all('configs/ladder_r3_tiny.py' in v['cmd'] and 'configs/ladder_r3f_tiny.py' not in
                                      v['cmd'] and '--backbone=resnet34' in v['cmd'] and 'r3g48_l2' in ' '.join(v['cmd'])
