@@ -158,8 +158,7 @@ def gan_reach(path, model, goals, x, conf, num_classes, device):
         sys.exit(f"error: {path}: G was trained for {meta['num_classes']} classes at {meta['image_size']} "
                  f"px; these images are {num_classes} classes at {x['queries'].shape[-1]} px")
     gcfg = ckpt['config']
-    out = {'epoch': ckpt['epoch'], 'g_output': gcfg['g_output'], 'g_eps': gcfg['g_eps'],
-           'g_psnr': gcfg.get('g_psnr', 0.0), 'goals': {}}
+    out = {'epoch': ckpt['epoch'], **generator_budget(gcfg), 'goals': {}}
     for who in ('queries', 'poison_sources'):
         xs = x[who]
         with torch.no_grad():
