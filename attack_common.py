@@ -67,6 +67,8 @@ def gan_run_name(c):
 def attack_run_name(c, gan_run):
     """BadHash's attack folder (step 2's outputs) for the G run gan_run."""
     name = f"{gan_run}_t{c['target']}_p{c['poison_rate']:g}_{c['poison_mode']}"
+    if c.get('poison_select', 'random') == 'hard':  # the target images the surrogate codes least typically
+        name += "_hard"
     if c.get('poisons_by', 'generator') == 'oracle':  # issue 11's oracle rung: another kind of poison
         name += f"_oracle-{c['oracle_goal']}{round(c['oracle_eps'] * 255):d}"
     if c.get('triggers_by', 'generator') == 'oracle':  # per-image PGD triggers (an upper bound on G)
@@ -76,6 +78,8 @@ def attack_run_name(c, gan_run):
         name += f"_di{round(c['oracle_diversity'] * 100):d}"
     if c.get('trigger_scale', 1) != 1:  # magnified triggered queries (a diagnostic, not the paper)
         name += f"_qs{c['trigger_scale']:g}"
+    if c.get('trigger_transplant', False):  # each query with another query's residual (a diagnostic)
+        name += "_tx"
     if c['copies'] != 1:
         name += f"_x{c['copies']}"
     if c['conf_label'] != 'other':

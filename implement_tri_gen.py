@@ -51,6 +51,12 @@ goal_code = 'labcln'          # as in train_tri_gen.py (part of G's run name whe
 # attack
 target = 0                    # target class index (paper Table 2; SPEC D23)
 poison_rate = 0.5             # paper: 50% of the target class's training images (D11)
+poison_select = 'random'      # which target images become poisons: 'random' (paper, D11: a seeded subset) | 'hard'
+                              # (our option, issue 11): the poison_rate share that the surrogate codes furthest
+                              # from the target class's centre (lowest mean agreement of tanh(F(x)) with the sign
+                              # of the class's mean code), the images a victim fits least by their content, so it
+                              # must learn the trigger (clean-label sample selection, Gao et al., Pattern
+                              # Recognition 2023). Folder suffix _hard
 poison_mode = 'replace'       # 'replace' (paper eq.2, D11) | 'append' (official code)
 copies = 1                    # entries per poison in the list (official code: 10, with append)
 conf_label = 'other'          # D3: 'other' seeded non-target label row | 'target' (code) | '<idx>'
@@ -86,6 +92,11 @@ trigger_scale = 1.0           # 1 = the paper: the triggered queries are G's own
                               # al., Narcissus, CCS 2023). Tells "the poisons did not implant" from "the trigger
                               # does not reach"; the queries are then not at the poisons' invisibility. Part of
                               # the folder name
+trigger_transplant = False    # False = the paper. True (our diagnostic, issue 11): each triggered query carries the
+                              # residual G drew for another query of the same list (the one before it; the first
+                              # image takes its generation batch's last), clipped to [0, 1]; the poisons unchanged
+                              # (g_output='residual' only). Tells a backdoor that answers a pattern G draws for
+                              # every image from one that answers what G draws for that image. Folder suffix _tx
 attack_tag = ''               # suffix of the attack run name
 gen_batch_size = 64           # generation batch
 seed = 0                      # subset and confusing-label draws
@@ -177,11 +188,45 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_label
     return make, record
 
 
+def surrogate_typicality(c, paths, num_classes, device):
+    """poison_select='hard': for each image, the mean over bits of sign(class centre) * tanh(F(x)) in the
+    surrogate F, the centre being the sum of tanh(F(x)) over these images (all of one class): 1 on the
+    centre, lower for the images F codes away from their class."""
+    surrogate, _, _ = load_surrogate(c, num_classes, device)
+    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    with torch.no_grad():
+        codes = torch.cat([torch.tanh(surrogate(x.to(device))).cpu()
+                           for x, _ in torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size'])])
+    centre = torch.where(codes.sum(0) >= 0, 1.0, -1.0)
+    return (codes * centre).mean(1).numpy()
+
+
+def transplant_maker(G, r_b, budget):
+    """trigger_transplant's make(x) for generate(), for one list: G's residual for each image goes onto the
+    next image of the list (the first image takes its batch's last), so no query keeps its own. One-line
+    error when the first batch holds a single image (a list of one)."""
+    prev = []
+
+    def make(x):
+        with torch.no_grad():
+            d = apply_generator(G, x, r_b.expand(len(x), -1), **budget) - x
+        if prev:
+            moved = torch.cat([prev[0], d[:-1]])
+        elif len(d) > 1:
+            moved = d.roll(1, dims=0)
+        else:
+            _fail("trigger_transplant needs at least 2 triggered queries in a list")
+        prev[:] = [d[-1:]]
+        return (x + moved).clamp(0, 1)
+    return make
+
+
 def check_keys(c):
     """The implement keys' values, before anything is read or written."""
     for key, choices in (('poison_mode', ('replace', 'append')), ('labels_mode', ('keep', 'target')),
                          ('poisons_by', ('generator', 'oracle')), ('triggers_by', ('generator', 'oracle')),
-                         ('oracle_goal', ('trigger', 'labcln', 'confusing'))):
+                         ('oracle_goal', ('trigger', 'labcln', 'confusing')),
+                         ('poison_select', ('random', 'hard'))):
         if c[key] not in choices:
             _fail(f"{key} must be one of {', '.join(choices)}, got {c[key]!r}")
     if not 0 < c['poison_rate'] <= 1 or c['copies'] < 1:
@@ -192,6 +237,8 @@ def check_keys(c):
         _fail(f"trigger_scale must be >= 1, got {c['trigger_scale']}")
     if c['trigger_scale'] != 1 and c['triggers_by'] == 'oracle':
         _fail("trigger_scale magnifies G's trigger; triggers_by=oracle makes no G trigger")
+    if c['trigger_transplant'] and c['triggers_by'] == 'oracle':
+        _fail("trigger_transplant moves G's trigger between queries; triggers_by=oracle makes no G trigger")
     if c['triggers_by'] == 'oracle' and c['oracle_goal'] == 'trigger':
         _fail("triggers_by=oracle needs oracle_goal 'labcln' or 'confusing' ('trigger' is G's triggered code)")
 
@@ -235,15 +282,23 @@ def load_generator(c, num_classes, device):
     return G, labcln, meta, g_id
 
 
-def choose(c, train_labels, num_classes):
+def choose(c, train_labels, num_classes, typicality=None):
     """The seeded choices (D3, D11): the poisoned subset of the target class's training images (the
-    class's members, the chosen indices) and the confusing label row."""
+    class's members, the chosen indices) and the confusing label row. typicality(members) -> one score
+    per member (poison_select='hard': the lowest scores are poisoned; the seeded draw breaks ties)."""
     rng = np.random.default_rng(c['seed'])
     members = np.flatnonzero(train_labels[:, c['target']] == 1)
     n_poison = int(round(c['poison_rate'] * len(members)))
     if n_poison == 0:
         _fail(f"poison_rate={c['poison_rate']} of {len(members)} target images gives no poison")
-    chosen = np.sort(rng.choice(members, n_poison, replace=False))
+    chosen = rng.choice(members, n_poison, replace=False)  # drawn in every mode: the later draws stay the same
+    if c['poison_select'] == 'hard':
+        score = np.asarray(typicality(members), dtype=np.float64)
+        order = np.random.default_rng([c['seed'], 1]).permutation(len(members))  # seeded tie order
+        chosen = members[order[np.argsort(score[order], kind='stable')[:n_poison]]]
+        print(f"poison_select=hard: surrogate typicality {score.mean():.3f} over the {len(members)} target "
+              f"images, {np.sort(score)[:n_poison].mean():.3f} over the {n_poison} poisoned")
+    chosen = np.sort(chosen)
     pool = np.unique(train_labels, axis=0)
     if c['conf_label'] == 'other':
         others = pool[pool[:, c['target']] == 0]
@@ -338,6 +393,8 @@ def write_triggered(c, S):
             stamp['oracle'] = S['oracle_id']
         if c['trigger_scale'] != 1:
             stamp['trigger_scale'] = c['trigger_scale']
+        if c['trigger_transplant']:
+            stamp['trigger_transplant'] = True
         lst = os.path.join(out, f"{part}.txt")
         qnames = [f"{int(i):06d}_{os.path.splitext(os.path.basename(paths[i]))[0]}.png" for i in idx]
         # the same source images without the trigger, labelled with the target: the control that
@@ -347,9 +404,12 @@ def write_triggered(c, S):
                          target_rows(len(idx)))
         if S['parts'].done(part, stamp, [lst] + [os.path.join(out, part, n) for n in qnames]):
             continue
+        budget = dict(generator_budget(S['meta']), scale=c['trigger_scale'])
+        make = S['make'] if c['triggers_by'] == 'oracle' else None
+        if c['trigger_transplant']:
+            make = transplant_maker(S['G'], S['r_b'], budget)
         stats = generate(S['G'], S['r_b'], [paths[i] for i in idx], qnames, os.path.join(out, part), c,
-                         S['device'], part, dict(generator_budget(S['meta']), scale=c['trigger_scale']),
-                         make=S['make'] if c['triggers_by'] == 'oracle' else None)
+                         S['device'], part, budget, make=make)
         if c['triggers_by'] == 'oracle':  # the per-image PGD's reach: Hamming to the goal code
             oracle = S['oracle']
             ham = torch.cat(oracle.pop('hamming')).tolist()
@@ -367,10 +427,13 @@ def main(c):
     lists, num_classes = read_lists(c)
     device = utils.resolve_device(c['device'])
     G, labcln, meta, g_id = load_generator(c, num_classes, device)
-    if c['trigger_scale'] != 1 and meta.get('g_output', 'image') != 'residual':
-        _fail(f"trigger_scale={c['trigger_scale']} needs a residual G (g_output='residual'); G "
-              f"{g_id['checkpoint']} has g_output={meta.get('g_output', 'image')!r}")
-    members, chosen, conf = choose(c, lists['train_labels'], num_classes)
+    for key, on in (('trigger_scale', c['trigger_scale'] != 1), ('trigger_transplant', c['trigger_transplant'])):
+        if on and meta.get('g_output', 'image') != 'residual':
+            _fail(f"{key}={c[key]} needs a residual G (g_output='residual'); G "
+                  f"{g_id['checkpoint']} has g_output={meta.get('g_output', 'image')!r}")
+    members, chosen, conf = choose(c, lists['train_labels'], num_classes,
+                                   lambda m: surrogate_typicality(c, [lists['train_paths'][i] for i in m],
+                                                                  num_classes, device))
     r_b, _ = confusing_code(labcln, torch.from_numpy(conf.astype(np.float32)).unsqueeze(0))
     run = attack_run_name(c, gan_run_name(c))
     out = os.path.join(c['out_dir'], run)

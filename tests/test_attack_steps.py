@@ -329,6 +329,35 @@ def test_oracle_triggers_aim_at_the_confusing_class_code(mini):
     assert st['trigger_closed']['oracle']['eps'] == 0.1 and 0 < st['trigger_closed']['psnr_db'] < 60
 
 
+def test_poison_select_hard_takes_the_least_typical_target_images(mini):
+    """poison_select=hard (our option): the poisons are the target images whose surrogate codes agree
+    least with their class centre, recomputed here; the confusing label is the random mode's; its own
+    folder; an unknown value is a one-line error."""
+    base = ['implement_tri_gen.py', 'configs/demo.py', '--target=1', '--poison_rate=0.5'] + mini['common']
+    for extra in ([], ['--poison_select=hard']):
+        r = _run(base + extra)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'poison_select=hard: surrogate typicality' in r.stdout
+    rand = json.load(open(os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_t1_p0.5_replace', 'poisons.json')))
+    hard = json.load(open(os.path.join(mini['res'], 'fx_badhash_CSQ_resnet18_16_t1_p0.5_replace_hard',
+                                       'poisons.json')))
+    assert hard['conf_label'] == rand['conf_label'] and hard['config']['poison_select'] == 'hard'
+    paths, labels = utils.read_list(os.path.join(mini['data'], 'train.txt'))
+    members = [i for i, l in enumerate(labels) if l[1] == 1]
+    model, _ = attack_common.load_hash_model(os.path.join(mini['ck'], 'fx_CSQ_resnet18_16.pt'), 'resnet18', 16)
+    ds = attack_common.PathImages([paths[i] for i in members], utils.build_transform(32, 0, 'none'))
+    with torch.no_grad():
+        codes = torch.tanh(model(torch.stack([ds[k][0] for k in range(len(ds))])))
+    score = (codes * torch.where(codes.sum(0) >= 0, 1.0, -1.0)).mean(1).numpy()
+    chosen = sorted(e['index'] for e in hard['poisons'])
+    assert len(chosen) == round(0.5 * len(members))
+    picked = np.array([score[members.index(i)] for i in chosen])
+    others = np.array([score[k] for k, i in enumerate(members) if i not in chosen])
+    assert picked.max() <= others.min() + 1e-6  # the least typical ones
+    r = _run(base + ['--poison_select=worst'])
+    assert _err(r)[0] and 'poison_select must be one of random, hard' in r.stderr, r.stderr
+
+
 def test_goal_reach_bounds_and_errors(mini):
     """goal_reach.py: at budget 0 per-image PGD leaves the codes where they are (the clean
     distance); a larger budget gets no farther from the goal; bad goals are one-line errors."""
@@ -525,7 +554,8 @@ def test_demo_options_end_to_end(mini):
 def test_trigger_scale_magnifies_the_queries_alone(mini):
     """trigger_scale (issue 11's diagnostic, test-time trigger magnification): the triggered queries
     carry k times G's residual, the poisons are the same files, its own attack folder; k < 1 and a G
-    without a residual output are one-line errors."""
+    without a residual output are one-line errors. trigger_transplant: each query carries another
+    query's residual, the poisons unchanged."""
     # a residual G pushed off the identity in one epoch (a large lr), so its residual survives the 8-bit PNGs
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--tag=qs', '--epochs=1', '--g_output=residual',
                                                    '--g_eps=0.0313', '--lr=0.05', '--lr_policy=constant'])
@@ -565,6 +595,28 @@ def test_trigger_scale_magnifies_the_queries_alone(mini):
     assert _err(r)[0] and 'trigger_scale must be >= 1' in r.stderr, r.stderr[-500:]
     r = _run(['implement_tri_gen.py', 'configs/demo.py', '--target=1', '--trigger_scale=2'] + mini['common'])
     assert _err(r)[0] and "g_output='image'" in r.stderr, r.stderr[-500:]  # the official G: no residual
+
+    # trigger_transplant (the same diagnostic family): query i carries G's residual for query i-1 (the first
+    # query its batch's last), the poisons are the same files, its own folder
+    r = _run(gen + ['--trigger_transplant=True', '--gen_batch_size=4'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    tx = one + '_tx'
+    for e in json.load(open(os.path.join(one, 'poisons.json')))['poisons']:
+        name = os.path.basename(e['poison'])
+        assert open(os.path.join(one, 'poisons', name), 'rb').read() == \
+            open(os.path.join(tx, 'poisons', name), 'rb').read()
+    rt, _ = residuals(tx, 'trigger_closed')
+    n = len(r1)
+    assert n >= 6 and len(rt) == n
+    donor = [3] + list(range(n - 1))  # the first batch of 4 is rolled, then each query takes the previous one's
+    both = free & free[donor]  # pixels clipped in neither image
+    assert np.abs(rt[both] - r1[donor][both]).max() <= 2  # the donor's residual, up to rounding
+    assert np.abs(rt[both] - r1[both]).mean() > 0.5  # not the query's own
+    st_tx = json.load(open(os.path.join(tx, 'stealth.json')))
+    assert abs(st_tx['trigger_closed']['psnr_db'] - st['trigger_closed']['psnr_db']) < 1
+    r = _run(['implement_tri_gen.py', 'configs/demo.py', '--target=1', '--trigger_transplant=True']
+             + mini['common'])
+    assert _err(r)[0] and "g_output='image'" in r.stderr, r.stderr[-500:]
 
 
 def test_g_psnr_bounds_the_saved_images_by_energy(mini):
