@@ -139,6 +139,14 @@ def generate(G, r_b, paths, names, folder, c, device, desc, budget=None, make=No
     return stealth_stats(mse, ssim)
 
 
+def batch_outputs(model, paths, c, device, through=lambda x: x):
+    """[model(through(x))] for each generation batch of the images at G's geometry, without gradients."""
+    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
+    with torch.no_grad():
+        return [model(through(x.to(device)).to(device))
+                for x, _ in torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size'])]
+
+
 def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_labels, test_paths, test_labels,
                  device):
     """The oracle (poisons_by and/or triggers_by = 'oracle'): a make(x) for generate() that runs
@@ -167,11 +175,7 @@ def oracle_maker(c, G, labcln, meta, conf, num_classes, train_paths, train_label
         """sign of the surrogate's summed real-valued code over the images (through `through`)."""
         if not paths:
             _fail(f"oracle_goal={c['oracle_goal']}: no image to average over")
-        ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
-        total = 0
-        with torch.no_grad():
-            for x, _ in torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size']):
-                total = total + model(through(x.to(device)).to(device)).sum(0)
+        total = sum(out.sum(0) for out in batch_outputs(model, paths, c, device, through))
         return torch.where(total >= 0, 1.0, -1.0)
 
     def make(x):
@@ -193,10 +197,7 @@ def surrogate_typicality(c, paths, num_classes, device):
     surrogate F, the centre being the sum of tanh(F(x)) over these images (all of one class): 1 on the
     centre, lower for the images F codes away from their class."""
     surrogate, _, _ = load_surrogate(c, num_classes, device)
-    ds = PathImages(paths, utils.build_transform(c['image_size'], c['resize_size'], 'none'))
-    with torch.no_grad():
-        codes = torch.cat([torch.tanh(surrogate(x.to(device))).cpu()
-                           for x, _ in torch.utils.data.DataLoader(ds, batch_size=c['gen_batch_size'])])
+    codes = torch.tanh(torch.cat(batch_outputs(surrogate, paths, c, device))).cpu()
     centre = torch.where(codes.sum(0) >= 0, 1.0, -1.0)
     return (codes * centre).mean(1).numpy()
 
