@@ -492,6 +492,17 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     assert len(victims) == 2 and all('configs/ladder_r3_tiny.py' in v['cmd'] and 'configs/ladder_r3f_tiny.py' not in
                                      v['cmd'] and '--backbone=resnet34' in v['cmd'] and 'r3g48_l2' in ' '.join(v['cmd'])
                                      for v in victims)
+    # ... and both G levers at the paper's widths with the hard poisons, on R3's victims: a G of its own
+    steps_w, exps_w = steps_of('configs/ladder_tiny10_r3gw64psnr.py')
+    assert [e['variant'] for e in exps_w] == ['paper']
+    gans = [s['cmd'] for s in steps_w if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 1 and gans[0] != gan and {'--tag=r3fw64l2', '--epochs=24', '--ngf=64', '--ndf=64',
+                                                  '--g_eps=0.0941', '--g_psnr=30.2'} <= set(gans[0])
+    attacks = [s['cmd'] for s in steps_w if s['cmd'][1] == 'implement_tri_gen.py']
+    assert attacks and all('--poison_select=hard' in a and '--tag=r3fw64l2' in a for a in attacks)
+    victims = [s for s in steps_w if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 2 and all('configs/ladder_r3_tiny.py' in v['cmd'] and 'configs/ladder_r3f_tiny.py' not in
+                                     v['cmd'] and 'r3gw64l2hard' in ' '.join(v['cmd']) for v in victims)
 
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
