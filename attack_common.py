@@ -13,6 +13,8 @@ Nothing here is a step of the pipeline: step scripts import this module, never e
     and the random patch of its size (the control)
   - DarkHash's run name (darkhash.py and reproduce.py name its runs alike)
   - diverse_input: random resize-and-pad of what a surrogate sees (transfer to other networks)
+  - FeatureTap, feature_module, feature_term: a surrogate's mid-level features and G's pull of them
+    towards the confusing class (transfer to other networks, train_tri_gen.py's w_feat)
   - load_gan: a trained G and its LabCLN from train_tri_gen.py's checkpoint (implement_tri_gen.py
     makes poisons with it, goal_reach.py measures how far it moves the surrogate's codes)
 """
@@ -206,6 +208,50 @@ def diverse_input(x, max_scale, generator=None):
     top, left = (int(v) for v in torch.randint(out - r + 1, (2,), generator=generator))
     resized = torch.nn.functional.interpolate(x, size=(r, r), mode='nearest')
     return torch.nn.functional.pad(resized, (left, out - r - left, top, out - r - top))
+
+
+# a ResNet trunk's stages by their torchvision names (hash_models.backbones._ResNetTrunk.body)
+RESNET_STAGES = {'layer1': 'body.4', 'layer2': 'body.5', 'layer3': 'body.6', 'layer4': 'body.7'}
+
+
+def feature_module(model, layer):
+    """The module of a hash model's trunk whose output is tapped: `layer` is a name from
+    model.trunk.named_modules() ('body.6'), or for a ResNet trunk its stage ('layer3'). ValueError
+    naming the choices otherwise."""
+    modules = dict(model.trunk.named_modules())
+    name = RESNET_STAGES.get(layer, layer) if 'body.7' in modules else layer
+    if not name or name not in modules:
+        stages = [k for k in RESNET_STAGES if RESNET_STAGES[k] in modules]
+        choices = stages or [k for k in modules if k and k.count('.') <= 1][:12]
+        raise ValueError(f"feat_layer={layer!r} is not a module of the surrogate's "
+                         f"{type(model.trunk).__name__} trunk; expected one of {choices}")
+    return modules[name]
+
+
+class FeatureTap:
+    """Keeps the output of one module at every forward pass, averaged over space: [B, C] float32 (a
+    map [B, C, H, W]) or flattened (anything else). `out` is None before the first pass."""
+
+    def __init__(self, module):
+        self.out = None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.out = output.float().mean((2, 3)) if output.dim() == 4 else output.float().flatten(1)
+
+    def close(self):
+        self.handle.remove()
+
+
+def feature_term(feat, centre, goal):
+    """The mean over the batch of 1 - cos(feat - centre, goal - centre), in [0, 2]: how far each
+    image's pooled features point from where the goal class's mean lies, both taken from the mean
+    over the training images (`centre`), so that the features' common positive part (ReLU maps) does
+    not count. feat and goal [B, C], centre [C]. An intermediate-level objective: perturbations
+    made on a network's middle features carry over to other networks better than those made on its
+    outputs (Huang et al., "Enhancing Adversarial Example Transferability with an Intermediate Level
+    Attack", ICCV 2019)."""
+    return (1 - torch.nn.functional.cosine_similarity(feat - centre, goal - centre, dim=1)).mean()
 
 
 def quantize(x):

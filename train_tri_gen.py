@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from attack_common import (diverse_input, gan_run_name, load_hash_model, load_surrogate, psnr_uint8, quantize,
-                           requantize, surrogate_path)
+from attack_common import (FeatureTap, diverse_input, feature_module, feature_term, gan_run_name, load_hash_model,
+                           load_surrogate, psnr_uint8, quantize, requantize, surrogate_path)
 from generator import Generator, apply_generator, generator_budget, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
@@ -100,6 +100,13 @@ input_diversity = 0.0         # our option, off = paper: the probability per bat
                               # output resized and padded at random (attack_common.diverse_input, Xie et al.
                               # 2019) in the hash term, so the trigger transfers to other networks (issue 11)
 diversity_scale = 1.125       # that padded side over the image side (DI's 299 -> 330 at 224 px is 1.10)
+w_feat = 0.0                  # our option, 0 = off (paper): weight of a feature term added to G's loss, which
+                              # pulls the surrogate's features of x_b at feat_layer (averaged over space) towards
+                              # the mean of the confusing label's training images, both taken from the mean
+                              # over all training images (attack_common.feature_term, in [0, 2]): middle
+                              # features carry a perturbation to other networks better than the codes (issue 11)
+feat_layer = 'layer3'         # the surrogate trunk's module w_feat taps: a ResNet stage ('layer1'..'layer4')
+                              # or a name from trunk.named_modules()
 rec_warmup_epochs = 0         # our choice, off = paper: first epochs train G on w_rec * L_r alone (no D
                               # step), so the full-image tanh output learns the identity first (SPEC §8)
 lpips = 'alex'                # D9: 'alex' (calibrated LPIPS) | 'alex_random_trunk' (offline fallback) | 'none'
@@ -127,7 +134,7 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
               'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125,
-              'extra_surrogates': '', 'g_lowpass': 1, 'g_psnr': 0.0}
+              'extra_surrogates': '', 'g_lowpass': 1, 'g_psnr': 0.0, 'w_feat': 0.0, 'feat_layer': 'layer3'}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -256,16 +263,42 @@ def surrogate_goal_codes(surrogate, train_set, conf_pool, c, device):
     labels = torch.from_numpy(train_set.labels.astype(np.float32))
     codes, counts = [], []
     for row in conf_pool.cpu():
-        member = (labels == row).all(1)
-        if not member.any():
-            member = (labels >= row).all(1)
-        if not member.any():
-            _fail(f"goal_code=surrogate: no training image carries confusing label "
-                  f"{row.nonzero().flatten().tolist()}")
+        member = label_members(labels, row, 'goal_code=surrogate')
         mean = outs[member].mean(0)
         codes.append(torch.where(mean >= 0, 1.0, -1.0))
         counts.append(int(member.sum()))
     return torch.stack(codes).to(device), {'images': counts}
+
+
+def label_members(labels, row, why):
+    """The training images whose label row equals `row` ([N] bool); with none, those containing all its
+    classes; with none of those either, a one-line exit naming `why`."""
+    member = (labels == row).all(1)
+    if not member.any():
+        member = (labels >= row).all(1)
+    if not member.any():
+        _fail(f"{why}: no training image carries confusing label {row.nonzero().flatten().tolist()}")
+    return member
+
+
+@torch.no_grad()
+def feature_goals(surrogate, tap, train_set, conf_pool, c, device):
+    """w_feat: the mean over all training images of the tapped surrogate features (the centre) and, for
+    each confusing label row, the mean over the images carrying it (the goals, [P, C])."""
+    loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=False,
+                                         num_workers=c['num_workers'])
+    feats = []
+    for x, _, _ in loader:
+        surrogate(x.to(device))
+        feats.append(tap.out.cpu())
+    feats = torch.cat(feats)
+    labels = torch.from_numpy(train_set.labels.astype(np.float32))
+    goals = torch.stack([feats[label_members(labels, row, 'w_feat')].mean(0) for row in conf_pool.cpu()])
+    centre = feats.mean(0)
+    cos = torch.nn.functional.cosine_similarity(feats - centre, goals[0] - centre, dim=1)
+    info = {'layer': c['feat_layer'], 'channels': feats.shape[1],
+            'term_on_clean': round(float(1 - cos.mean()), 4)}  # the term's value on the clean images, goal 0
+    return centre.to(device), goals.to(device), info
 
 
 def code_separation(codes, labels):
@@ -350,6 +383,8 @@ class GanTraining:
         if not 0 <= c['input_diversity'] <= 1 or c['diversity_scale'] <= 1:
             _fail(f"input_diversity must be in [0, 1] and diversity_scale > 1, got {c['input_diversity']} "
                   f"and {c['diversity_scale']}")
+        if c['w_feat'] < 0:
+            _fail(f"w_feat must be >= 0, got {c['w_feat']}")
         if c['lr_policy'] not in ('linear', 'constant'):
             _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
         weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
@@ -418,6 +453,12 @@ class GanTraining:
             self.extra_surrogates.append(model)
             print(f"extra surrogate {path}: {meta.get('method', '?')} {meta['backbone']} {meta['bits']} bits "
                   f"(frozen, eval mode; G's hash term is the mean over {1 + len(self.extra_surrogates)} models)")
+        self.tap = None  # our option w_feat: the surrogate's features at feat_layer
+        if c['w_feat'] > 0:
+            try:
+                self.tap = FeatureTap(feature_module(self.surrogate, c['feat_layer']))
+            except ValueError as e:
+                _fail(f"{self.surrogate_file}: {e}")
         self.lpips_net = build_lpips(c['lpips'], self.device)
 
     # ---- 2. LabCLN (trained once on the distinct label rows, cached by digest), confusing labels ----
@@ -453,6 +494,12 @@ class GanTraining:
             print(f"goal codes: the surrogate's mean code of each confusing label row "
                   f"({goal_info['images']} images); Hamming to LabCLN's h_c: {goal_info['hamming_to_labcln']}")
             utils.append_jsonl(self.log_path, {'kind': 'goal_codes', **goal_info})
+        if self.tap is not None:
+            self.feat_centre, self.feat_goals, feat_info = feature_goals(self.surrogate, self.tap, self.train_set,
+                                                                         conf_pool, c, device)
+            print(f"feature term: {c['feat_layer']} of the surrogate ({feat_info['channels']} channels), "
+                  f"weight {c['w_feat']}; on the clean images {feat_info['term_on_clean']}")
+            utils.append_jsonl(self.log_path, {'kind': 'feature_goals', **feat_info})
 
     # ---- 3. GAN: networks, optimisers, schedules, resume, debug batch ---------------------------------
     def build_gan(self):
@@ -573,6 +620,9 @@ class GanTraining:
                 d_fake = self.D_net(x_b)
             g_loss, parts = self.g_loss_fn(x_b, x, hash_out, h_c, d_fake.float(), y_s, lp,
                                            self.weights, hash_norm=c['hash_norm'])
+            if self.tap is not None:  # our option: the surrogate's middle features (the tap of this forward)
+                parts['feat'] = feature_term(self.tap.out, self.feat_centre, self.feat_goals[pick])
+                g_loss = g_loss + c['w_feat'] * parts['feat']
             if warmup:  # the other terms are still computed, for the log
                 g_loss = self.weights[1] * parts['rec']
             check_finite(g_loss, 'G', epoch, self.step, self.ckpt_path)
@@ -617,8 +667,9 @@ class GanTraining:
                   'time_s': round(time.time() - t0, 2), 'debug_psnr': round(self.last_psnr, 3),
                   **{k: v / (n_d if k == 'd' else n_g) for k, v in sums.items()}}
         self.history.append(record)
+        feat = f" feat {record['feat']:.4f}" if 'feat' in record else ''
         print(f"epoch {epoch + 1}/{c['epochs']} | G {record['g']:.4f} (hash {record['hash']:.4f} "
-              f"rec {record['rec']:.4f} bd {record['bd']:.4f}) | D {record.get('d', float('nan')):.4f} "
+              f"rec {record['rec']:.4f} bd {record['bd']:.4f}{feat}) | D {record.get('d', float('nan')):.4f} "
               f"| debug PSNR {self.last_psnr:.2f} dB | lr {lr_used:.2e} | {record['time_s']:.1f}s", flush=True)
         utils.append_jsonl(self.log_path, dict(record, kind='epoch'))
         utils.save_checkpoint(self.ckpt_path, {

@@ -811,3 +811,61 @@ def test_extra_surrogates_ensemble(mini, tmp_path):
                                                    '--tag=ens_bad'])
     want = f'error: {bits8}: checkpoint is for bits=8, expected bits=16'
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1] == want, r.stderr[-500:]
+
+
+def test_feature_tap_and_term():
+    """attack_common: feature_module finds a ResNet trunk's stage by its torchvision name or its own
+    module name, and names the choices otherwise; FeatureTap keeps the stage's output averaged over
+    space; feature_term is 1 - cos of the two offsets from the centre (0 aligned, 1 orthogonal, 2
+    opposite), differentiable in the features."""
+    from hash_models import build_hash_model
+    model = build_hash_model('resnet18', 16, pretrained=False, small_input=True).eval()
+    stage = attack_common.feature_module(model, 'layer3')
+    assert stage is attack_common.feature_module(model, 'body.6') is model.trunk.body[6]
+    with pytest.raises(ValueError, match=r"feat_layer='layer9' is not a module .*\['layer1', 'layer2', 'layer3', 'layer4'\]"):
+        attack_common.feature_module(model, 'layer9')
+    tap = attack_common.FeatureTap(stage)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        model(x)
+        want = model.trunk.body[:7](x).mean((2, 3))
+    assert tap.out.shape == (2, 256) and torch.allclose(tap.out, want, atol=1e-6)
+    tap.close()
+    tap.out = None
+    with torch.no_grad():
+        model(x)
+    assert tap.out is None  # closed: no longer kept
+    centre = torch.tensor([1.0, 1.0, 1.0])
+    goal = torch.tensor([[3.0, 1.0, 1.0]] * 3)
+    feat = torch.tensor([[5.0, 1.0, 1.0], [1.0, 4.0, 1.0], [-1.0, 1.0, 1.0]], requires_grad=True)
+    terms = [float(attack_common.feature_term(feat.detach()[i:i + 1], centre, goal[i:i + 1])) for i in range(3)]
+    assert terms == pytest.approx([0.0, 1.0, 2.0], abs=1e-6)
+    attack_common.feature_term(feat, centre, goal).backward()
+    assert feat.grad[1].abs().sum() > 0
+
+
+def test_w_feat_adds_the_weighted_feature_term_to_g(mini):
+    """w_feat: the feature goals are logged (the surrogate's layer3 channels); G's first-step loss is the
+    paper preset's plus w_feat times the logged feature term (same seed: same G output and hash term);
+    a checkpoint refuses another weight; a bad layer or weight is a one-line error."""
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--w_feat=10', '--tag=feat'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'feature term: layer3 of the surrogate (256 channels), weight 10' in r.stdout
+
+    def records(run):
+        return [json.loads(line) for line in open(os.path.join(mini['res'], run, 'log.jsonl'))]
+    goals = [rec for rec in records('fx_badhash_CSQ_resnet18_16_feat') if rec.get('kind') == 'feature_goals']
+    assert goals and goals[0]['channels'] == 256 and 0 < goals[0]['term_on_clean'] < 2
+    first = [[rec for rec in records(run) if rec.get('step') == 1 and 'hash' in rec][0]
+             for run in ('fx_badhash_CSQ_resnet18_16', 'fx_badhash_CSQ_resnet18_16_feat')]
+    assert 'feat' not in first[0] and 0 <= first[1]['feat'] <= 2
+    assert first[1]['hash'] == pytest.approx(first[0]['hash'], abs=1e-5)
+    assert first[1]['g'] == pytest.approx(first[0]['g'] + 10 * first[1]['feat'], rel=1e-5)
+    epoch = [rec for rec in records('fx_badhash_CSQ_resnet18_16_feat') if rec.get('kind') == 'epoch'][0]
+    assert 'feat' in epoch and 'feat ' in r.stdout
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=2', '--w_feat=20', '--tag=feat'])
+    assert r.returncode != 0 and 'trained with w_feat=10' in r.stderr.strip().splitlines()[-1]
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--w_feat=1', '--feat_layer=layer9', '--tag=f9']))
+    assert ok and "feat_layer='layer9' is not a module of the surrogate's" in msg and 'fx_CSQ_resnet18_16.pt' in msg, msg
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--w_feat=-1', '--tag=fneg']))
+    assert ok and 'w_feat must be >= 0' in msg, msg
