@@ -503,6 +503,18 @@ def test_ladder_r3_presets_share_r1p_g_of_48_epochs(monkeypatch):
     victims = [s for s in steps_w if s['phase'] in ('victim', 'clean')]
     assert len(victims) == 2 and all('configs/ladder_r3_tiny.py' in v['cmd'] and 'configs/ladder_r3f_tiny.py' not in
                                      v['cmd'] and 'r3gw64l2hard' in ' '.join(v['cmd']) for v in victims)
+    # ... and the quarter-width PSNR G with a feature term (train_tri_gen.py alone), hard poisons, R3's victims
+    steps_f, exps_f = steps_of('configs/ladder_tiny10_r3gfeat.py')
+    assert [e['variant'] for e in exps_f] == ['paper']
+    gans = [s['cmd'] for s in steps_f if s['cmd'][1] == 'train_tri_gen.py']
+    assert len(gans) == 1 and gans[0] != gan and {'--tag=r3fl2f', '--epochs=48', '--g_eps=0.0941', '--g_psnr=30.2',
+                                                  '--w_feat=1000'} <= set(gans[0])
+    assert not any(a.startswith('--w_feat') for s in steps_f if s['cmd'][1] != 'train_tri_gen.py' for a in s['cmd'])
+    attacks = [s['cmd'] for s in steps_f if s['cmd'][1] == 'implement_tri_gen.py']
+    assert attacks and all('--poison_select=hard' in a and '--tag=r3fl2f' in a for a in attacks)
+    victims = [s for s in steps_f if s['phase'] in ('victim', 'clean')]
+    assert len(victims) == 2 and all('configs/ladder_r3_tiny.py' in v['cmd'] and 'configs/ladder_r3f_tiny.py' not in
+                                     v['cmd'] and 'r3gfhard' in ' '.join(v['cmd']) for v in victims)
 
 
 def test_ladder_base_preset_is_read_first(monkeypatch, tmp_path):
