@@ -1,12 +1,12 @@
 """Rung R3 of the regime ladder on tiny-imagenet-10 (issue 11) with a feature term in G's loss, for
 ladder.py: G as in configs/ladder_tiny10_r3gpsnr.py (the paper preset at a quarter of the official
-widths, bounded by PSNR, 30.2 dB, 48 epochs, about 30 s each on 2 CPU threads) plus `w_feat`
+widths, bounded by PSNR, 30.2 dB, 48 epochs, about 20 s each on 2 CPU threads) plus `w_feat`
 (train_tri_gen.py, our option): the surrogate's layer3 features of the poisoned image, averaged over
-space, pulled towards the confusing class's mean (attack_common.feature_term) with weight 1000, at
-which the term's input gradient on clean images is about as large as the hash term's, since middle
-features carry a perturbation to another network better than the codes; the least typical half of the
-target images as poisons (`poison_select=hard`); R3's victims (configs/ladder_r3_tiny.py: the CPU
-ResNet34, every layer fine-tuned, 960 steps). --victim_args=... --seed=1 with another --victim_tag
+space, pulled towards the confusing class's mean (attack_common.feature_term) with weight 1000 (set by
+hand against the hash term's 80 per bit; --gan_train_args=... --w_feat=250 with another tag gives
+the lighter dose), since middle features carry a perturbation to another network better than
+the codes; the least typical half of the target images as poisons (`poison_select=hard`); R3's
+victims (configs/ladder_r3_tiny.py: the CPU ResNet34, every layer fine-tuned, 960 steps). --victim_args=... --seed=1 with another --victim_tag
 gives another victim seed (repeat the preset's --backbone and --pretrained).
     python pretrain.py --epochs=3 && python pretrain.py --backbone=resnet34 --epochs=3   # once
     python ladder.py configs/ladder_tiny10_r3gfeat.py
