@@ -105,6 +105,10 @@ w_feat = 0.0                  # our option, 0 = off (paper): weight of a feature
                               # the mean of the confusing label's training images, both taken from the mean
                               # over all training images (attack_common.feature_term, in [0, 2]): middle
                               # features carry a perturbation to other networks better than the codes (issue 11)
+feat_goal = 'confusing'       # where w_feat pulls: 'confusing' (the confusing label's mean, above) | 'empty': the
+                              # direction in which the training features vary most once every class mean's
+                              # offset from their mean is projected out: a region no class's mean occupies, as
+                              # LabCLN's code is in the code space (issue 11: a pull towards a class implanted less)
 feat_layer = 'layer3'         # the surrogate trunk's module w_feat taps: a ResNet stage ('layer1'..'layer4')
                               # or a name from trunk.named_modules()
 rec_warmup_epochs = 0         # our choice, off = paper: first epochs train G on w_rec * L_r alone (no D
@@ -134,7 +138,8 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
 # keys added after runs were stored, with the value those runs had in effect
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
               'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125,
-              'extra_surrogates': '', 'g_lowpass': 1, 'g_psnr': 0.0, 'w_feat': 0.0, 'feat_layer': 'layer3'}
+              'extra_surrogates': '', 'g_lowpass': 1, 'g_psnr': 0.0, 'w_feat': 0.0, 'feat_layer': 'layer3',
+              'feat_goal': 'confusing'}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -284,7 +289,9 @@ def label_members(labels, row, why):
 @torch.no_grad()
 def feature_goals(surrogate, tap, train_set, conf_pool, c, device):
     """w_feat: the mean over all training images of the tapped surrogate features (the centre) and, for
-    each confusing label row, the mean over the images carrying it (the goals, [P, C])."""
+    each confusing label row, its goal ([P, C]): with feat_goal='confusing' the mean over the images
+    carrying that row; with 'empty' the centre plus empty_direction (the same for every row), scaled
+    to the first row's offset (the term is a cosine, so the length only keeps the goal readable)."""
     loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=False,
                                          num_workers=c['num_workers'])
     feats = []
@@ -295,10 +302,31 @@ def feature_goals(surrogate, tap, train_set, conf_pool, c, device):
     labels = torch.from_numpy(train_set.labels.astype(np.float32))
     goals = torch.stack([feats[label_members(labels, row, 'w_feat')].mean(0) for row in conf_pool.cpu()])
     centre = feats.mean(0)
+    info = {'layer': c['feat_layer'], 'channels': feats.shape[1], 'goal': c['feat_goal']}
+    if c['feat_goal'] == 'empty':
+        offsets = torch.stack([feats[labels[:, k] > 0].mean(0) - centre
+                               for k in range(labels.shape[1]) if (labels[:, k] > 0).any()])
+        u = empty_direction(feats, centre, offsets)
+        goals = centre + u * (goals[0] - centre).norm() * torch.ones(len(goals), 1)
+        info['max_abs_cos_to_class_offsets'] = round(float(
+            torch.nn.functional.cosine_similarity(offsets, u.unsqueeze(0), dim=1).abs().max()), 6)
     cos = torch.nn.functional.cosine_similarity(feats - centre, goals[0] - centre, dim=1)
-    info = {'layer': c['feat_layer'], 'channels': feats.shape[1],
-            'term_on_clean': round(float(1 - cos.mean()), 4)}  # the term's value on the clean images, goal 0
+    info['term_on_clean'] = round(float(1 - cos.mean()), 4)  # the term's value on the clean images, goal 0
     return centre.to(device), goals.to(device), info
+
+
+def empty_direction(feats, centre, offsets):
+    """feat_goal='empty': the unit direction along which the training features vary most once every
+    class mean's offset from the centre is projected out ([C]; feats [N, C], offsets [K, C]): a way
+    the surrogate's features move readily (a random direction barely moves at 30 dB) in which no
+    class's mean lies. Its sign makes the sum of its components positive (more activation)."""
+    q, _ = torch.linalg.qr(offsets.double().T)  # [C, K] orthonormal basis of the class offsets' span
+    x = (feats - centre).double()
+    x = x - (x @ q) @ q.T
+    u = torch.linalg.svd(x, full_matrices=False).Vh[0]
+    u = u - q @ (q.T @ u)
+    u = u if u.sum() >= 0 else -u
+    return (u / u.norm()).float()
 
 
 def code_separation(codes, labels):
@@ -385,6 +413,8 @@ class GanTraining:
                   f"and {c['diversity_scale']}")
         if c['w_feat'] < 0:
             _fail(f"w_feat must be >= 0, got {c['w_feat']}")
+        if c['feat_goal'] not in ('confusing', 'empty'):
+            _fail(f"feat_goal must be 'confusing' or 'empty', got {c['feat_goal']!r}")
         if c['lr_policy'] not in ('linear', 'constant'):
             _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
         weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
@@ -498,6 +528,7 @@ class GanTraining:
             self.feat_centre, self.feat_goals, feat_info = feature_goals(self.surrogate, self.tap, self.train_set,
                                                                          conf_pool, c, device)
             print(f"feature term: {c['feat_layer']} of the surrogate ({feat_info['channels']} channels), "
+                  f"goal {c['feat_goal']}, "
                   f"weight {c['w_feat']}; on the clean images {feat_info['term_on_clean']}")
             utils.append_jsonl(self.log_path, {'kind': 'feature_goals', **feat_info})
 

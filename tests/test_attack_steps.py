@@ -844,13 +844,31 @@ def test_feature_tap_and_term():
     assert feat.grad[1].abs().sum() > 0
 
 
+def test_empty_direction_is_the_largest_spread_off_the_class_offsets():
+    """feat_goal='empty': a unit vector orthogonal to every class offset, along the projected features'
+    largest spread, signed towards more activation (a planted spread it must find, up to sign)."""
+    g = torch.Generator().manual_seed(0)
+    offsets = torch.randn(3, 8, generator=g)
+    basis = torch.linalg.qr(offsets.T).Q  # [8, 3]
+    way = torch.randn(8, generator=g)
+    way = way - basis @ (basis.T @ way)
+    way = way / way.norm()
+    centre = torch.rand(8, generator=g)
+    feats = (centre + torch.randn(400, 1, generator=g) * 5 * way + 0.1 * torch.randn(400, 8, generator=g)
+             + torch.randn(400, 3, generator=g) * 10 @ offsets)  # a large spread along the class offsets too
+    u = ttg.empty_direction(feats, centre, offsets)
+    assert float(u.norm()) == pytest.approx(1, abs=1e-5) and float(u.sum()) >= 0
+    assert float((offsets @ u).abs().max()) < 1e-4
+    assert abs(float(u @ way)) > 0.99
+
+
 def test_w_feat_adds_the_weighted_feature_term_to_g(mini):
     """w_feat: the feature goals are logged (the surrogate's layer3 channels); G's first-step loss is the
     paper preset's plus w_feat times the logged feature term (same seed: same G output and hash term);
     a checkpoint refuses another weight; a bad layer or weight is a one-line error."""
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--w_feat=10', '--tag=feat'])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert 'feature term: layer3 of the surrogate (256 channels), weight 10' in r.stdout
+    assert 'feature term: layer3 of the surrogate (256 channels), goal confusing, weight 10' in r.stdout
 
     def records(run):
         return [json.loads(line) for line in open(os.path.join(mini['res'], run, 'log.jsonl'))]
@@ -869,3 +887,13 @@ def test_w_feat_adds_the_weighted_feature_term_to_g(mini):
     assert ok and "feat_layer='layer9' is not a module of the surrogate's" in msg and 'fx_CSQ_resnet18_16.pt' in msg, msg
     ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--w_feat=-1', '--tag=fneg']))
     assert ok and 'w_feat must be >= 0' in msg, msg
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--w_feat=1', '--feat_goal=void', '--tag=fvoid']))
+    assert ok and "feat_goal must be 'confusing' or 'empty', got 'void'" in msg, msg
+    # feat_goal=empty: the goal lies in no class mean's direction, and a checkpoint refuses the other goal
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--w_feat=10', '--feat_goal=empty', '--tag=fe'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    goals = [rec for rec in records('fx_badhash_CSQ_resnet18_16_fe') if rec.get('kind') == 'feature_goals']
+    assert goals[0]['goal'] == 'empty' and goals[0]['max_abs_cos_to_class_offsets'] < 1e-4, goals
+    assert 0 < goals[0]['term_on_clean'] < 2
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=2', '--w_feat=10', '--tag=fe'])
+    assert r.returncode != 0 and "trained with feat_goal='empty'" in r.stderr.strip().splitlines()[-1]
