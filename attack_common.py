@@ -15,6 +15,8 @@ Nothing here is a step of the pipeline: step scripts import this module, never e
   - diverse_input: random resize-and-pad of what a surrogate sees (transfer to other networks)
   - FeatureTap, feature_module, feature_term: a surrogate's mid-level features and G's pull of them
     towards the confusing class (transfer to other networks, train_tri_gen.py's w_feat)
+  - SkipGradient: the gradient through a ResNet surrogate's residual branches scaled down, its
+    forward pass untouched (transfer to other networks, train_tri_gen.py's skip_grad)
   - load_gan: a trained G and its LabCLN from train_tri_gen.py's checkpoint (implement_tri_gen.py
     makes poisons with it, goal_reach.py measures how far it moves the surrogate's codes)
 """
@@ -252,6 +254,49 @@ def feature_term(feat, centre, goal):
     outputs (Huang et al., "Enhancing Adversarial Example Transferability with an Intermediate Level
     Attack", ICCV 2019)."""
     return (1 - torch.nn.functional.cosine_similarity(feat - centre, goal - centre, dim=1)).mean()
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward (a copy, so an in-place add on the output is allowed); backward multiplies
+    the incoming gradient by gamma."""
+
+    @staticmethod
+    def forward(ctx, x, gamma):
+        ctx.gamma = gamma
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.gamma, None
+
+
+class SkipGradient:
+    """The Skip Gradient Method (Wu et al., "Skip Connections Matter: On the Transferability of
+    Adversarial Examples Generated with ResNets", ICLR 2020) on a hash model's ResNet trunk: in every
+    residual block the gradient that flows back through the residual branch is multiplied by gamma,
+    the one through the skip connection is not, so a block's Jacobian becomes 1 + gamma * df/dz. The
+    forward pass and its outputs are bit-identical. Gradients that lean on the skip connections
+    carry a perturbation to other networks better. ValueError when the model has no residual block
+    (VGG, AlexNet, DenseNet trunks) or gamma is not in (0, 1]."""
+
+    def __init__(self, model, gamma):
+        from torchvision.models.resnet import BasicBlock, Bottleneck
+        if not 0 < gamma <= 1:
+            raise ValueError(f"skip_grad must be in (0, 1], got {gamma}")
+        ends = [m.bn2 if isinstance(m, BasicBlock) else m.bn3
+                for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+        if not ends:
+            raise ValueError(f"skip_grad={gamma} needs a ResNet trunk (residual blocks); this model's "
+                             f"trunk is {type(getattr(model, 'trunk', model)).__name__} with none")
+        self.gamma, self.blocks = gamma, len(ends)
+        self.handles = [m.register_forward_hook(self._hook) for m in ends]
+
+    def _hook(self, module, inputs, output):
+        return _ScaleGrad.apply(output, self.gamma) if torch.is_grad_enabled() else output
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
 
 
 def quantize(x):

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 import utils
 from discriminator import Discriminator, discriminator_targets
-from attack_common import (FeatureTap, diverse_input, feature_module, feature_term, gan_run_name, load_hash_model,
-                           load_surrogate, psnr_uint8, quantize, requantize, surrogate_path)
+from attack_common import (FeatureTap, SkipGradient, diverse_input, feature_module, feature_term, gan_run_name,
+                           load_hash_model, load_surrogate, psnr_uint8, quantize, requantize, surrogate_path)
 from generator import Generator, apply_generator, generator_budget, init_generator_output
 from labcln import confusing_code, load_labcln, train_labcln
 
@@ -111,6 +111,12 @@ feat_goal = 'confusing'       # where w_feat pulls: 'confusing' (the confusing l
                               # LabCLN's code is in the code space (issue 11: a pull towards a class implanted less)
 feat_layer = 'layer3'         # the surrogate trunk's module w_feat taps: a ResNet stage ('layer1'..'layer4')
                               # or a name from trunk.named_modules()
+skip_grad = 1.0               # our option, 1 = off (paper): the Skip Gradient Method on the surrogates (every
+                              # one must be a ResNet): the gradient of G's hash and feature terms through each
+                              # residual block's branch is multiplied by skip_grad, the skip path's is not
+                              # (attack_common.SkipGradient; Wu et al. ICLR 2020 use 0.2-0.5), so the trigger
+                              # leans on what the skip connections pass on, which carries to other networks
+                              # better (issue 11); the surrogate's outputs are unchanged
 rec_warmup_epochs = 0         # our choice, off = paper: first epochs train G on w_rec * L_r alone (no D
                               # step), so the full-image tanh output learns the identity first (SPEC §8)
 lpips = 'alex'                # D9: 'alex' (calibrated LPIPS) | 'alex_random_trunk' (offline fallback) | 'none'
@@ -139,7 +145,7 @@ RESUME_FREE_KEYS = {'device', 'num_workers', 'epochs', 'log_every', 'sample_ever
 LATER_KEYS = {'dtype': 'float32', 'channels_last': False, 'cache': 'none', 'cache_dir': 'cache',
               'goal_code': 'labcln', 'input_diversity': 0.0, 'diversity_scale': 1.125,
               'extra_surrogates': '', 'g_lowpass': 1, 'g_psnr': 0.0, 'w_feat': 0.0, 'feat_layer': 'layer3',
-              'feat_goal': 'confusing'}
+              'feat_goal': 'confusing', 'skip_grad': 1.0}
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'  # torchvision's AlexNet weights, used by LPIPS 'alex'
 ALEXNET_URL = 'https://download.pytorch.org/models/' + ALEXNET_FILE
 DEBUG_IMAGES = 8
@@ -415,6 +421,8 @@ class GanTraining:
             _fail(f"w_feat must be >= 0, got {c['w_feat']}")
         if c['feat_goal'] not in ('confusing', 'empty'):
             _fail(f"feat_goal must be 'confusing' or 'empty', got {c['feat_goal']!r}")
+        if not 0 < c['skip_grad'] <= 1:
+            _fail(f"skip_grad must be in (0, 1] (1 = off), got {c['skip_grad']}")
         if c['lr_policy'] not in ('linear', 'constant'):
             _fail(f"lr_policy must be 'linear' or 'constant', got {c['lr_policy']!r}")
         weights = default_weights(c['loss_preset'], c['dataset'], c['surrogate_backbone'])
@@ -489,6 +497,16 @@ class GanTraining:
                 self.tap = FeatureTap(feature_module(self.surrogate, c['feat_layer']))
             except ValueError as e:
                 _fail(f"{self.surrogate_file}: {e}")
+        self.skips = []  # our option skip_grad: SGM hooks on every surrogate's residual branches
+        if c['skip_grad'] < 1:
+            for model, path in zip([self.surrogate] + self.extra_surrogates,
+                                   [self.surrogate_file] + extra_surrogate_paths(c)):
+                try:
+                    self.skips.append(SkipGradient(model, c['skip_grad']))
+                except ValueError as e:
+                    _fail(f"{path}: {e}")
+            print(f"skip gradient: x{c['skip_grad']} through the residual branches of "
+                  f"{', '.join(str(s.blocks) for s in self.skips)} blocks (surrogate outputs unchanged)")
         self.lpips_net = build_lpips(c['lpips'], self.device)
 
     # ---- 2. LabCLN (trained once on the distinct label rows, cached by digest), confusing labels ----

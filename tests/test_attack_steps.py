@@ -844,6 +844,58 @@ def test_feature_tap_and_term():
     assert feat.grad[1].abs().sum() > 0
 
 
+def test_skip_gradient_scales_the_residual_branch_only():
+    """attack_common.SkipGradient (SGM): outputs bit-identical; on one residual block the input gradient
+    is relu' * (1 + gamma * df/dx), affine in gamma with the skip path's part untouched; on a ResNet18 hash
+    model the input gradient changes and close() restores it; gamma outside (0, 1] or a trunk without
+    residual blocks is refused."""
+    from torchvision.models.resnet import BasicBlock
+    from hash_models import build_hash_model
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(BasicBlock(4, 4)).eval()
+    x = torch.randn(2, 4, 8, 8)
+    w = torch.randn(2, 4, 8, 8)
+
+    def grad(gamma):
+        hooks = attack_common.SkipGradient(block, gamma) if gamma < 1 else None
+        xi = x.clone().requires_grad_(True)
+        out = block(xi)
+        (out * w).sum().backward()
+        if hooks:
+            hooks.close()
+        return out.detach(), xi.grad
+    (o1, g1), (o75, g75), (o5, g5), (o25, g25) = grad(1.0), grad(0.75), grad(0.5), grad(0.25)
+    assert torch.equal(o1, o5) and torch.equal(o1, o25)
+    assert not torch.allclose(g1, g5)
+    assert torch.allclose(g1 - g75, g5 - g25, atol=1e-5)  # affine in gamma
+    # gamma -> 0 leaves relu' * w (the skip path alone): g(0) = g(0.25) - (g(0.5) - g(0.25))
+    skip_only = torch.where(o1 > 0, w, torch.zeros_like(w))
+    assert torch.allclose(2 * g25 - g5, skip_only, atol=1e-5)
+
+    model = build_hash_model('resnet18', 16, pretrained=False, small_input=True).eval()
+    xs = torch.rand(2, 3, 32, 32)
+
+    def input_grad():
+        xi = xs.clone().requires_grad_(True)
+        out = model(xi)
+        out.sum().backward()
+        return out.detach(), xi.grad
+    out0, grad0 = input_grad()
+    hooks = attack_common.SkipGradient(model, 0.2)
+    assert hooks.blocks == 8
+    out1, grad1 = input_grad()
+    with torch.no_grad():
+        assert torch.equal(model(xs), out0)  # no_grad: the hook passes the output through
+    hooks.close()
+    out2, grad2 = input_grad()
+    assert torch.equal(out0, out1) and not torch.allclose(grad0, grad1) and torch.equal(grad0, grad2)
+    with pytest.raises(ValueError, match=r"skip_grad must be in \(0, 1\], got 0"):
+        attack_common.SkipGradient(model, 0)
+    vgg = build_hash_model('vgg11', 16, pretrained=False, small_input=True)
+    with pytest.raises(ValueError, match='needs a ResNet trunk .* _VGGTrunk with none'):
+        attack_common.SkipGradient(vgg, 0.5)
+
+
 def test_empty_direction_is_the_largest_spread_off_the_class_offsets():
     """feat_goal='empty': a unit vector orthogonal to every class offset, along the projected features'
     largest spread, signed towards more activation (a planted spread it must find, up to sign)."""
@@ -897,3 +949,25 @@ def test_w_feat_adds_the_weighted_feature_term_to_g(mini):
     assert 0 < goals[0]['term_on_clean'] < 2
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=2', '--w_feat=10', '--tag=fe'])
     assert r.returncode != 0 and "trained with feat_goal='empty'" in r.stderr.strip().splitlines()[-1]
+
+
+def test_skip_grad_trains_g_with_the_surrogate_outputs_unchanged(mini):
+    """skip_grad: hooks on the surrogate's 8 residual blocks are announced; the first step's hash and
+    feature terms equal the run without it (same G output, same surrogate outputs: SGM changes the
+    gradient only) and G moves differently after it; a checkpoint refuses another value; a value
+    outside (0, 1] is a one-line error."""
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--skip_grad=0.2', '--tag=sgm'])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'skip gradient: x0.2 through the residual branches of 8 blocks' in r.stdout
+
+    def records(run):
+        return [json.loads(line) for line in open(os.path.join(mini['res'], run, 'log.jsonl'))]
+    steps = [{rec['step']: rec for rec in records(run) if 'hash' in rec and 'step' in rec}
+             for run in ('fx_badhash_CSQ_resnet18_16', 'fx_badhash_CSQ_resnet18_16_sgm')]
+    assert steps[1][1]['hash'] == pytest.approx(steps[0][1]['hash'], abs=1e-5)
+    later = max(set(steps[0]) & set(steps[1]))
+    assert later > 1 and steps[1][later]['hash'] != pytest.approx(steps[0][later]['hash'], abs=1e-6)
+    r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=2', '--tag=sgm'])
+    assert r.returncode != 0 and 'trained with skip_grad=0.2' in r.stderr.strip().splitlines()[-1]
+    ok, msg = _err(_run(['train_tri_gen.py'] + mini['gan'] + ['--skip_grad=0', '--tag=sg0']))
+    assert ok and 'skip_grad must be in (0, 1] (1 = off), got 0' in msg, msg
