@@ -952,9 +952,9 @@ def test_w_feat_adds_the_weighted_feature_term_to_g(mini):
 
 
 def test_skip_grad_trains_g_with_the_surrogate_outputs_unchanged(mini):
-    """skip_grad: hooks on the surrogate's 8 residual blocks are announced; the first step's hash and
-    feature terms equal the run without it (same G output, same surrogate outputs: SGM changes the
-    gradient only) and G moves differently after it; a checkpoint refuses another value; a value
+    """skip_grad: hooks on the surrogate's 8 residual blocks are announced; the first step's hash term
+    equals the run without it (same G output, same surrogate outputs: SGM changes the gradient only)
+    and G moves differently after it; a checkpoint refuses another value; a value
     outside (0, 1] is a one-line error."""
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1', '--skip_grad=0.2', '--tag=sgm'])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
