@@ -41,6 +41,13 @@ augment = 'deephash'      # 'deephash' = flip + random crop (padding image_size/
 backbone = 'resnet18'     # hash_models.BACKBONES
 small_input = False       # ResNets: 3x3 stride-1 first conv (about 4x the compute at 64 px)
 input_norm = 'imagenet'   # normalise [0, 1] input with the ImageNet mean/std (torchvision convention)
+init = ''                 # our option: a .pth of this backbone and class count to start from (a fine-tuning
+                          # run, e.g. adversarial fine-tuning of a finished one); its sha1 is recorded and
+                          # checked on resume
+adv_eps = 0.0             # our option: adversarial training (Madry et al., ICLR 2018) within this L2 radius
+                          # in [0, 1] pixel space; 0 = standard training. A slightly robust surrogate backbone
+                          # makes more transferable perturbations (Springer et al., NeurIPS 2021)
+adv_steps = 2             # PGD steps per batch when adv_eps > 0 (step 2.5 * adv_eps / adv_steps, no random start)
 # optimisation
 optimizer = 'sgd'         # 'sgd' (momentum 0.9, nesterov) | 'adamw'
 lr = 0.1                  # peak learning rate (SGD at batch 128; AdamW: about 2e-3)
@@ -85,6 +92,28 @@ class Classifier(torch.nn.Module):
         if self.input_norm == 'imagenet':
             x = (x - self.mean) / self.std
         return self.net(x)
+
+
+def l2_pgd(model, x, y, eps, steps):
+    """Adversarial examples within an L2 ball of radius eps around x (per image, in [0, 1] pixel space)
+    that raise the cross-entropy of labels y: `steps` normalised gradient steps of 2.5 * eps / steps,
+    each projected back onto the ball and into [0, 1]. The model is in eval mode meanwhile (its
+    BatchNorm statistics do not see the attack's batches) and its mode is restored after."""
+    was_training = model.training
+    model.eval()
+    step = 2.5 * eps / steps
+    delta = torch.zeros_like(x)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        with utils.autocast(x.device.type, dtype):
+            loss = F.cross_entropy(model(x + delta).float(), y)
+        grad, = torch.autograd.grad(loss, delta)
+        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        delta = delta.detach() + step * grad / norm
+        scale = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0).view(-1, 1, 1, 1)
+        delta = ((x + delta * scale).clamp(0, 1) - x).detach()
+    model.train(was_training)
+    return (x + delta).detach()
 
 
 def step_lr(step, steps_per_epoch):
@@ -147,6 +176,11 @@ if __name__ == '__main__':
         sys.exit("error: input_norm must be 'none' or 'imagenet', cache 'none' or 'disk'")
     if epochs < 1 or batch_size < 1 or train_subset < 0:
         sys.exit("error: epochs and batch_size must be >= 1, train_subset >= 0")
+    if adv_eps < 0 or adv_steps < 1:
+        sys.exit(f"error: adv_eps must be >= 0 and adv_steps >= 1, got {adv_eps} and {adv_steps}")
+    if init and not os.path.isfile(init):
+        sys.exit(f"error: init={init}: not found (a .pth written by pretrain.py or a torchvision state dict)")
+    init_sha1 = file_sha1(init) if init else ''
     run = utils.pretrain_run_name(dataset, backbone, image_size, small_input, train_subset, tag)
     ckpt_path = os.path.join(checkpoint_dir, run + '.pt')
     pth_path = os.path.join(checkpoint_dir, run + '.pth')
@@ -207,6 +241,9 @@ if __name__ == '__main__':
         if diff:
             sys.exit(f"error: {ckpt_path}: trained with {diff[0]}={ck['config'].get(diff[0])!r}, this "
                      f"run has {diff[0]}={config[diff[0]]!r}; set tag=... or delete the checkpoint")
+        if ck.get('init_sha1', '') != init_sha1:
+            sys.exit(f"error: {ckpt_path}: started from another {init or 'initialisation'} (its sha1 "
+                     f"differs); set tag=... or delete the checkpoint")
         if ck.get('list_key') != utils.ImageCache.key(tr_list, train.paths, tf_train):
             sys.exit(f"error: {ckpt_path}: the training list or its images changed since; "
                      f"set tag=... or delete the checkpoint")
@@ -214,6 +251,16 @@ if __name__ == '__main__':
         opt.load_state_dict(ck['optimizer'])
         start, history = ck['epoch'], list(ck['history'])
         print(f"resumed from {ckpt_path} at epoch {start}/{epochs}")
+    elif init:
+        state = torch.load(init, map_location='cpu', weights_only=True)
+        try:
+            model.net.load_state_dict(state)
+        except RuntimeError as e:
+            sys.exit(f"error: {init}: not a {backbone} (small_input={small_input}) with {num_classes} "
+                     f"classes: {str(e).splitlines()[0]}")
+        print(f"starting from {init} (sha1 {init_sha1[:12]})")
+    if adv_eps:
+        print(f"adversarial training: L2 PGD of {adv_steps} steps within {adv_eps} (pixels in [0, 1])")
     if start > epochs:
         sys.exit(f"error: {ckpt_path} holds {start} epochs, more than epochs={epochs}")
 
@@ -233,6 +280,8 @@ if __name__ == '__main__':
             for g in opt.param_groups:
                 g['lr'] = step_lr(epoch * steps + i, steps)
             x, y = utils.to_device(x, dev, channels_last), y.argmax(1).to(dev)
+            if adv_eps:
+                x = l2_pgd(model, x, y, adv_eps, adv_steps)
             with utils.autocast(dev, dtype):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
@@ -256,7 +305,7 @@ if __name__ == '__main__':
         utils.append_jsonl(log_path, rec)
         utils.save_checkpoint(ckpt_path, {
             'format': CHECKPOINT_FORMAT, 'model': model.net.state_dict(), 'optimizer': opt.state_dict(),
-            'epoch': epoch + 1, 'config': config, 'history': history,
+            'epoch': epoch + 1, 'config': config, 'history': history, 'init_sha1': init_sha1,
             'list_key': utils.ImageCache.key(tr_list, train.paths, tf_train)})
         if stop_after and epoch + 1 >= stop_after and epoch + 1 < epochs:
             print(f"stopped after epoch {epoch + 1} (stop_after); the same command without "
@@ -269,7 +318,8 @@ if __name__ == '__main__':
               'small_input': small_input, 'input_norm': input_norm, 'image_size': image_size,
               'num_classes': num_classes, 'epochs': epochs, 'val_top1': history[-1]['val_top1'],
               'train_time_s': round(sum(h['train_s'] + h['eval_s'] for h in history), 1),
-              'train_list': tr_list, 'val_list': va_list, 'config': config, 'history': history,
+              'train_list': tr_list, 'val_list': va_list, 'init_sha1': init_sha1, 'config': config,
+              'history': history,
               'git_commit': utils.git_commit()}
     utils.write_json(os.path.splitext(pth_path)[0] + '.json', record)
     print(f"final val top-1 {record['val_top1']:.4f} after {epochs} epochs; weights {pth_path} "

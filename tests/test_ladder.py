@@ -1,5 +1,6 @@
 """The pieces of the regime ladder (issue 11): pretrained=PATH (a torchvision-format state dict),
-freeze (frozen parameters and BatchNorm statistics), init_parts=trunk, and pretrain.py."""
+freeze (frozen parameters and BatchNorm statistics), init_parts=trunk, and pretrain.py (with its
+init= and adversarial fine-tuning)."""
 import json
 import os
 import sys
@@ -225,6 +226,59 @@ def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lis
     assert json.load(open(f"{run}_a.eval.json"))['val_top1'] == rec['val_top1']
     out, code = _pretrain(common + ['--backbone=resnet34', f'--evaluate={run}_a.pth'], capsys, monkeypatch)
     assert code != 0 and 'not a resnet34' in str(code)
+
+
+def test_l2_pgd_stays_in_its_ball_raises_the_loss_and_leaves_the_model_as_it_was():
+    import pretrain
+    torch.manual_seed(0)
+    net = torchvision_model('resnet18', True, num_classes=4)
+    model = pretrain.Classifier(net, 'imagenet').train()
+    x, y = torch.rand(6, 3, 16, 16), torch.arange(6) % 4
+    stats = {k: v.clone() for k, v in model.state_dict().items()}
+    adv = pretrain.l2_pgd(model, x, y, eps=0.5, steps=3)
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in stats.items())
+    norms = (adv - x).flatten(1).norm(dim=1)
+    assert (norms <= 0.5 + 1e-5).all() and (norms > 0.1).all() and adv.min() >= 0 and adv.max() <= 1
+    model.eval()
+    with torch.no_grad():
+        loss = lambda z: torch.nn.functional.cross_entropy(model(z), y).item()
+        assert loss(adv) > loss(x)
+
+
+def test_pretrain_init_and_adversarial_fine_tuning(image_lists, tmp_path, capsys, monkeypatch):
+    tmp = str(tmp_path)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    common = [f"--train_list={os.path.join(image_lists, 'train.txt')}",
+              f"--val_list={os.path.join(image_lists, 'test.txt')}", '--image_size=16',
+              '--small_input=True', '--batch_size=8', '--lr=0.01', '--num_workers=0', '--warmup_epochs=0',
+              f'--checkpoint_dir={tmp}/ckpt', f'--out_dir={tmp}/res', f'--cache_dir={tmp}/cache']
+    init = f"{tmp}/start.pth"
+    start = _classifier_file(init, num_classes=4)
+    out, code = _pretrain(common + ['--epochs=1', f'--init={init}', '--adv_eps=0.25', '--tag=rob'],
+                          capsys, monkeypatch)
+    assert code == 0 and 'starting from' in out and 'L2 PGD of 2 steps within 0.25' in out
+    run = f"{tmp}/ckpt/tiny-imagenet-200_pretrain_resnet18_s_16"
+    from hash_models import file_sha1
+    rec = json.load(open(f"{run}_rob.json"))
+    assert rec['init_sha1'] == file_sha1(init) and rec['config']['adv_eps'] == 0.25
+    tuned = torch.load(f"{run}_rob.pth", weights_only=True)
+    assert not torch.equal(tuned['conv1.weight'], start['conv1.weight'])   # it trained from there
+    # a file of another backbone or class count: one line naming the file and what was expected
+    other = f"{tmp}/other.pth"
+    _classifier_file(other, name='resnet34', num_classes=4)
+    out, code = _pretrain(common + ['--epochs=1', f'--init={other}', '--tag=o'], capsys, monkeypatch)
+    assert f"{other}: not a resnet18" in str(code)
+    out, code = _pretrain(common + ['--epochs=1', f'--init={tmp}/none.pth', '--tag=n'], capsys, monkeypatch)
+    assert 'none.pth: not found' in str(code)
+    out, code = _pretrain(common + ['--epochs=1', '--adv_eps=-1', '--tag=n'], capsys, monkeypatch)
+    assert 'adv_eps must be >= 0' in str(code)
+    # a run stopped half-way does not continue once the file it started from has changed
+    out, code = _pretrain(common + ['--epochs=2', '--stop_after=1', f'--init={init}', '--tag=h'],
+                          capsys, monkeypatch)
+    assert code == 0 and 'stopped after epoch 1' in out
+    _classifier_file(init, num_classes=4, seed=2)
+    out, code = _pretrain(common + ['--epochs=2', f'--init={init}', '--tag=h'], capsys, monkeypatch)
+    assert code != 0 and 'started from another' in str(code) and f"{run}_h.pt" in str(code)
 
 
 # ------------------------------------------------------------------------------------------------
