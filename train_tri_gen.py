@@ -617,87 +617,95 @@ class GanTraining:
             self.end_epoch(epoch, t0, sums, n_g, n_d)
 
     def train_epoch(self, epoch, t0):
-        c, device, rank, world = self.c, self.device, self.rank, self.world
-        G, D, amp = self.G, self.D, self.amp
+        """One pass over the target-free training images: D every d_every iterations, G every one."""
+        c, device = self.c, self.device
         # per-epoch seeding: a resumed run draws the same batches and labels as an uninterrupted one
         torch.manual_seed(c['seed'] * 100003 + epoch)
         gen = torch.Generator().manual_seed(c['seed'] * 100003 + epoch)
-        g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1 + 7919 * rank)
-        g_div = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 2 + 7919 * rank)
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(self.train_set, batch_size=c['batch_size'] // world,
-                                             shuffle=self.sampler is None, sampler=self.sampler,
-                                             num_workers=c['num_workers'], generator=gen,
-                                             pin_memory=device.startswith('cuda'))
-        G.train()
-        D.train()
+        g_conf = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 1 + 7919 * self.rank)
+        g_div = torch.Generator().manual_seed(c['seed'] * 100003 + epoch + 2 + 7919 * self.rank)
+        self.G.train()
+        self.D.train()
         sums, n_g, n_d, d_val = {}, 0, 0, float('nan')
-        for i, (x, y, _) in enumerate(loader):
+        for i, (x, y, _) in enumerate(self.epoch_loader(epoch, gen)):
             x, y = utils.to_device(x, device, c['channels_last']), y.to(device, non_blocking=True)
             pick = torch.randint(len(self.conf_pool), (len(x),), generator=g_conf).to(device)
             y_s = self.conf_pool[pick]
             r_b, h_c = confusing_code(self.labcln, y_s)
             if self.goal_codes is not None:  # goal_code='surrogate' (our option)
                 h_c = self.goal_codes[pick]
-            with amp:  # the poisoned image is float32 from here on (losses, LPIPS)
-                x_b = apply_generator(G, x, r_b, **generator_budget(c)).float()  # [0,1] image (D8)
+            with self.amp:  # the poisoned image is float32 from here on (losses, LPIPS)
+                x_b = apply_generator(self.G, x, r_b, **generator_budget(c)).float()  # [0,1] image (D8)
             warmup = epoch < c['rec_warmup_epochs']  # our option: reconstruction only, no D step
-
-            # ---- train D (every d_every iterations) ----------------------------------------------
             if i % c['d_every'] == 0 and not warmup:
-                D.requires_grad_(True)
-                with amp:
-                    d_real, d_fake = D(x), D(x_b.detach())
-                d_loss = self.d_loss_fn(d_real.float(), y, d_fake.float(), y_s)
-                check_finite(d_loss, 'D', epoch, self.step, self.ckpt_path)
-                self.opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                self.opt_d.step()
-                d_val = d_loss.item()
+                d_val = self.d_step(x, y, x_b, y_s, epoch)
                 sums['d'] = sums.get('d', 0.0) + d_val
                 n_d += 1
-
-            # ---- train G (every iteration) -------------------------------------------------------
-            D.requires_grad_(False)
-            lp = lpips_term(self.lpips_net, x_b, x, c['lpips_inputs'])
-            x_s = x_b  # what the surrogate sees: G's output, or with input_diversity a random resize-pad
-            if c['input_diversity'] > 0 and torch.rand((), generator=g_div) < c['input_diversity']:
-                x_s = diverse_input(x_b, c['diversity_scale'], g_div)
-            with amp:
-                hash_out = [m(x_s).float() for m in [self.surrogate] + self.extra_surrogates]
-                d_fake = self.D_net(x_b)
-            g_loss, parts = self.g_loss_fn(x_b, x, hash_out, h_c, d_fake.float(), y_s, lp,
-                                           self.weights, hash_norm=c['hash_norm'])
-            if self.tap is not None:  # our option: the surrogate's middle features (the tap of this forward)
-                parts['feat'] = feature_term(self.tap.out, self.feat_centre, self.feat_goals[pick])
-                g_loss = g_loss + c['w_feat'] * parts['feat']
-            if warmup:  # the other terms are still computed, for the log
-                g_loss = self.weights[1] * parts['rec']
-            check_finite(g_loss, 'G', epoch, self.step, self.ckpt_path)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_g.step()
-            self.step += 1
+            vals = self.g_step(x, x_b, y_s, h_c, pick, g_div, warmup, epoch)
             n_g += 1
-            logged = {'g': g_loss, **parts, 'lpips': lp}  # one device sync for all of them
-            vals = dict(zip(logged, torch.stack([v.detach().float() for v in logged.values()]).tolist()))
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + v
-
-            # ---- log --------------------------------------------------------------------------
-            if rank != 0:
-                continue
-            step = self.step
-            if c['log_every'] > 0 and step % c['log_every'] == 0:
-                print(f"ep {epoch + 1}/{c['epochs']} it {i + 1}/{self.iters} step {step} | G {vals['g']:.4f} "
-                      f"(hash {vals['hash']:.4f} rec {vals['rec']:.4f} bd {vals['bd']:.4f} "
-                      f"lpips {vals['lpips']:.4f}) | D {d_val:.4f} | {time.time() - t0:.0f}s", flush=True)
-                utils.append_jsonl(self.log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
-                                                   'lr': self.opt_g.param_groups[0]['lr']})
-            if c['sample_every'] > 0 and step % c['sample_every'] == 0:
-                self.last_psnr = self.render(epoch + 1)
+            if self.rank == 0:
+                self.log_step(epoch, i, vals, d_val, t0)
         return sums, n_g, n_d
+
+    def epoch_loader(self, epoch, gen):
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        c, world = self.c, self.world
+        return torch.utils.data.DataLoader(self.train_set, batch_size=c['batch_size'] // world,
+                                           shuffle=self.sampler is None, sampler=self.sampler,
+                                           num_workers=c['num_workers'], generator=gen,
+                                           pin_memory=self.device.startswith('cuda'))
+
+    def d_step(self, x, y, x_b, y_s, epoch):
+        """D on the clean image (its own label) against the poisoned one (the confusing label)."""
+        self.D.requires_grad_(True)
+        with self.amp:
+            d_real, d_fake = self.D(x), self.D(x_b.detach())
+        d_loss = self.d_loss_fn(d_real.float(), y, d_fake.float(), y_s)
+        check_finite(d_loss, 'D', epoch, self.step, self.ckpt_path)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        return d_loss.item()
+
+    def g_step(self, x, x_b, y_s, h_c, pick, g_div, warmup, epoch):
+        """G against the surrogate(s), D and LPIPS; returns every logged term as a float."""
+        c = self.c
+        self.D.requires_grad_(False)
+        lp = lpips_term(self.lpips_net, x_b, x, c['lpips_inputs'])
+        x_s = x_b  # what the surrogate sees: G's output, or with input_diversity a random resize-pad
+        if c['input_diversity'] > 0 and torch.rand((), generator=g_div) < c['input_diversity']:
+            x_s = diverse_input(x_b, c['diversity_scale'], g_div)
+        with self.amp:
+            hash_out = [m(x_s).float() for m in [self.surrogate] + self.extra_surrogates]
+            d_fake = self.D_net(x_b)
+        g_loss, parts = self.g_loss_fn(x_b, x, hash_out, h_c, d_fake.float(), y_s, lp,
+                                       self.weights, hash_norm=c['hash_norm'])
+        if self.tap is not None:  # our option: the surrogate's middle features (the tap of this forward)
+            parts['feat'] = feature_term(self.tap.out, self.feat_centre, self.feat_goals[pick])
+            g_loss = g_loss + c['w_feat'] * parts['feat']
+        if warmup:  # the other terms are still computed, for the log
+            g_loss = self.weights[1] * parts['rec']
+        check_finite(g_loss, 'G', epoch, self.step, self.ckpt_path)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self.step += 1
+        logged = {'g': g_loss, **parts, 'lpips': lp}  # one device sync for all of them
+        return dict(zip(logged, torch.stack([v.detach().float() for v in logged.values()]).tolist()))
+
+    def log_step(self, epoch, i, vals, d_val, t0):
+        c, step = self.c, self.step
+        if c['log_every'] > 0 and step % c['log_every'] == 0:
+            print(f"ep {epoch + 1}/{c['epochs']} it {i + 1}/{self.iters} step {step} | G {vals['g']:.4f} "
+                  f"(hash {vals['hash']:.4f} rec {vals['rec']:.4f} bd {vals['bd']:.4f} "
+                  f"lpips {vals['lpips']:.4f}) | D {d_val:.4f} | {time.time() - t0:.0f}s", flush=True)
+            utils.append_jsonl(self.log_path, {'epoch': epoch + 1, 'step': step, 'd': d_val, **vals,
+                                               'lr': self.opt_g.param_groups[0]['lr']})
+        if c['sample_every'] > 0 and step % c['sample_every'] == 0:
+            self.last_psnr = self.render(epoch + 1)
 
     def render(self, epoch):
         return render_debug(self.G_net, self.x_dbg, self.r_dbg, self.out, epoch, self.step,
