@@ -617,7 +617,7 @@ class GanTraining:
             self.end_epoch(epoch, t0, sums, n_g, n_d)
 
     def train_epoch(self, epoch, t0):
-        """One pass over the target-free training images: D every d_every iterations, G every one."""
+        """One pass over the training images: D every d_every iterations, G every one."""
         c, device = self.c, self.device
         # per-epoch seeding: a resumed run draws the same batches and labels as an uninterrupted one
         torch.manual_seed(c['seed'] * 100003 + epoch)
