@@ -320,7 +320,7 @@ if __name__ == '__main__':
               'train_time_s': round(sum(h['train_s'] + h['eval_s'] for h in history), 1),
               'train_list': tr_list, 'val_list': va_list, 'init_sha1': init_sha1, 'config': config,
               'history': history,
-              'git_commit': utils.git_commit()}
+              'git_commit': utils.git_commit(), 'machine': utils.machine()}
     utils.write_json(os.path.splitext(pth_path)[0] + '.json', record)
     print(f"final val top-1 {record['val_top1']:.4f} after {epochs} epochs; weights {pth_path} "
           f"(sha1 {record['sha1'][:12]}); use pretrained={pth_path}"

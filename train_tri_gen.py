@@ -750,7 +750,8 @@ class GanTraining:
             self.last_psnr = self.render(len(history))
         summary = {
             'run': self.run, 'checkpoint': self.ckpt_path, 'config': c, 'seed': c['seed'],
-            'git_commit': utils.git_commit(), 'device': self.device, 'epochs_done': len(history),
+            'git_commit': utils.git_commit(), 'machine': utils.machine(), 'device': self.device,
+            'epochs_done': len(history),
             'steps': self.step, 'weights': {'hash': weights[0], 'rec': weights[1], 'bd': weights[2]},
             'loss_preset': c['loss_preset'], 'lpips': c['lpips'], 'lpips_inputs': c['lpips_inputs'],
             'final_losses': {k: v for k, v in history[-1].items() if k not in ('epoch', 'step')},

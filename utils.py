@@ -674,6 +674,24 @@ def git_commit():
         return None
 
 
+def machine():
+    """What a run's digits depend on beyond its config and code: the CPU model (floating-point
+    kernels differ between CPUs, so the same command can end a few thousandths of top-1 apart on
+    another machine, docs/RESULTS.md), torch's version and its intra-op threads, and the GPU if any."""
+    import platform
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), cpu)
+    except OSError:
+        pass
+    rec = {'cpu': cpu, 'torch': torch.__version__, 'threads': torch.get_num_threads()}
+    if torch.cuda.is_available():
+        rec['gpu'] = torch.cuda.get_device_name(0)
+    return rec
+
+
 def class_index(value, num_classes, key, words):
     """A config value naming a class by index ('3'); exits with a one-line error otherwise."""
     try:

@@ -531,6 +531,7 @@ def _write_results(d, method, config, datasets, codes, history, num_classes, dev
         'best_over_epochs': {k: {'map': v[0], 'epoch': v[1]} for k, v in best.items()},
         'lists': dict(d['lists'], train=d['train_list']), 'num_classes': num_classes,
         'config': config, 'seed': config['seed'], 'git_commit': utils.git_commit(),
+        'machine': utils.machine(),
         'train_time_s': round(sum(h['time_s'] for h in history), 1),
         'wall_time_this_invocation_s': round(timer(), 1), 'history': history,
         'checkpoint': d['checkpoint'], 'device': device, 'processes': world,

@@ -194,6 +194,7 @@ def test_gan_training_outputs_and_resume(mini):
         assert (px[::4, ::4].repeat(4, 0).repeat(4, 1) == px).all()  # square 4 x 4 pixels
     summary = json.load(open(os.path.join(out, 'train_summary.json')))
     assert summary['lpips'] == 'none' and math.isfinite(summary['debug_psnr_db'])
+    assert summary['machine']['torch'] == torch.__version__
     assert 'codes over the pool' in mini['first'].stdout
     # same command: finished, exits quickly
     r = _run(['train_tri_gen.py'] + mini['gan'] + ['--epochs=1'])

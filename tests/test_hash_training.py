@@ -40,6 +40,7 @@ def test_train_evaluate_and_saved_codes(image_lists, tmp_path, script, method):
     run = f"fx_{method}_resnet18_16"
     res = json.load(open(os.path.join(tmp, 'res', run, 'results.json')))
     assert res['epoch'] == 2 and res['config']['bits'] == 16 and res['topk'] == -1
+    assert res['machine']['threads'] >= 1 and res['machine']['cpu']  # the CPU the digits came from
     assert f"final MAP@all [test] = {res['final']['test']:.4f}" in p.stdout
     assert res['final']['again'] == res['final']['test']  # same list evaluated twice
     q = np.load(os.path.join(tmp, 'res', run, 'codes_test.npz'))

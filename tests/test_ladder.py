@@ -215,6 +215,7 @@ def test_pretrain_resumes_identically_and_writes_a_loadable_state_dict(image_lis
     from hash_models import file_sha1
     assert rec['sha1'] == file_sha1(f"{run}_a.pth") and len(rec['history']) == 2
     assert 0.0 <= rec['val_top1'] <= 1.0 and rec['history'][-1]['images_per_s'] > 0
+    assert rec['machine']['torch'] == torch.__version__ and rec['machine']['cpu']  # what digits depend on
     model = build_hash_model('resnet18', 16, pretrained=f"{run}_a.pth", small_input=True)
     assert torch.equal(model.trunk.body[0].weight, a['conv1.weight'])
     # another schedule under the same run name is refused
