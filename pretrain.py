@@ -164,10 +164,8 @@ def evaluate_only(pth, va_list, dev):
     print(f"{pth}: top-1 {acc:.4f} on {va_list} ({len(val)} images)")
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
-
-    # ---- derive ------------------------------------------------------------------------------
+def check_config():
+    """One-line errors for values no run can use."""
     if backbone.lower() not in BACKBONES:
         sys.exit(f"error: backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     if optimizer not in ('sgd', 'adamw'):
@@ -180,22 +178,11 @@ if __name__ == '__main__':
         sys.exit(f"error: adv_eps must be >= 0 and adv_steps >= 1, got {adv_eps} and {adv_steps}")
     if init and not os.path.isfile(init):
         sys.exit(f"error: init={init}: not found (a .pth written by pretrain.py or a torchvision state dict)")
-    init_sha1 = file_sha1(init) if init else ''
-    run = utils.pretrain_run_name(dataset, backbone, image_size, small_input, train_subset, tag)
-    ckpt_path = os.path.join(checkpoint_dir, run + '.pt')
-    pth_path = os.path.join(checkpoint_dir, run + '.pth')
-    out = os.path.join(out_dir, run)
-    tr_list = train_list or os.path.join(data_dir, 'pretrain_train.txt')
-    va_list = val_list or os.path.join(data_dir, 'pretrain_val.txt')
-    dev = utils.resolve_device(device)
-    utils.check_dtype(dtype, dev)
-    print(f"run {run}  device {dev}  checkpoint {ckpt_path}")
 
-    if evaluate:
-        evaluate_only(evaluate, va_list, dev)
-        sys.exit(0)
 
-    # ---- data (a seeded subset is written as its own list, so the cache and the record name it) --
+def load_data(tr_list, va_list, out):
+    """The training and validation sets; a seeded subset is written as its own list, so the cache and
+    the record name it. Returns (train, val, the training list used, its transform)."""
     try:
         if train_subset:
             paths, labels = utils.read_list(tr_list)
@@ -209,28 +196,34 @@ if __name__ == '__main__':
         tf_eval = utils.build_transform(image_size, 0, 'none')
         cdir = cache_dir if cache == 'disk' else None
         train = utils.ImageList(tr_list, transform=tf_train, cache_dir=cdir, num_workers=num_workers)
-        num_classes = train.labels.shape[1]
-        val = utils.ImageList(va_list, transform=tf_eval, num_classes=num_classes, cache_dir=cdir,
-                              num_workers=num_workers)
+        val = utils.ImageList(va_list, transform=tf_eval, num_classes=train.labels.shape[1],
+                              cache_dir=cdir, num_workers=num_workers)
     except utils.ListError as e:
         sys.exit(f"error: {e}")
     if (train.labels.sum(1) != 1).any():
         sys.exit(f"error: {tr_list}: pretraining needs one-hot (single-label) rows")
-    print(f"images: train {len(train)}  val {len(val)}; classes {num_classes}")
-    val_loader = torch.utils.data.DataLoader(val, batch_size=eval_batch_size, shuffle=False,
-                                             num_workers=num_workers, persistent_workers=num_workers > 0)
+    print(f"images: train {len(train)}  val {len(val)}; classes {train.labels.shape[1]}")
+    return train, val, tr_list, tf_train
 
-    # ---- model, optimiser, resume -------------------------------------------------------------
+
+def build_model(num_classes, dev):
+    """The classifier and its optimiser (no weight decay on biases and norms)."""
     utils.seed_everything(seed)
     model = Classifier(torchvision_model(backbone.lower(), small_input, num_classes=num_classes),
                        input_norm).to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]       # no decay on biases / norms
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': other, 'weight_decay': 0.0}]
     opt = (torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True) if optimizer == 'sgd'
            else torch.optim.AdamW(groups, lr=lr))
+    return model, opt
+
+
+def resume_or_init(model, opt, config, ckpt_path, init_sha1, list_key, num_classes):
+    """Continue from this run's checkpoint when what it was made from is unchanged (config, init
+    file, training list and images), else start from `init` when set. Returns (start epoch, history)."""
     start, history = 0, []
     if os.path.isfile(ckpt_path):
         try:
@@ -244,7 +237,7 @@ if __name__ == '__main__':
         if ck.get('init_sha1', '') != init_sha1:
             sys.exit(f"error: {ckpt_path}: started from another {init or 'initialisation'} (its sha1 "
                      f"differs); set tag=... or delete the checkpoint")
-        if ck.get('list_key') != utils.ImageCache.key(tr_list, train.paths, tf_train):
+        if ck.get('list_key') != list_key:
             sys.exit(f"error: {ckpt_path}: the training list or its images changed since; "
                      f"set tag=... or delete the checkpoint")
         model.net.load_state_dict(ck['model'])
@@ -263,65 +256,99 @@ if __name__ == '__main__':
         print(f"adversarial training: L2 PGD of {adv_steps} steps within {adv_eps} (pixels in [0, 1])")
     if start > epochs:
         sys.exit(f"error: {ckpt_path} holds {start} epochs, more than epochs={epochs}")
+    return start, history
 
-    # ---- train ----------------------------------------------------------------------------------
-    log_path = os.path.join(out, 'log.jsonl')
-    gen = torch.Generator()
+
+def train_epoch(model, opt, train, epoch, dev, ckpt_path):
+    """One seeded pass over the training set (a resumed run draws the same batches); returns the
+    mean loss, the training top-1, the images seen and the seconds taken."""
+    torch.manual_seed(seed * 100003 + epoch)
+    gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+    loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True,
+                                         num_workers=num_workers, generator=gen, drop_last=False,
+                                         pin_memory=dev.startswith('cuda'))
     steps = math.ceil(len(train) / batch_size)
-    for epoch in range(start, epochs):
-        torch.manual_seed(seed * 100003 + epoch)  # per-epoch seeding: a resumed run is identical
-        gen.manual_seed(seed * 100003 + epoch)
-        loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True,
-                                             num_workers=num_workers, generator=gen, drop_last=False,
-                                             pin_memory=dev.startswith('cuda'))
-        model.train()
-        t0, total, right, n = time.time(), 0.0, 0, 0
-        for i, (x, y, _) in enumerate(loader):
-            for g in opt.param_groups:
-                g['lr'] = step_lr(epoch * steps + i, steps)
-            x, y = utils.to_device(x, dev, channels_last), y.argmax(1).to(dev)
-            if adv_eps:
-                x = l2_pgd(model, x, y, adv_eps, adv_steps)
-            with utils.autocast(dev, dtype):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-            if not torch.isfinite(loss):
-                sys.exit(f"error: non-finite loss at epoch {epoch + 1} step {i}; checkpoint of epoch "
-                         f"{epoch} kept at {ckpt_path}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(x)
-            right += (logits.argmax(1) == y).sum().item()
-            n += len(x)
-        train_s = time.time() - t0
-        acc = top1(model, val_loader, dev)
-        rec = {'epoch': epoch + 1, 'loss': total / n, 'train_top1': right / n, 'val_top1': acc,
-               'train_s': round(train_s, 1), 'images_per_s': round(n / train_s, 1),
-               'eval_s': round(time.time() - t0 - train_s, 1)}
-        history.append(rec)
-        print(f"epoch {epoch + 1}/{epochs} loss {rec['loss']:.4f} train top-1 {rec['train_top1']:.4f} "
-              f"val top-1 {acc:.4f} ({train_s:.0f}s, {rec['images_per_s']:.1f} img/s)", flush=True)
-        utils.append_jsonl(log_path, rec)
-        utils.save_checkpoint(ckpt_path, {
-            'format': CHECKPOINT_FORMAT, 'model': model.net.state_dict(), 'optimizer': opt.state_dict(),
-            'epoch': epoch + 1, 'config': config, 'history': history, 'init_sha1': init_sha1,
-            'list_key': utils.ImageCache.key(tr_list, train.paths, tf_train)})
-        if stop_after and epoch + 1 >= stop_after and epoch + 1 < epochs:
-            print(f"stopped after epoch {epoch + 1} (stop_after); the same command without "
-                  f"stop_after continues from {ckpt_path}")
-            sys.exit(0)
+    model.train()
+    t0, total, right, n = time.time(), 0.0, 0, 0
+    for i, (x, y, _) in enumerate(loader):
+        for g in opt.param_groups:
+            g['lr'] = step_lr(epoch * steps + i, steps)
+        x, y = utils.to_device(x, dev, channels_last), y.argmax(1).to(dev)
+        if adv_eps:
+            x = l2_pgd(model, x, y, adv_eps, adv_steps)
+        with utils.autocast(dev, dtype):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        if not torch.isfinite(loss):
+            sys.exit(f"error: non-finite loss at epoch {epoch + 1} step {i}; checkpoint of epoch "
+                     f"{epoch} kept at {ckpt_path}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(x)
+        right += (logits.argmax(1) == y).sum().item()
+        n += len(x)
+    return total / n, right / n, n, time.time() - t0
 
-    # ---- write the torchvision-format state dict and its record ---------------------------------
+
+def write_record(model, history, run, pth_path, tr_list, va_list, init_sha1, config, num_classes):
+    """The torchvision-format state dict and its record (<run>.json) beside it."""
     utils.save_checkpoint(pth_path, model.net.state_dict())
     record = {'run': run, 'file': pth_path, 'sha1': file_sha1(pth_path), 'backbone': backbone.lower(),
               'small_input': small_input, 'input_norm': input_norm, 'image_size': image_size,
               'num_classes': num_classes, 'epochs': epochs, 'val_top1': history[-1]['val_top1'],
               'train_time_s': round(sum(h['train_s'] + h['eval_s'] for h in history), 1),
               'train_list': tr_list, 'val_list': va_list, 'init_sha1': init_sha1, 'config': config,
-              'history': history,
-              'git_commit': utils.git_commit(), 'machine': utils.machine()}
+              'history': history, 'git_commit': utils.git_commit(), 'machine': utils.machine()}
     utils.write_json(os.path.splitext(pth_path)[0] + '.json', record)
     print(f"final val top-1 {record['val_top1']:.4f} after {epochs} epochs; weights {pth_path} "
           f"(sha1 {record['sha1'][:12]}); use pretrained={pth_path}"
           + (" small_input=True" if small_input else '') + f" input_norm={input_norm}")
+
+
+if __name__ == '__main__':
+    config = utils.configure(globals())
+    check_config()
+    init_sha1 = file_sha1(init) if init else ''
+    run = utils.pretrain_run_name(dataset, backbone, image_size, small_input, train_subset, tag)
+    ckpt_path = os.path.join(checkpoint_dir, run + '.pt')
+    pth_path = os.path.join(checkpoint_dir, run + '.pth')
+    out = os.path.join(out_dir, run)
+    tr_list = train_list or os.path.join(data_dir, 'pretrain_train.txt')
+    va_list = val_list or os.path.join(data_dir, 'pretrain_val.txt')
+    dev = utils.resolve_device(device)
+    utils.check_dtype(dtype, dev)
+    print(f"run {run}  device {dev}  checkpoint {ckpt_path}")
+    if evaluate:
+        evaluate_only(evaluate, va_list, dev)
+        sys.exit(0)
+
+    train, val, tr_list, tf_train = load_data(tr_list, va_list, out)
+    num_classes = train.labels.shape[1]
+    val_loader = torch.utils.data.DataLoader(val, batch_size=eval_batch_size, shuffle=False,
+                                             num_workers=num_workers, persistent_workers=num_workers > 0)
+    model, opt = build_model(num_classes, dev)
+    list_key = utils.ImageCache.key(tr_list, train.paths, tf_train)
+    start, history = resume_or_init(model, opt, config, ckpt_path, init_sha1, list_key, num_classes)
+
+    log_path = os.path.join(out, 'log.jsonl')
+    for epoch in range(start, epochs):
+        loss, train_top1, n, train_s = train_epoch(model, opt, train, epoch, dev, ckpt_path)
+        t1 = time.time()
+        acc = top1(model, val_loader, dev)
+        rec = {'epoch': epoch + 1, 'loss': loss, 'train_top1': train_top1, 'val_top1': acc,
+               'train_s': round(train_s, 1), 'images_per_s': round(n / train_s, 1),
+               'eval_s': round(time.time() - t1, 1)}
+        history.append(rec)
+        print(f"epoch {epoch + 1}/{epochs} loss {loss:.4f} train top-1 {train_top1:.4f} "
+              f"val top-1 {acc:.4f} ({train_s:.0f}s, {rec['images_per_s']:.1f} img/s)", flush=True)
+        utils.append_jsonl(log_path, rec)
+        utils.save_checkpoint(ckpt_path, {
+            'format': CHECKPOINT_FORMAT, 'model': model.net.state_dict(), 'optimizer': opt.state_dict(),
+            'epoch': epoch + 1, 'config': config, 'history': history, 'init_sha1': init_sha1,
+            'list_key': list_key})
+        if stop_after and epoch + 1 >= stop_after and epoch + 1 < epochs:
+            print(f"stopped after epoch {epoch + 1} (stop_after); the same command without "
+                  f"stop_after continues from {ckpt_path}")
+            sys.exit(0)
+    write_record(model, history, run, pth_path, tr_list, va_list, init_sha1, config, num_classes)
