@@ -143,59 +143,37 @@ def write(out, name, paths, label_idx, C):
     utils.write_list(os.path.join(out, name), paths, eye[np.asarray(label_idx, dtype=np.int64)])
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
-    if not src:
-        sys.exit("error: set --src=<tiny-imagenet-200.zip or its extracted folder>")
-    if not os.path.exists(src):
-        sys.exit(f"error: src {src}: not found")
-    if train_per_class < 1 or val_per_class < 1:
-        sys.exit("error: train_per_class and val_per_class must be >= 1")
-    source = common.TinyImageNetSource(src)
-
-    # ---- skip if the same config already listed the same download ------------------------------
-    recipe = {k: v for k, v in config.items() if k != 'force'}
-    recipe.update(src=os.path.abspath(src), src_sha1=source.digest(), format_version=FORMAT_VERSION)
-    names = ['pretrain_train.txt', 'pretrain_val.txt', 'pretrain_classes.txt', 'train.txt',
-             'test.txt', 'database.txt', 'classes.txt', 'class_names.txt', 'openset.txt',
-             'openset_classes.txt']
-    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and download'):
-        sys.exit(0)
-
-    # ---- read and check ------------------------------------------------------------------------
-    files = set(source.names)
-    wnids = read_wnids(source)
-    if not 0 < hash_classes < len(wnids):
-        sys.exit(f"error: hash_classes must be in 1..{len(wnids) - 1}, got {hash_classes}")
-    words = read_words(source, wnids)
-    val = read_val(source, wnids, files)
-    train = read_train(source, wnids, files)
-
-    # ---- images: extract a zip's once, or point into the folder ----------------------------------
+def image_prefix(source, used):
+    """Where the lists' paths point, relative to out_dir: a zip's images are extracted once under
+    out_dir, a folder's are pointed into."""
     os.makedirs(out_dir, exist_ok=True)
-    used = [n for w in wnids for n in train[w] + val[w]]
     if source.zip:
         top = source.prefix.rstrip('/') or 'tiny-imagenet-200'
         extract(source, used, os.path.join(out_dir, top))
         prefix = top
     else:
         prefix = os.path.relpath(os.path.abspath(source.root), os.path.abspath(out_dir))
-    prefix = prefix.replace(os.sep, '/')
+    return prefix.replace(os.sep, '/')
 
-    def rel(n):
-        return f"{prefix}/{n}"
 
-    # ---- 200-class pretraining lists ------------------------------------------------------------
+def write_pretrain_lists(wnids, train, val, rel):
+    """The 200-class pretraining lists (every training and validation image)."""
     C = len(wnids)
     write(out_dir, 'pretrain_train.txt', [rel(n) for w in wnids for n in train[w]],
           [c for c, w in enumerate(wnids) for _ in train[w]], C)
     write(out_dir, 'pretrain_val.txt', [rel(n) for w in wnids for n in val[w]],
           [c for c, w in enumerate(wnids) for _ in val[w]], C)
     utils.atomic_write_text(os.path.join(out_dir, 'pretrain_classes.txt'), ''.join(w + '\n' for w in wnids))
+    return {'pretrain_train': sum(len(train[w]) for w in wnids),
+            'pretrain_val': sum(len(val[w]) for w in wnids), 'pretrain_classes': C}
 
-    # ---- the hashing protocol on a seeded choice of classes (D26: seeded, recorded) -------------
+
+def write_hashing_lists(wnids, words, train, val, rel):
+    """The hashing protocol on a seeded choice of classes (D26: seeded, recorded): train (a seeded
+    subset per class), database (every training image), test (the validation images) and the open
+    set (the other classes' validation images)."""
     rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(C, hash_classes, replace=False))   # kept in wnids.txt order
+    chosen = np.sort(rng.choice(len(wnids), hash_classes, replace=False))   # kept in wnids.txt order
     hashing = [wnids[i] for i in chosen]
     others = [w for w in wnids if w not in set(hashing)]
     tr, db, te = ([], []), ([], []), ([], [])
@@ -216,14 +194,47 @@ if __name__ == '__main__':
     write(out_dir, 'openset.txt', [rel(n) for w in others for n in val[w]],
           [c for c, w in enumerate(others) for _ in val[w]], len(others))
     utils.atomic_write_text(os.path.join(out_dir, 'openset_classes.txt'), ''.join(w + '\n' for w in others))
+    return {'train': len(tr[0]), 'test': len(te[0]), 'database': len(db[0]), 'classes': H,
+            'openset': sum(len(val[w]) for w in others), 'openset_classes': len(others)}
 
-    counts = {'pretrain_train': sum(len(train[w]) for w in wnids),
-              'pretrain_val': sum(len(val[w]) for w in wnids), 'pretrain_classes': C,
-              'train': len(tr[0]), 'test': len(te[0]), 'database': len(db[0]), 'classes': H,
-              'openset': sum(len(val[w]) for w in others), 'openset_classes': len(others)}
+
+if __name__ == '__main__':
+    config = utils.configure(globals())
+    if not src:
+        sys.exit("error: set --src=<tiny-imagenet-200.zip or its extracted folder>")
+    if not os.path.exists(src):
+        sys.exit(f"error: src {src}: not found")
+    if train_per_class < 1 or val_per_class < 1:
+        sys.exit("error: train_per_class and val_per_class must be >= 1")
+    source = common.TinyImageNetSource(src)
+
+    # skip if the same config already listed the same download
+    recipe = {k: v for k, v in config.items() if k != 'force'}
+    recipe.update(src=os.path.abspath(src), src_sha1=source.digest(), format_version=FORMAT_VERSION)
+    names = ['pretrain_train.txt', 'pretrain_val.txt', 'pretrain_classes.txt', 'train.txt',
+             'test.txt', 'database.txt', 'classes.txt', 'class_names.txt', 'openset.txt',
+             'openset_classes.txt']
+    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and download'):
+        sys.exit(0)
+
+    files = set(source.names)
+    wnids = read_wnids(source)
+    if not 0 < hash_classes < len(wnids):
+        sys.exit(f"error: hash_classes must be in 1..{len(wnids) - 1}, got {hash_classes}")
+    words = read_words(source, wnids)
+    val = read_val(source, wnids, files)
+    train = read_train(source, wnids, files)
+    prefix = image_prefix(source, [n for w in wnids for n in train[w] + val[w]])
+
+    def rel(n):
+        return f"{prefix}/{n}"
+
+    counts = write_pretrain_lists(wnids, train, val, rel)
+    counts.update(write_hashing_lists(wnids, words, train, val, rel))
     common.write_manifest(out_dir, 'data/prepare_tinyimagenet.py', recipe, counts)
     print(f"{out_dir}: Tiny ImageNet lists from {src}")
-    print(f"  pretraining: {C} classes, train {counts['pretrain_train']}  val {counts['pretrain_val']}")
-    print(f"  hashing: {H} classes (seed {seed}), train {counts['train']}  database {counts['database']} "
-          f"(contains train)  test {counts['test']} (queries, disjoint from database)")
-    print(f"  open set: {counts['openset']} validation images of the other {len(others)} classes")
+    print(f"  pretraining: {counts['pretrain_classes']} classes, train {counts['pretrain_train']}  "
+          f"val {counts['pretrain_val']}")
+    print(f"  hashing: {counts['classes']} classes (seed {seed}), train {counts['train']}  database "
+          f"{counts['database']} (contains train)  test {counts['test']} (queries, disjoint from database)")
+    print(f"  open set: {counts['openset']} validation images of the other {counts['openset_classes']} classes")
