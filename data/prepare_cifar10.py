@@ -57,11 +57,10 @@ def load_batch(path):
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
+def find_input():
+    """The cifar-10-batches-py folder under cifar_root, downloaded first when asked; exits naming
+    the first missing file."""
     folder = os.path.join(cifar_root, 'cifar-10-batches-py')
-
-    # ---- find (or download) the input ----------------------------------------------------------
     if download and not os.path.isdir(folder):
         try:
             import torchvision
@@ -76,16 +75,11 @@ if __name__ == '__main__':
                  f"(or run with --download=True when online)")
     if train_per_class < 1 or test_per_class < 1:
         sys.exit("error: train_per_class and test_per_class must be >= 1")
+    return folder
 
-    # ---- skip if this config already built the folder from the same files -------------------
-    inputs = {b: common.file_sha1(os.path.join(folder, b)) for b in BATCHES + ['batches.meta']}
-    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'out_dir')}
-    recipe.update(cifar_root=os.path.abspath(cifar_root), input_sha1=inputs, format_version=FORMAT_VERSION)
-    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
-        sys.exit(0)
 
-    # ---- read and validate -------------------------------------------------------------------
+def read_all(folder):
+    """Every image of the six batches, pooled in order -> (classes, images, labels), counts checked."""
     with open(os.path.join(folder, 'batches.meta'), 'rb') as f:
         meta = pickle.load(f, encoding='bytes')
     classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b'label_names']]
@@ -104,18 +98,24 @@ if __name__ == '__main__':
         c = int(np.argmin(per_class))
         sys.exit(f"error: {folder}: class {classes[c]} has {per_class[c]} images, need "
                  f"train_per_class + test_per_class = {train_per_class + test_per_class}")
+    return classes, images, labels
 
-    # ---- split (per class: a seeded permutation; queries first, then train) -------------------
+
+def split(labels, num_classes):
+    """Per class a seeded permutation: queries first, then train -> (is_train, is_test, is_db)."""
     rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(images), bool)
-    is_train = np.zeros(len(images), bool)
-    for c in range(C):
+    is_test = np.zeros(len(labels), bool)
+    is_train = np.zeros(len(labels), bool)
+    for c in range(num_classes):
         idx = rng.permutation(np.flatnonzero(labels == c))
         is_test[idx[:test_per_class]] = True
         is_train[idx[test_per_class:test_per_class + train_per_class]] = True
-    is_db = ~is_test
+    return is_train, is_test, ~is_test
 
-    # ---- write PNGs and lists -----------------------------------------------------------------
+
+def write_output(classes, images, labels, masks):
+    """The PNGs (the old images/ folder replaced), the three lists and classes.txt -> counts."""
+    C = len(classes)
     shutil.rmtree(os.path.join(out_dir, 'images'), ignore_errors=True)
     folders = [f'images/{c:02d}_{name}' for c, name in enumerate(classes)]
     for f in folders:
@@ -124,14 +124,32 @@ if __name__ == '__main__':
     for i, im in enumerate(images):
         Image.fromarray(im).save(os.path.join(out_dir, rel[i]), format='PNG')
     onehot = np.eye(C, dtype=np.uint8)[labels]
-    for name, mask in (('train', is_train), ('test', is_test), ('database', is_db)):
+    for name, mask in zip(('train', 'test', 'database'), masks):
         sel = np.flatnonzero(mask)
         sel = sel[np.argsort(labels[sel], kind='stable')]  # grouped by class, then by position
         utils.write_list(os.path.join(out_dir, name + '.txt'), [rel[i] for i in sel], onehot[sel])
     utils.atomic_write_text(os.path.join(out_dir, 'classes.txt'), ''.join(c + '\n' for c in classes))
-    counts = {'train': int(is_train.sum()), 'test': int(is_test.sum()), 'database': int(is_db.sum()),
-              'classes': C}
+    return {'train': int(masks[0].sum()), 'test': int(masks[1].sum()), 'database': int(masks[2].sum()),
+            'classes': C}
+
+
+def main():
+    config = utils.configure(globals())
+    folder = find_input()
+    # skip if this config already built the folder from the same files
+    inputs = {b: common.file_sha1(os.path.join(folder, b)) for b in BATCHES + ['batches.meta']}
+    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'out_dir')}
+    recipe.update(cifar_root=os.path.abspath(cifar_root), input_sha1=inputs, format_version=FORMAT_VERSION)
+    if not force and common.manifest_up_to_date(out_dir, recipe, ['train.txt', 'test.txt', 'database.txt',
+                                                                  'classes.txt'], same='config and inputs'):
+        sys.exit(0)
+    classes, images, labels = read_all(folder)
+    counts = write_output(classes, images, labels, split(labels, len(classes)))
     common.write_manifest(out_dir, 'data/prepare_cifar10.py', recipe, counts)
-    print(f"{out_dir}: CIFAR-10 ({C} classes), {len(images)} PNG images")
+    print(f"{out_dir}: CIFAR-10 ({len(classes)} classes), {len(images)} PNG images")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)")
+
+
+if __name__ == '__main__':
+    main()

@@ -93,13 +93,12 @@ def database_from_annotations(folder):
     return rows, names
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
+def find_inputs():
+    """Download the lists if asked, then find them -> [train, test, database or the two
+    annotation files]."""
     if not coco_root:
         sys.exit("error: set --coco_root=<your COCO-2014 folder with train2014/ and val2014/>")
     src = lists_dir or os.path.join(out_dir, 'source')
-
-    # ---- inputs ------------------------------------------------------------------------------
     if download:
         common.download_lists(URLS, src)
     inputs = [os.path.join(src, 'train.txt'), os.path.join(src, 'test.txt')]
@@ -112,16 +111,12 @@ if __name__ == '__main__':
             hint = ('' if annotations_dir or not p.endswith('database.txt') else
                     '; DeepHash has no COCO database.txt: give --annotations_dir to rebuild it (D24)')
             sys.exit(f"error: {p}: file not found{hint}")
+    return inputs
 
-    # ---- skip if the same config already converted the same inputs ---------------------------
-    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'warn_only')}
-    recipe.update(coco_root=os.path.abspath(coco_root), format_version=FORMAT_VERSION,
-                  inputs={os.path.abspath(p): common.file_sha1(p) for p in inputs})
-    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
-        sys.exit(0)
 
-    # ---- read ----------------------------------------------------------------------------------
+def read_lists(inputs):
+    """The train and test lists, and the database from its list or rebuilt from the annotations
+    (every annotated image that is not a query, D24) -> (raw rows per split, class names, files_of)."""
     raw = {'train': common.read_source_list(inputs[0]), 'test': common.read_source_list(inputs[1])}
     C = len(raw['train'][0][2])
     classes = COCO_CLASSES if C == len(COCO_CLASSES) else [f'class{c:02d}' for c in range(C)]
@@ -136,15 +131,17 @@ if __name__ == '__main__':
     else:
         raw['database'] = common.read_source_list(inputs[2])
         db_source = inputs[2]
-    files_of = {'train': inputs[0], 'test': inputs[1], 'database': db_source}
+    return raw, classes, {'train': inputs[0], 'test': inputs[1], 'database': db_source}
 
-    # ---- rewrite paths to the local layout -------------------------------------------------------
+
+def local_lists(raw, num_classes):
+    """Each listed file -> its path under coco_root; labels checked -> {split: (paths, labels, wheres)}."""
     lists = {}
     for split, rows in raw.items():
         paths = []
         for where, listed, label in rows:
-            if len(label) != C:
-                sys.exit(f"error: {where}: label has {len(label)} values, train.txt has {C}")
+            if len(label) != num_classes:
+                sys.exit(f"error: {where}: label has {len(label)} values, train.txt has {num_classes}")
             if label.sum() == 0:
                 common.problem(f"{where}: all-zero label (every COCO image in the protocol has an object)",
                                warn_only)
@@ -156,18 +153,33 @@ if __name__ == '__main__':
             sub = train_dir if m.group(1).lower() == 'train' else val_dir
             paths.append(os.path.join(os.path.abspath(coco_root), sub, name))
         lists[split] = (paths, np.stack([lab for _, _, lab in rows]), [w for w, _, _ in rows])
+    return lists
 
-    # ---- checks ------------------------------------------------------------------------------
+
+def main():
+    config = utils.configure(globals())
+    inputs = find_inputs()
+    # skip if the same config already converted the same inputs
+    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'warn_only')}
+    recipe.update(coco_root=os.path.abspath(coco_root), format_version=FORMAT_VERSION,
+                  inputs={os.path.abspath(p): common.file_sha1(p) for p in inputs})
+    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
+    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
+        sys.exit(0)
+    raw, classes, files_of = read_lists(inputs)
+    lists = local_lists(raw, len(classes))
     if check_counts:
-        common.check_counts(lists, C, EXPECTED, files_of, 'MS-COCO', warn_only)
+        common.check_counts(lists, len(classes), EXPECTED, files_of, 'MS-COCO', warn_only)
     common.check_splits(lists, files_of, warn_only, label_hint=' (class order not alphabetical?)')
     if check_files:
         common.check_files_exist(lists, warn_only, options='train_dir/val_dir')
-
-    # ---- write -------------------------------------------------------------------------------
     counts = common.write_converted(out_dir, lists, classes, relative_paths)
     common.write_manifest(out_dir, 'data/prepare_coco.py', recipe, counts)
-    print(f"{out_dir}: MS-COCO lists for {coco_root} ({C} classes; database "
+    print(f"{out_dir}: MS-COCO lists for {coco_root} ({len(classes)} classes; database "
           f"{'rebuilt from annotations' if annotations_dir else 'from ' + inputs[2]})")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)")
+
+
+if __name__ == '__main__':
+    main()

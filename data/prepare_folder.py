@@ -56,23 +56,23 @@ def scan(root, exts):
     return classes, files, skipped
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
+def check_config():
+    """The settings checked before any file is read -> the image extensions."""
     if not src_root:
         sys.exit("error: set --src_root=<folder with one sub-folder per class>")
     if not os.path.isdir(src_root):
         sys.exit(f"error: src_root {src_root}: folder not found")
-    out = out_dir or src_root
-    exts = {e.strip().lower() if e.strip().startswith('.') else '.' + e.strip().lower()
-            for e in extensions.split(',') if e.strip()}
     if train_per_class < 1 or test_per_class < 1 or database_per_class < 0:
         sys.exit("error: train_per_class and test_per_class must be >= 1, database_per_class >= 0")
     if database_per_class and database_per_class < train_per_class:
         sys.exit(f"error: database_per_class ({database_per_class}) must be 0 (all) or >= "
                  f"train_per_class ({train_per_class}): the database contains the training images")
+    return {e.strip().lower() if e.strip().startswith('.') else '.' + e.strip().lower()
+            for e in extensions.split(',') if e.strip()}
 
-    # ---- scan and validate -----------------------------------------------------------------
-    classes, files, skipped = scan(src_root, exts)
+
+def check_files(classes, files):
+    """Every class folder holds enough images, none with whitespace in its path; exits naming it."""
     if not classes:
         sys.exit(f"error: {src_root}: no class sub-folders found")
     need = test_per_class + max(train_per_class, database_per_class)
@@ -90,15 +90,10 @@ if __name__ == '__main__':
             sys.exit(f"error: {os.path.join(src_root, bad[0])}: whitespace in an image path; "
                      f"the list format cannot hold it (rename the file)")
 
-    # ---- skip if the same config already listed the same files ---------------------------------
-    digest = hashlib.sha1('\n'.join(f for c in classes for f in files[c]).encode()).hexdigest()
-    recipe = {k: v for k, v in config.items() if k != 'force'}
-    recipe.update(out_dir=out, files_sha1=digest, format_version=FORMAT_VERSION)
-    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and common.manifest_up_to_date(out, recipe, names, same='config and files'):
-        sys.exit(0)
 
-    # ---- split -----------------------------------------------------------------------------
+def split(classes, files, out):
+    """Per class a seeded permutation: queries first, then train (and the database) ->
+    {split: (paths relative to out, one-hot labels)}."""
     rng = np.random.default_rng(seed)
     splits = {'train': ([], []), 'test': ([], []), 'database': ([], [])}
     eye = np.eye(len(classes), dtype=np.uint8)
@@ -115,7 +110,23 @@ if __name__ == '__main__':
             for i in sorted(idx):  # file order inside a class: easier to read and diff
                 splits[name][0].append(files[c][i] if prefix == '.' else f'{prefix}/{files[c][i]}')
                 splits[name][1].append(eye[ci])
+    return splits
 
+
+def main():
+    config = utils.configure(globals())
+    exts = check_config()
+    out = out_dir or src_root
+    classes, files, skipped = scan(src_root, exts)
+    check_files(classes, files)
+    # skip if the same config already listed the same files
+    digest = hashlib.sha1('\n'.join(f for c in classes for f in files[c]).encode()).hexdigest()
+    recipe = {k: v for k, v in config.items() if k != 'force'}
+    recipe.update(out_dir=out, files_sha1=digest, format_version=FORMAT_VERSION)
+    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
+    if not force and common.manifest_up_to_date(out, recipe, names, same='config and files'):
+        sys.exit(0)
+    splits = split(classes, files, out)
     for name, (paths, labels) in splits.items():
         utils.write_list(os.path.join(out, name + '.txt'), paths, labels)
     utils.atomic_write_text(os.path.join(out, 'classes.txt'), ''.join(c + '\n' for c in classes))
@@ -125,3 +136,7 @@ if __name__ == '__main__':
     print(f"{out}: {len(classes)} classes from {src_root} ({skipped} non-image files skipped)")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)")
+
+
+if __name__ == '__main__':
+    main()

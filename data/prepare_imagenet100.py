@@ -63,15 +63,13 @@ TRAIN_NAME = re.compile(r'^(n\d{8})_\d+\.JPEG$', re.IGNORECASE)
 VAL_NAME = re.compile(r'^ILSVRC2012_val_\d{8}\.JPEG$', re.IGNORECASE)
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
+def find_inputs():
+    """Download the lists if asked, then find them -> (src folder, [train, test, database...])."""
     if not imagenet_root:
         sys.exit("error: set --imagenet_root=<your ILSVRC-2012 folder>")
     if train_layout not in ('class_folders', 'flat') or val_layout not in ('class_folders', 'flat'):
         sys.exit("error: train_layout and val_layout must be 'class_folders' or 'flat'")
     src = lists_dir or os.path.join(out_dir, 'source')
-
-    # ---- inputs: download if asked, then find the database list ------------------------------
     if download:
         common.download_lists(URLS, src)
     db_files = ([os.path.join(src, 'database.txt')] if os.path.isfile(os.path.join(src, 'database.txt'))
@@ -81,18 +79,14 @@ if __name__ == '__main__':
         if not os.path.isfile(p):
             sys.exit(f"error: {p}: list file not found; lists_dir needs train.txt, test.txt and "
                      f"database.txt (or HashNet's database0..7.txt); --download=True fetches them")
+    return inputs
 
-    # ---- skip if the same config already converted the same inputs ---------------------------
-    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'warn_only')}
-    recipe.update(imagenet_root=os.path.abspath(imagenet_root), format_version=FORMAT_VERSION,
-                  inputs={os.path.abspath(p): common.file_sha1(p) for p in inputs})
-    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
-    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
-        sys.exit(0)
 
-    # ---- read; class order from the training list (label index -> wnid) -----------------------
+def read_lists(inputs):
+    """The three lists -> (raw rows per split, wnid per label index); the class order is the
+    training list's, each label index named by the wnid of its training files."""
     raw = {'train': common.read_source_list(inputs[0]), 'test': common.read_source_list(inputs[1]),
-           'database': [r for p in db_files for r in common.read_source_list(p)]}
+           'database': [r for p in inputs[2:] for r in common.read_source_list(p)]}
     C = len(raw['train'][0][2])
     wnid_of = {}
     for rows in raw.values():
@@ -111,37 +105,49 @@ if __name__ == '__main__':
     missing = [c for c in range(C) if c not in wnid_of]
     if missing:
         sys.exit(f"error: {inputs[0]}: no training image for label index {missing[0]}, cannot name it")
-    classes = [wnid_of[c] for c in range(C)]
+    return raw, [wnid_of[c] for c in range(C)]
 
-    # ---- rewrite paths to the local layout -------------------------------------------------------
-    def local_path(where, listed, label):
-        name = os.path.basename(listed)
-        m = TRAIN_NAME.match(name)
-        if m:
-            sub = [train_dir, m.group(1), name] if train_layout == 'class_folders' else [train_dir, name]
-        elif VAL_NAME.match(name):
-            sub = [val_dir, classes[int(label.argmax())], name] if val_layout == 'class_folders' else [val_dir, name]
-        else:
-            sys.exit(f"error: {where}: {listed!r} is neither an ImageNet training file "
-                     f"(<wnid>_<n>.JPEG) nor a validation file (ILSVRC2012_val_<8 digits>.JPEG)")
-        return os.path.join(os.path.abspath(imagenet_root), *sub)
 
-    lists = {}
-    for split, rows in raw.items():
-        paths = [local_path(w, p, lab) for w, p, lab in rows]
-        lists[split] = (paths, np.stack([lab for _, _, lab in rows]), [w for w, _, _ in rows])
+def local_path(where, listed, label, classes):
+    """A listed file -> its path under imagenet_root in the local layout."""
+    name = os.path.basename(listed)
+    m = TRAIN_NAME.match(name)
+    if m:
+        sub = [train_dir, m.group(1), name] if train_layout == 'class_folders' else [train_dir, name]
+    elif VAL_NAME.match(name):
+        sub = [val_dir, classes[int(label.argmax())], name] if val_layout == 'class_folders' else [val_dir, name]
+    else:
+        sys.exit(f"error: {where}: {listed!r} is neither an ImageNet training file "
+                 f"(<wnid>_<n>.JPEG) nor a validation file (ILSVRC2012_val_<8 digits>.JPEG)")
+    return os.path.join(os.path.abspath(imagenet_root), *sub)
 
-    # ---- checks ------------------------------------------------------------------------------
-    files_of = {'train': inputs[0], 'test': inputs[1], 'database': ', '.join(db_files)}
+
+def main():
+    config = utils.configure(globals())
+    inputs = find_inputs()
+    # skip if the same config already converted the same inputs
+    recipe = {k: v for k, v in config.items() if k not in ('force', 'download', 'warn_only')}
+    recipe.update(imagenet_root=os.path.abspath(imagenet_root), format_version=FORMAT_VERSION,
+                  inputs={os.path.abspath(p): common.file_sha1(p) for p in inputs})
+    names = ['train.txt', 'test.txt', 'database.txt', 'classes.txt']
+    if not force and common.manifest_up_to_date(out_dir, recipe, names, same='config and inputs'):
+        sys.exit(0)
+    raw, classes = read_lists(inputs)
+    lists = {split: ([local_path(w, p, lab, classes) for w, p, lab in rows],
+                     np.stack([lab for _, _, lab in rows]), [w for w, _, _ in rows])
+             for split, rows in raw.items()}
+    files_of = {'train': inputs[0], 'test': inputs[1], 'database': ', '.join(inputs[2:])}
     if check_counts:
-        common.check_counts(lists, C, EXPECTED, files_of, 'ImageNet-100', warn_only)
+        common.check_counts(lists, len(classes), EXPECTED, files_of, 'ImageNet-100', warn_only)
     common.check_splits(lists, files_of, warn_only)
     if check_files:
         common.check_files_exist(lists, warn_only, options='train_dir/train_layout/val_dir/val_layout')
-
-    # ---- write -------------------------------------------------------------------------------
     counts = common.write_converted(out_dir, lists, classes, relative_paths)
     common.write_manifest(out_dir, 'data/prepare_imagenet100.py', recipe, counts)
-    print(f"{out_dir}: ImageNet-100 lists for {imagenet_root} ({C} classes)")
+    print(f"{out_dir}: ImageNet-100 lists for {imagenet_root} ({len(classes)} classes)")
     print(f"  train {counts['train']}  database {counts['database']} (contains train)  "
           f"test {counts['test']} (queries, disjoint from database)")
+
+
+if __name__ == '__main__':
+    main()

@@ -145,28 +145,17 @@ def coverage(sdf, pixel):
     return np.clip(0.5 - sdf / pixel, 0.0, 1.0)
 
 
-def render(shape, n, rng, size, class_hue, class_id=None):
-    """Draw n images of `shape`. class_hue=None gives random colours. Returns uint8 [n, size, size, 3]."""
-    # every random number comes from two draws with fixed row layouts, so image i depends only on
-    # the stream and i (asking for more images never changes the first ones)
-    P = 33
-    q = rng.random((n, P))
-    noise = rng.standard_normal((n, size, size, 3))
-    col = lambda i: q[:, i][:, None, None]  # noqa: E731  (one parameter, broadcast over pixels)
-
-    t = (np.arange(size) + 0.5) / size * 2 - 1   # pixel centres in [-1, 1]
-    y, x = np.meshgrid(t, t, indexing='ij')
-    x, y = x[None], y[None]
-    pixel = 2.0 / size                            # one pixel in image units
-
-    # background: a linear gradient between two muted colours
-    phi = 2 * np.pi * col(0)
+def background(q, x, y):
+    """A linear gradient between two muted colours (columns 0-6 of q) -> float [n, H, W, 3]."""
+    phi = 2 * np.pi * q[:, 0][:, None, None]
     ramp = np.clip((x * np.cos(phi) + y * np.sin(phi)) * 0.5 + 0.5, 0, 1)[..., None]
     bg1 = hsv_to_rgb(q[:, 1], 0.15 * q[:, 2], 0.1 + 0.5 * q[:, 3])[:, None, None]
     bg2 = hsv_to_rgb(q[:, 4], 0.15 * q[:, 5], 0.1 + 0.5 * q[:, 6])[:, None, None]
-    img = bg1 + (bg2 - bg1) * ramp
+    return bg1 + (bg2 - bg1) * ramp
 
-    # distractors: short lines and small dots in random colours, under the main shape
+
+def add_distractors(img, q, x, y, pixel):
+    """Short lines and small dots in random colours (columns 7-18 of q), drawn over img."""
     for k in range(max_distractors):
         c0 = 7 + 4 * k  # columns 7..18
         on = q[:, c0] < 0.6
@@ -183,8 +172,13 @@ def render(shape, n, rng, size, class_hue, class_id=None):
         m = coverage(np.where(is_line, d_line, d_dot), pixel) * on[:, None, None]
         rgb = hsv_to_rgb((q[:, c0 + 3] * 7.3) % 1.0, 0.3 + 0.7 * q[:, c0 + 2], 0.3 + 0.7 * q[:, c0 + 1])
         img = img + (rgb[:, None, None] - img) * m[..., None]
+    return img
 
-    # main shape: random centre, scale, aspect and rotation
+
+def add_shape(img, q, x, y, pixel, shape, class_hue):
+    """The main shape (columns 19-31 of q): random centre, scale, aspect and rotation; the class hue
+    (+ jitter) for a fraction color_tie of images, otherwise any hue; a solid, striped or checked fill."""
+    col = lambda i: q[:, i][:, None, None]  # noqa: E731  (one parameter, broadcast over pixels)
     cx, cy = col(19) * 0.7 - 0.35, col(20) * 0.7 - 0.35
     scale = 0.55 + 0.25 * col(21)
     aspect = 0.85 + 0.3 * col(22)
@@ -193,8 +187,6 @@ def render(shape, n, rng, size, class_hue, class_id=None):
     u = (dx * np.cos(ang) + dy * np.sin(ang)) / (scale * aspect)
     v = (-dx * np.sin(ang) + dy * np.cos(ang)) / (scale / aspect)
     mask = coverage(shape_sdf(shape, u, v), pixel / scale)
-
-    # colour: the class hue (+ jitter) for a fraction color_tie of images, otherwise any hue
     tied = q[:, 24] < (color_tie if class_hue is not None else 0.0)
     jitter = hue_jitter * np.sqrt(-2 * np.log(q[:, 25] + 1e-12)) * np.cos(2 * np.pi * q[:, 26])
     hue = np.where(tied, (class_hue or 0.0) + jitter, q[:, 27])
@@ -205,10 +197,24 @@ def render(shape, n, rng, size, class_hue, class_id=None):
     checks = (np.sin(freq * u) > 0) ^ (np.sin(freq * v) > 0)
     pattern = np.where(kind < 0.7, 1.0, np.where(kind < 0.85, stripes, checks))
     fg = fg * (0.65 + 0.35 * pattern)[..., None]
-    img = img + (fg - img) * mask[..., None]
+    return img + (fg - img) * mask[..., None]
 
-    # pixel noise
-    img = img + noise * (noise_std * (0.5 + q[:, 32]))[:, None, None, None]
+
+def render(shape, n, rng, size, class_hue, class_id=None):
+    """Draw n images of `shape`. class_hue=None gives random colours. Returns uint8 [n, size, size, 3]."""
+    # every random number comes from two draws with fixed row layouts, so image i depends only on
+    # the stream and i (asking for more images never changes the first ones)
+    q = rng.random((n, 33))
+    noise = rng.standard_normal((n, size, size, 3))
+    t = (np.arange(size) + 0.5) / size * 2 - 1   # pixel centres in [-1, 1]
+    y, x = np.meshgrid(t, t, indexing='ij')
+    x, y = x[None], y[None]
+    pixel = 2.0 / size                            # one pixel in image units
+
+    img = background(q, x, y)
+    img = add_distractors(img, q, x, y, pixel)    # under the main shape
+    img = add_shape(img, q, x, y, pixel, shape, class_hue)
+    img = img + noise * (noise_std * (0.5 + q[:, 32]))[:, None, None, None]   # pixel noise
 
     # faint class grating (class_texture > 0); drawn last, so the images without it are unchanged
     phase = 2 * np.pi * rng.random(n)[:, None, None]
@@ -237,10 +243,8 @@ def draw_split(split, shapes, per_class, hues):
     return rel_paths, np.asarray(labels, dtype=np.uint8).reshape(-1, len(shapes))
 
 
-if __name__ == '__main__':
-    config = utils.configure(globals())
-
-    # ---- validate --------------------------------------------------------------------------
+def check_config():
+    """Every setting in range, or one error line naming all that are not."""
     errors = []
     if not 1 <= num_classes <= len(CLASS_SHAPES):
         errors.append(f"num_classes must be in 1..{len(CLASS_SHAPES)}, got {num_classes}")
@@ -260,36 +264,28 @@ if __name__ == '__main__':
     if errors:
         sys.exit('error: ' + '; '.join(errors))
 
-    # ---- skip if this exact config already built the folder ------------------------------------
-    recipe = {k: v for k, v in config.items() if k not in ('out_dir', 'force')}
-    recipe['format_version'] = FORMAT_VERSION
-    list_names = ['train.txt', 'database.txt', 'test.txt', 'classes.txt']
-    if num_openset_classes and openset_per_class:
-        list_names += ['openset.txt', 'openset_classes.txt']
-    if not force and common.manifest_up_to_date(out_dir, recipe, list_names, same='config'):
-        sys.exit(0)
 
-    # ---- draw ------------------------------------------------------------------------------
-    t0 = time.time()
+def write_closed_set(classes):
+    """Train, database (train + fresh images, grouped by class), test and classes.txt -> counts."""
     for split in SPLIT_IDS:  # only our own sub-folders are cleared
         shutil.rmtree(os.path.join(out_dir, 'images', split), ignore_errors=True)
-    classes = CLASS_SHAPES[:num_classes]
     hues = [c / num_classes for c in range(num_classes)]
     train_paths, train_labels = draw_split('train', classes, train_per_class, hues)
     extra_paths, extra_labels = draw_split('database', classes, database_per_class - train_per_class, hues)
     test_paths, test_labels = draw_split('test', classes, test_per_class, hues)
-
-    # database = train + the fresh images, grouped by class
     order = np.argsort(np.concatenate([train_labels.argmax(1), extra_labels.argmax(1)]), kind='stable')
     db_paths = [(train_paths + extra_paths)[i] for i in order]
     db_labels = np.concatenate([train_labels, extra_labels])[order]
-
     utils.write_list(os.path.join(out_dir, 'train.txt'), train_paths, train_labels)
     utils.write_list(os.path.join(out_dir, 'database.txt'), db_paths, db_labels)
     utils.write_list(os.path.join(out_dir, 'test.txt'), test_paths, test_labels)
     utils.atomic_write_text(os.path.join(out_dir, 'classes.txt'), ''.join(c + '\n' for c in classes))
-    counts = {'train': len(train_paths), 'database': len(db_paths), 'test': len(test_paths),
-              'classes': num_classes}
+    return {'train': len(train_paths), 'database': len(db_paths), 'test': len(test_paths),
+            'classes': num_classes}
+
+
+def write_openset(counts):
+    """The open-set shapes in random colours and their list, or no stale open-set list left behind."""
     if num_openset_classes and openset_per_class:
         open_classes = OPENSET_SHAPES[:num_openset_classes]
         open_paths, open_labels = draw_split('openset', open_classes, openset_per_class, None)
@@ -302,11 +298,25 @@ if __name__ == '__main__':
             if os.path.isfile(os.path.join(out_dir, n)):
                 os.remove(os.path.join(out_dir, n))
 
-    # ---- check what was written, then record the recipe --------------------------------------
-    sets = {}
-    for n in ('train', 'database', 'test'):
-        paths, labels = utils.read_list(os.path.join(out_dir, n + '.txt'), num_classes=num_classes)
-        sets[n] = set(paths)
+
+def main():
+    config = utils.configure(globals())
+    check_config()
+    # skip if this exact config already built the folder
+    recipe = {k: v for k, v in config.items() if k not in ('out_dir', 'force')}
+    recipe['format_version'] = FORMAT_VERSION
+    list_names = ['train.txt', 'database.txt', 'test.txt', 'classes.txt']
+    if num_openset_classes and openset_per_class:
+        list_names += ['openset.txt', 'openset_classes.txt']
+    if not force and common.manifest_up_to_date(out_dir, recipe, list_names, same='config'):
+        sys.exit(0)
+    t0 = time.time()
+    classes = CLASS_SHAPES[:num_classes]
+    counts = write_closed_set(classes)
+    write_openset(counts)
+    # check what was written, then record the recipe
+    sets = {n: set(utils.read_list(os.path.join(out_dir, n + '.txt'), num_classes=num_classes)[0])
+            for n in ('train', 'database', 'test')}
     assert sets['train'] <= sets['database'] and not sets['test'] & sets['database']
     common.write_manifest(out_dir, 'data/prepare_toy.py', recipe, counts)
     print(f"{out_dir}: {num_classes} classes ({', '.join(classes)}), {image_size}x{image_size} PNG")
@@ -314,3 +324,7 @@ if __name__ == '__main__':
           f"test {counts['test']} (queries, disjoint from database)"
           + (f"  openset {counts['openset']} ({num_openset_classes} other shapes)" if 'openset' in counts else ''))
     print(f"  built in {time.time() - t0:.1f} s")
+
+
+if __name__ == '__main__':
+    main()
